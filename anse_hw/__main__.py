@@ -1,0 +1,7 @@
+"""`python -m anse_hw` runs the same command line as the `anse-hw` script."""
+
+import sys
+
+from anse_hw.cli import main
+
+sys.exit(main())

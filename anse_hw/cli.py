@@ -1,0 +1,143 @@
+"""The `anse-hw` command line (SPEC §5).
+
+Exit codes: 0 clean stop, 2 bad usage or config, 1 runtime failure.  Errors a
+user can fix are one clear line each, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import logging.handlers
+import os
+import queue
+import sys
+
+from anse_hw import __version__
+from anse_hw.config import Config, ConfigError, describe, find_config_file, load, sim_defaults
+from anse_hw.daemon import Daemon, safe_stop
+from drivers.base import DriverError
+from drivers.registry import SENSORS
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("anse_hw")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="anse-hw",
+        description="Reflex daemon: distance sensors → world model → reflexes → motor, "
+        "streamed as JSON events over WebSocket with a live dashboard on the same port.",
+        epilog="Examples:\n  anse-hw --sim                         simulated robot, no hardware\n"
+        "  anse-hw --config robot.yaml --check   validate and show the setup\n"
+        "  anse-hw --config robot.yaml           run on the Pi\n"
+        "Config lookup: --config, then $ANSE_HW_CONFIG, then /etc/anse-hw/config.yaml.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--sim",
+        action="store_true",
+        help="use simulated drivers (alone: the built-in demo; with --config: "
+        "every driver in the file swapped for its fake)",
+    )
+    p.add_argument("--config", metavar="FILE", help="YAML configuration file")
+    p.add_argument("--host", help="listen address (overrides server.host)")
+    p.add_argument("--port", type=int, help="listen port (overrides server.port)")
+    p.add_argument("--debug", action="store_true", help="log every event with timings")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="validate the config, print the resolved setup, exit 0 or 2",
+    )
+    p.add_argument(
+        "--safe-stop",
+        action="store_true",
+        help="drive every configured actuator to its stop state and exit "
+        "(for systemd ExecStopPost; works when the daemon is dead)",
+    )
+    p.add_argument("--version", action="version", version=f"anse-hw {__version__}")
+    return p
+
+
+def setup_logging(debug: bool) -> logging.handlers.QueueListener:
+    """Log records go through a queue to a writer thread, so no sensor or engine
+    thread ever blocks on a slow terminal or journal."""
+    records: queue.SimpleQueue = queue.SimpleQueue()
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d %(message)s", "%H:%M:%S"))
+    listener = logging.handlers.QueueListener(records, stream)
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(records)]
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    listener.start()
+    return listener
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    path = find_config_file(args.config)
+    if path is None:
+        if not args.sim:
+            raise ConfigError(
+                [
+                    "no configuration: pass --config FILE (or set $ANSE_HW_CONFIG), "
+                    "or run the simulation with --sim"
+                ]
+            )
+        config = sim_defaults()
+    else:
+        config = load(path, sim=args.sim and not args.safe_stop)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if overrides:
+        config = dataclasses.replace(config, server=dataclasses.replace(config.server, **overrides))
+    return config
+
+
+def check_devices(config: Config) -> list[str]:
+    """What `--check` can see without touching hardware: ports that do not exist."""
+    problems = []
+    for sensor in config.sensors:
+        port = sensor.options.get("port") if SENSORS[sensor.driver] is not SENSORS["sim"] else None
+        if port and not os.path.exists(port):
+            problems.append(
+                f"{config.source}: sensors.{sensor.name}.port: serial port {port} "
+                "does not exist (is the device plugged in? is the UART enabled?)"
+            )
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.port is not None and not 1 <= args.port <= 65535:
+        parser().error("--port must be from 1 to 65535")
+    listener = setup_logging(args.debug)
+    try:
+        return run(args)
+    finally:
+        listener.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = resolve_config(args)
+        if args.check:
+            problems = check_devices(config)
+            if problems:
+                raise ConfigError(problems)
+            print(describe(config))
+            print("config OK")
+            return EXIT_OK
+        if args.safe_stop:
+            return safe_stop(config)
+        return asyncio.run(Daemon(config, args.debug).run())
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("config error: %s", problem)
+        return EXIT_USAGE
+    except DriverError as exc:
+        log.error("error: %s", exc)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_OK

@@ -1,0 +1,534 @@
+"""The YAML configuration: loading, validation with file:line messages, defaults.
+
+Validation is table-driven: the common keys are listed here and each driver
+lists its own (`drivers.base.Option`), so an unknown key anywhere gets a
+did-you-mean, and every message names file, line, key path and what was
+expected.  Errors are collected, not raised one at a time, so a user fixes a
+file in one pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from drivers.base import REQUIRED, Option, bcm_pin, one_of, positive
+from drivers.registry import ACTUATORS, SENSORS
+
+DEFAULT_MAX_AGE = 0.5
+SYSTEM_CONFIG = "/etc/anse-hw/config.yaml"
+
+
+class ConfigError(Exception):
+    """Everything wrong with a config file, one message per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "0.0.0.0"
+    port: int = 8001
+    max_clients: int = 1000
+    max_message_bytes: int = 4096
+    compression: bool = False
+    ping_interval: float = 20.0
+    client_buffer: int = 256
+    dashboard: bool = True
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    pin_factory: str | None = None
+    mock_state_file: str | None = None
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    name: str
+    driver: str
+    interval: float
+    max_age: float
+    options: dict[str, Any]
+    type: str = "distance"
+
+
+@dataclass(frozen=True)
+class ActuatorConfig:
+    name: str
+    driver: str
+    options: dict[str, Any]
+    type: str = "motor"
+
+
+@dataclass(frozen=True)
+class ReflexConfig:
+    name: str
+    sensor: str
+    actuator: str
+    command: str  # "stop" | "move"
+    below: float | None = None
+    above: float | None = None
+
+    @property
+    def condition(self) -> str:
+        """Human text for the wire, as the seed writes it: "distance < 10cm"."""
+        if self.below is not None:
+            return f"distance < {self.below:g}cm"
+        return f"distance > {self.above:g}cm"
+
+    def holds(self, cm: float) -> bool:
+        return cm < self.below if self.below is not None else cm > self.above
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str
+    server: ServerConfig = field(default_factory=ServerConfig)
+    gpio: GpioConfig = field(default_factory=GpioConfig)
+    sensors: tuple[SensorConfig, ...] = ()
+    actuators: tuple[ActuatorConfig, ...] = ()
+    reflexes: tuple[ReflexConfig, ...] = ()
+
+    def watched_sensors(self) -> set[str]:
+        """Sensors a stop reflex depends on: their silence stops the motor (S2)."""
+        return {r.sensor for r in self.reflexes if r.command == "stop"}
+
+
+# The built-in `--sim` setup, identical to config/sim.yaml (a test keeps them equal).
+SIM_DEFAULTS: dict[str, Any] = {
+    "server": {"host": "0.0.0.0", "port": 8001},
+    "sensors": [
+        {
+            "name": "distance_sensor",
+            "type": "distance",
+            "driver": "sim",
+            "interval": 1.5,
+            "profile": "seed",
+        }
+    ],
+    "actuators": [{"name": "movement", "type": "motor", "driver": "sim"}],
+    "reflexes": [
+        {
+            "name": "proximity_safeguard",
+            "sensor": "distance_sensor",
+            "below": 10,
+            "actuator": "movement",
+            "command": "stop",
+        },
+        {
+            "name": "clear_to_move",
+            "sensor": "distance_sensor",
+            "above": 15,
+            "actuator": "movement",
+            "command": "move",
+        },
+    ],
+}
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def _name(value: str) -> str | None:
+    return None if _NAME.match(value) else "must be 1-64 letters, digits, '_', '-' or '.'"
+
+
+def _port(value: int) -> str | None:
+    return None if 1 <= value <= 65535 else "must be a TCP port from 1 to 65535"
+
+
+SERVER_OPTIONS = (
+    Option("host", str, "0.0.0.0", "address to listen on"),
+    Option("port", int, 8001, "TCP port for the dashboard and the event stream", _port),
+    Option("max_clients", int, 1000, "connections beyond this get HTTP 503", positive),
+    Option("max_message_bytes", int, 4096, "largest message a client may send", positive),
+    Option("compression", bool, False, "permessage-deflate (costs CPU per client)"),
+    Option("ping_interval", (int, float), 20.0, "seconds between keepalive pings", positive),
+    Option(
+        "client_buffer",
+        int,
+        256,
+        "reflex/actuator events a client may fall behind before it is dropped",
+        positive,
+    ),
+    Option("dashboard", bool, True, "serve the dashboard over HTTP on the same port"),
+)
+GPIO_OPTIONS = (
+    Option(
+        "pin_factory",
+        str,
+        None,
+        "lgpio | rpigpio | pigpio | native | mock",
+        one_of("lgpio", "rpigpio", "pigpio", "native", "mock"),
+    ),
+    Option("mock_state_file", str, None, "pin_factory: mock — write pin states to this JSON file"),
+)
+SENSOR_COMMON = (
+    Option("name", str, help="unique name, shown on the stream", check=_name),
+    Option("type", str, "distance", "distance", one_of("distance")),
+    Option("driver", str, help=" | ".join(SENSORS), check=one_of(*SENSORS)),
+    Option("interval", (int, float), None, "seconds between readings", positive),
+    Option(
+        "max_age",
+        (int, float),
+        None,
+        "seconds without a valid reading before the sensor is stale",
+        positive,
+    ),
+)
+ACTUATOR_COMMON = (
+    Option("name", str, help="unique name, shown on the stream", check=_name),
+    Option("type", str, "motor", "motor", one_of("motor")),
+    Option("driver", str, help=" | ".join(ACTUATORS), check=one_of(*ACTUATORS)),
+)
+REFLEX_OPTIONS = (
+    Option("name", str, help="shown on the stream as reflex_name", check=_name),
+    Option("sensor", str, help="name of a configured sensor"),
+    Option("actuator", str, help="name of a configured actuator"),
+    Option("command", str, help="stop | move", check=one_of("stop", "move")),
+    Option("below", (int, float), None, "fires when the distance (cm) is below this"),
+    Option("above", (int, float), None, "fires when the distance (cm) is above this"),
+)
+TOP_LEVEL = ("server", "gpio", "sensors", "actuators", "reflexes")
+_TYPE_NAMES = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "true or false",
+    list: "a list",
+    dict: "a mapping",
+}
+
+
+def _expected(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if set(kinds) == {int, float}:
+        return "a number"
+    return " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+
+
+def _type_ok(value: Any, kind: type | tuple[type, ...]) -> bool:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        return False
+    return isinstance(value, kinds)
+
+
+def _unknown(key: Any, known: Iterable[str]) -> str:
+    """ "unknown key" with the nearest valid one, or the list when nothing is near."""
+    known = list(known)
+    hint = difflib.get_close_matches(str(key), known, n=1)
+    tip = f"did you mean '{hint[0]}'?" if hint else f"expected one of: {', '.join(known)}"
+    return f"unknown key '{key}'; {tip}"
+
+
+def _path_text(path: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text or "(top level)"
+
+
+class _Checker:
+    """Walks the parsed YAML, collecting problems with their line numbers."""
+
+    def __init__(self, source: str, lines: dict[tuple, int]) -> None:
+        self.source = source
+        self.lines = lines
+        self.problems: list[str] = []
+
+    def problem(self, path: tuple, message: str) -> None:
+        line = self.lines.get(path)
+        while line is None and path:
+            path_up = path[:-1]
+            line = self.lines.get(path_up)
+            path = path_up if line is None else path
+        where = f"{self.source}:{line}" if line else self.source
+        self.problems.append(f"{where}: {_path_text(path)}: {message}")
+
+    def mapping(
+        self, value: Any, path: tuple, options: tuple[Option, ...], extra: tuple[Option, ...] = ()
+    ) -> dict[str, Any] | None:
+        if not isinstance(value, dict):
+            self.problem(path, f"expected a mapping of keys, got {type(value).__name__}")
+            return None
+        known = {o.key: o for o in (*options, *extra)}
+        result: dict[str, Any] = {}
+        for key in value:
+            if key not in known:
+                self.problem((*path, key), _unknown(key, known))
+        for key, option in known.items():
+            if key not in value or value[key] is None:
+                if option.default is REQUIRED:
+                    self.problem(path, f"missing required key '{key}' ({option.help})")
+                result[key] = None if option.default is REQUIRED else option.default
+                continue
+            item = value[key]
+            if not _type_ok(item, option.kind):
+                self.problem(
+                    (*path, key), f"expected {_expected(option.kind)}, got {item!r} ({option.help})"
+                )
+                result[key] = None
+                continue
+            problem = option.check(item) if option.check else None
+            if problem:
+                self.problem((*path, key), f"{item!r} {problem}")
+            result[key] = float(item) if option.kind == (int, float) else item
+        return result
+
+    def items(self, data: dict, key: str) -> list[tuple[tuple, Any]]:
+        value = data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.problem((key,), f"expected a list, got {type(value).__name__}")
+            return []
+        return [((key, i), item) for i, item in enumerate(value)]
+
+
+def _load_yaml(text: str) -> tuple[Any, dict[tuple, int]]:
+    """Parse YAML and remember the 1-based line of every key path."""
+    data = yaml.safe_load(text)
+    lines: dict[tuple, int] = {}
+
+    def walk(node: yaml.Node, path: tuple) -> None:
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key_path = (*path, key_node.value)
+                lines[key_path] = key_node.start_mark.line + 1
+                walk(value_node, key_path)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is not None:
+        walk(root, ())
+    return data, lines
+
+
+def parse(text: str, source: str = "<config>", sim: bool = False) -> Config:
+    """Validate YAML text into a Config; `sim` swaps every driver for its fake."""
+    try:
+        data, lines = _load_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{where}: invalid YAML: {reason}"]) from None
+    return build(data if data is not None else {}, source, lines, sim)
+
+
+def build(
+    data: Any, source: str, lines: dict[tuple, int] | None = None, sim: bool = False
+) -> Config:
+    check = _Checker(source, lines or {})
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source}: expected a mapping with {', '.join(TOP_LEVEL)}"])
+    for key in data:
+        if key not in TOP_LEVEL:
+            check.problem((key,), _unknown(key, TOP_LEVEL))
+    server = check.mapping(data.get("server") or {}, ("server",), SERVER_OPTIONS) or {}
+    gpio = check.mapping(data.get("gpio") or {}, ("gpio",), GPIO_OPTIONS) or {}
+    if gpio.get("mock_state_file") and gpio.get("pin_factory") != "mock":
+        check.problem(("gpio", "mock_state_file"), "is only used with pin_factory: mock")
+    sensors = [_sensor(check, path, item, sim) for path, item in check.items(data, "sensors")]
+    actuators = [_actuator(check, path, item, sim) for path, item in check.items(data, "actuators")]
+    sensors = [s for s in sensors if s]
+    actuators = [a for a in actuators if a]
+    if not check.items(data, "sensors") and "sensors" not in data:
+        check.problem((), "missing required key 'sensors' (a list of at least one sensor)")
+    _unique(check, "sensors", [s.name for s in sensors])
+    _unique(check, "actuators", [a.name for a in actuators])
+    reflexes = [
+        _reflex(check, path, item, sensors, actuators)
+        for path, item in check.items(data, "reflexes")
+    ]
+    reflexes = [r for r in reflexes if r]
+    _unique(check, "reflexes", [r.name for r in reflexes])
+    if not sim:
+        _pins_used_once(check, data, sensors, actuators)
+    if check.problems:
+        raise ConfigError(check.problems)
+    return Config(
+        source,
+        ServerConfig(**server),
+        GpioConfig(**gpio),
+        tuple(sensors),
+        tuple(actuators),
+        tuple(reflexes),
+    )
+
+
+def _device(
+    check: _Checker,
+    path: tuple,
+    item: Any,
+    common: tuple[Option, ...],
+    registry: dict[str, type],
+    sim: bool,
+) -> tuple[dict, str, dict] | None:
+    """Common keys + the driver's own; with `sim`, the fake replaces the driver."""
+    if not isinstance(item, dict):
+        check.problem(path, f"expected a mapping, got {item!r}")
+        return None
+    driver = item.get("driver")
+    cls = registry.get(driver) if isinstance(driver, str) else None
+    values = check.mapping(item, path, common, cls.OPTIONS if cls else ())
+    if values is None or cls is None:
+        return None
+    options = {o.key: values.pop(o.key) for o in cls.OPTIONS}
+    if all(options[o.key] is not None for o in cls.OPTIONS if o.default is REQUIRED):
+        for key, problem in cls.problems(options):
+            check.problem((*path, key), problem)
+    if sim and driver != "sim":
+        options = {o.key: o.default for o in registry["sim"].OPTIONS}
+    return values, driver, options
+
+
+def _sensor(check: _Checker, path: tuple, item: Any, sim: bool) -> SensorConfig | None:
+    built = _device(check, path, item, SENSOR_COMMON, SENSORS, sim)
+    if built is None:
+        return None
+    values, driver, options = built
+    # A swapped-in fake keeps the real sensor's pace, so --sim timing stays faithful.
+    interval = values["interval"] or SENSORS[driver].DEFAULT_INTERVAL
+    max_age = values["max_age"] or max(DEFAULT_MAX_AGE, 3 * interval)
+    return SensorConfig(
+        values["name"],
+        "sim" if sim else driver,
+        float(interval),
+        float(max_age),
+        options,
+        values["type"],
+    )
+
+
+def _actuator(check: _Checker, path: tuple, item: Any, sim: bool) -> ActuatorConfig | None:
+    built = _device(check, path, item, ACTUATOR_COMMON, ACTUATORS, sim)
+    if built is None:
+        return None
+    values, driver, options = built
+    return ActuatorConfig(values["name"], "sim" if sim else driver, options, values["type"])
+
+
+def _reflex(
+    check: _Checker,
+    path: tuple,
+    item: Any,
+    sensors: list[SensorConfig],
+    actuators: list[ActuatorConfig],
+) -> ReflexConfig | None:
+    values = check.mapping(item, path, REFLEX_OPTIONS)
+    if values is None:
+        return None
+    ok = True
+    for key, names in (
+        ("sensor", [s.name for s in sensors]),
+        ("actuator", [a.name for a in actuators]),
+    ):
+        if values[key] is not None and values[key] not in names:
+            hint = difflib.get_close_matches(values[key], names, n=1)
+            tip = f"; did you mean '{hint[0]}'?" if hint else ""
+            check.problem(
+                (*path, key),
+                f"no {key} named '{values[key]}' is configured "
+                f"(configured: {', '.join(names) or 'none'}){tip}",
+            )
+            ok = False
+    if (values["below"] is None) == (values["above"] is None):
+        check.problem(path, "give exactly one of 'below' or 'above' (the threshold in cm)")
+        ok = False
+    if not ok or any(values[k] is None for k in ("name", "sensor", "actuator", "command")):
+        return None
+    return ReflexConfig(**values)
+
+
+def _unique(check: _Checker, key: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            check.problem((key, i, "name"), f"'{name}' is used twice; names must be unique")
+        seen.add(name)
+
+
+def _pins_used_once(
+    check: _Checker, data: dict, sensors: list[SensorConfig], actuators: list[ActuatorConfig]
+) -> None:
+    owners: dict[int, str] = {}
+    for key, devices, registry in (
+        ("sensors", sensors, SENSORS),
+        ("actuators", actuators, ACTUATORS),
+    ):
+        for i, device in enumerate(devices):
+            for option in registry[device.driver].OPTIONS:
+                pin = device.options.get(option.key)
+                if not option.pin or pin is None or bcm_pin(pin):
+                    continue
+                here = f"{device.name}.{option.key}"
+                if pin in owners:
+                    check.problem(
+                        (key, i, option.key), f"GPIO{pin} is already used by {owners[pin]}"
+                    )
+                else:
+                    owners[pin] = here
+
+
+def load(path: str | os.PathLike[str], sim: bool = False) -> Config:
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise ConfigError([f"{file}: cannot read config file ({exc.strerror})"]) from None
+    return parse(text, str(file), sim)
+
+
+def sim_defaults() -> Config:
+    return build(SIM_DEFAULTS, "built-in --sim defaults")
+
+
+def find_config_file(explicit: str | None) -> str | None:
+    """--config, then $ANSE_HW_CONFIG, then /etc/anse-hw/config.yaml if present."""
+    if explicit:
+        return explicit
+    if os.environ.get("ANSE_HW_CONFIG"):
+        return os.environ["ANSE_HW_CONFIG"]
+    return SYSTEM_CONFIG if os.path.exists(SYSTEM_CONFIG) else None
+
+
+def describe(config: Config) -> str:
+    """The resolved setup, as `--check` prints it."""
+    s = config.server
+    out = [
+        f"config: {config.source}",
+        f"server: ws://{s.host}:{s.port}  (max {s.max_clients} clients, "
+        f"dashboard {'on' if s.dashboard else 'off'})",
+        f"gpio: pin_factory {config.gpio.pin_factory or 'gpiozero default'}",
+    ]
+    out.append("sensors:")
+    for sensor in config.sensors:
+        opts = ", ".join(f"{k}={v}" for k, v in sensor.options.items() if v is not None)
+        out.append(
+            f"  {sensor.name}: {sensor.type} via {sensor.driver} every {sensor.interval:g}s,"
+            f" stale after {sensor.max_age:g}s ({opts})"
+        )
+    out.append("actuators:")
+    for act in config.actuators:
+        opts = ", ".join(f"{k}={v}" for k, v in act.options.items() if v is not None)
+        out.append(f"  {act.name}: {act.type} via {act.driver} ({opts})")
+    out.append("reflexes:")
+    for r in config.reflexes:
+        out.append(f"  {r.name}: {r.sensor} {r.condition} -> {r.command} {r.actuator}")
+    watched = sorted(config.watched_sensors())
+    out.append(f"watched (silence stops the motor): {', '.join(watched) or 'none'}")
+    return "\n".join(out)

@@ -1,0 +1,212 @@
+"""Running the daemon: build drivers from config, start the engine and server,
+and make sure every way out leaves the motors stopped (SPEC §7 S5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from anse_hw import __version__
+from anse_hw.config import Config
+from anse_hw.engine import Engine
+from anse_hw.sdnotify import Notifier
+from anse_hw.server import Hub
+from drivers.base import ActuatorDriver, DriverError, SensorDriver
+from drivers.pins import make_pin_factory
+from drivers.registry import ACTUATORS, SENSORS, USES_GPIO, build_actuator, build_sensor
+
+log = logging.getLogger("anse_hw")
+
+EXIT_OK, EXIT_FAILURE = 0, 1
+
+
+def needs_gpio(config: Config) -> bool:
+    classes = [SENSORS[s.driver] for s in config.sensors]
+    classes += [ACTUATORS[a.driver] for a in config.actuators]
+    return any(cls in USES_GPIO for cls in classes)
+
+
+def open_pin_factory(config: Config) -> Any:
+    if not needs_gpio(config):
+        return None
+    return make_pin_factory(config.gpio.pin_factory, config.gpio.mock_state_file)
+
+
+def build_actuators(config: Config, pin_factory: Any) -> dict[str, ActuatorDriver]:
+    built: dict[str, ActuatorDriver] = {}
+    try:
+        for a in config.actuators:
+            built[a.name] = build_actuator(a.driver, a.name, a.options, pin_factory)
+    except Exception:
+        close_all(built.values())
+        raise
+    return built
+
+
+def build_sensors(config: Config, pin_factory: Any) -> dict[str, SensorDriver]:
+    built: dict[str, SensorDriver] = {}
+    try:
+        for s in config.sensors:
+            built[s.name] = build_sensor(s.driver, s.name, s.interval, s.options, pin_factory)
+    except Exception:
+        close_all(built.values())
+        raise
+    return built
+
+
+def close_all(devices: Any) -> None:
+    for device in devices:
+        try:
+            device.close()
+        except Exception:
+            log.exception("could not close %s", device.name)
+
+
+def safe_stop(config: Config) -> int:
+    """Drive every actuator to its stop state and release it (systemd ExecStopPost)."""
+    actuators = build_actuators(config, open_pin_factory(config))
+    for name, actuator in actuators.items():
+        actuator.stop()
+        log.info("%s: %s (%s)", name, actuator.state, actuator.describe())
+    close_all(actuators.values())
+    return EXIT_OK
+
+
+def raise_fd_limit() -> None:
+    """Each WebSocket client is a file descriptor; 1024 is a common soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class Daemon:
+    def __init__(self, config: Config, debug: bool = False) -> None:
+        self.config = config
+        self.debug = debug
+        self.notifier = Notifier()
+        self.exit_code = EXIT_OK
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.engine: Engine | None = None
+
+    async def run(self) -> int:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        raise_fd_limit()
+        self._banner()
+        pin_factory = open_pin_factory(self.config)
+        actuators = build_actuators(self.config, pin_factory)
+        try:
+            sensors = build_sensors(self.config, pin_factory)
+        except Exception:
+            close_all(actuators.values())
+            raise
+        hub = Hub(self.config.server, self._snapshot, self._health, self.debug)
+        self.engine = Engine(
+            self.config, sensors, actuators, self._publisher(hub), self.crash, debug=self.debug
+        )
+        for name, device in (*sensors.items(), *actuators.items()):
+            log.info("✓ %s: %s", name, device.describe())
+        try:
+            server = await hub.start()
+        except OSError as exc:
+            self.engine.close()
+            raise DriverError(
+                f"cannot listen on {self.config.server.host}:"
+                f"{self.config.server.port}: {exc.strerror}"
+            ) from None
+        previous_hook = threading.excepthook
+        threading.excepthook = lambda args: self.crash(args.exc_value)
+        try:
+            self.engine.start()
+            log.info("✓ Engine initialized, world model ready (motors STOPPED)")
+            self._announce()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._loop.add_signal_handler(sig, self._on_signal, sig)
+            watchdog = asyncio.create_task(self._watchdog()) if self.notifier.enabled else None
+            self.notifier.notify("READY=1\nSTATUS=running")
+            await self._stop.wait()
+            if watchdog:
+                watchdog.cancel()
+        finally:
+            self.notifier.notify("STOPPING=1")
+            self.engine.close()
+            await hub.flush(timeout=1.0)
+            server.close()
+            await server.wait_closed()
+            threading.excepthook = previous_hook
+            log.info("anse-hw stopped; motors STOPPED, pins released (exit %d)", self.exit_code)
+        return self.exit_code
+
+    def _publisher(self, hub: Hub) -> Callable[[list[dict[str, Any]]], None]:
+        loop = self._loop
+
+        def publish(batch: list[dict[str, Any]]) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(hub.publish, batch)
+
+        return publish
+
+    def _snapshot(self) -> dict[str, Any]:
+        return self.engine.snapshot_event()
+
+    def _health(self) -> dict[str, Any]:
+        return self.engine.health()
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("%s received: stopping motors and shutting down", sig.name)
+        self._stop.set()
+
+    def crash(self, exc: BaseException | None) -> None:
+        """Any thread's unhandled exception: stop the motors now, then exit 1."""
+        if self.engine is not None:
+            self.engine.emergency_stop()
+        log.error(
+            "fatal error: %s: %s — motors stopped",
+            type(exc).__name__,
+            exc,
+            exc_info=exc if not isinstance(exc, DriverError) else None,
+        )
+
+        def fail() -> None:
+            self.exit_code = EXIT_FAILURE
+            self._stop.set()
+
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fail)
+
+    async def _watchdog(self) -> None:
+        """WATCHDOG=1 at half of WATCHDOG_USEC, only while the control path ticks (S8)."""
+        interval = self.notifier.watchdog_interval
+        if not interval:
+            return
+        period = interval / 2
+        while True:
+            if self.engine.healthy(within=max(period, 3 * self.engine.tick)):
+                self.notifier.notify("WATCHDOG=1")
+            else:
+                log.error("control path stalled: withholding the systemd watchdog ping")
+            await asyncio.sleep(period)
+
+    def _banner(self) -> None:
+        rule = "=" * 70
+        log.info(rule)
+        log.info("anse-hw %s — ANSE nervous system on hardware", __version__)
+        log.info(rule)
+        log.info("✓ Config: %s", self.config.source)
+
+    def _announce(self) -> None:
+        s = self.config.server
+        shown = "localhost" if s.host in ("0.0.0.0", "::", "") else s.host
+        log.info("✓ WebSocket server running on ws://%s:%d", s.host, s.port)
+        log.info("Dashboard:  http://%s:%d/", shown, s.port)
+        log.info(
+            "Stream:     ws://%s:%d   Health: http://%s:%d/healthz", shown, s.port, shown, s.port
+        )
+        log.info("Waiting for connections...")

@@ -1,0 +1,262 @@
+"""The nervous system: sensor phase → world model → reflex phase → actuator phase → broadcast.
+
+Where the reading arrives, the motor is commanded.  Each driver calls
+`Engine.on_sample` from its own thread; under one lock the engine updates the
+world model, decides, and drives the motor pins, all before a single event is
+handed to the broadcast side (`publish`, which only queues and returns).  No
+WebSocket client, no broadcast work, no log write sits between a reading and
+the motor (SPEC §7 S4).  A monitor thread turns silence into a stop (S2) and
+is also the heartbeat the systemd watchdog checks (S8).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from anse_hw import events
+from anse_hw.config import Config, ReflexConfig
+from anse_hw.worldmodel import WorldModel
+from drivers.base import MOVING, STOPPED, ActuatorDriver, Sample, SensorDriver
+
+log = logging.getLogger("anse_hw.engine")
+
+Publish = Callable[[list[dict[str, Any]]], None]
+TIMEOUT_REFLEX = "sensor_timeout"
+FAULT_REFLEX = "sensor_fault"
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        sensors: dict[str, SensorDriver],
+        actuators: dict[str, ActuatorDriver],
+        publish: Publish,
+        on_crash: Callable[[BaseException], None],
+        clock: Callable[[], float] = time.monotonic,
+        debug: bool = False,
+    ) -> None:
+        self.config = config
+        self.sensors = sensors
+        self.actuators = actuators
+        self.publish = publish
+        self.on_crash = on_crash
+        self.clock = clock
+        self.debug = debug
+        self.sensor_types = {s.name: s.type for s in config.sensors}
+        self.reflexes: dict[str, list[ReflexConfig]] = {name: [] for name in sensors}
+        for reflex in config.reflexes:
+            self.reflexes[reflex.sensor].append(reflex)
+        stops = [r for r in config.reflexes if r.command == "stop"]
+        self.world = WorldModel(
+            {s.name: s.max_age for s in config.sensors}, actuators, stops, clock()
+        )
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._closing = threading.Event()
+        self._monitor: threading.Thread | None = None
+        self.heartbeat = clock()
+        self.tick = min(0.1, max(0.01, min((s.max_age for s in config.sensors), default=1) / 5))
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> None:
+        """S1: every motor is STOPPED before the first reading can arrive."""
+        with self._lock:
+            for name, actuator in self.actuators.items():
+                actuator.stop()
+                self.world.actuators[name] = actuator.state
+            now = self.clock()
+            for state in self.world.sensors.values():
+                state.since = now
+        for name, sensor in self.sensors.items():
+            sensor.start(
+                lambda sample, n=name: self.on_sample(n, sample),
+                lambda text, active, n=name: self.on_fault(n, text, active),
+                self.on_crash,
+            )
+        self._monitor = threading.Thread(target=self._watch, name="monitor", daemon=True)
+        self._monitor.start()
+
+    def stop_all(self, reason: str) -> None:
+        """Drive every motor to STOPPED and say so on the stream."""
+        batch: list[dict[str, Any]] = []
+        with self._lock:
+            for name in self.actuators:
+                self._actuator_phase(name, STOPPED, batch)
+            if batch:
+                self.publish(batch)
+        if batch:
+            log.info("motors stopped: %s", reason)
+
+    def emergency_stop(self) -> None:
+        """Stop the motors even if the lock is wedged: used when the daemon is failing."""
+        acquired = self._lock.acquire(timeout=1.0)
+        try:
+            for actuator in self.actuators.values():
+                try:
+                    actuator.stop()
+                except Exception:
+                    log.exception("could not stop %s", actuator.name)
+        finally:
+            if acquired:
+                self._lock.release()
+
+    def close(self) -> None:
+        """Stop motors, stop sensors, release every pin and port."""
+        self._closing.set()
+        self.stop_all("shutting down")
+        for sensor in self.sensors.values():
+            sensor.close()
+        for actuator in self.actuators.values():
+            actuator.close()
+        if self._monitor:
+            self._monitor.join(timeout=1)
+
+    # -- the reflex arc ----------------------------------------------------
+
+    def on_sample(self, name: str, sample: Sample) -> None:
+        """Called from the sensor's own thread for every measurement."""
+        if self._closing.is_set():
+            return
+        received = self.clock()
+        batch: list[dict[str, Any]] = []
+        with self._lock:
+            state = self.world.sensors[name]
+            if not sample.valid:  # S3: never a value, never fresh
+                state.invalid += 1
+                return
+            self._sensor_phase(name, sample.cm, received, batch)
+            for reflex in self.reflexes[name]:
+                self._reflex_phase(reflex, sample.cm, batch)
+            # Under the lock so batches keep seq order; publish only queues.
+            self.publish(batch)
+        if self.debug and len(batch) > 2:
+            log.debug(
+                "[reflex] %s: %.1f cm → motor driven %.3f ms after the reading",
+                name,
+                sample.cm,
+                (self.clock() - received) * 1000,
+            )
+
+    def _sensor_phase(self, name: str, cm: float, now: float, batch: list) -> None:
+        self.world.record(name, cm, now)
+        self._emit(batch, events.SENSOR, events.sensor_data(name, cm, self.sensor_types[name]))
+
+    def _reflex_phase(self, reflex: ReflexConfig, cm: float, batch: list) -> None:
+        target = STOPPED if reflex.command == "stop" else MOVING
+        if not reflex.holds(cm) or self.world.actuators[reflex.actuator] == target:
+            return
+        if target == MOVING and not self.world.clear_for(reflex.actuator):
+            return  # another guard still says stop, or a watched sensor is silent
+        self.world.last_reflex = reflex.name
+        self._emit(
+            batch,
+            events.REFLEX,
+            events.reflex_data(
+                reflex.name, reflex.condition, sensor=reflex.sensor, value=round(cm, 2)
+            ),
+        )
+        self._actuator_phase(reflex.actuator, target, batch)
+
+    def _actuator_phase(self, name: str, target: str, batch: list) -> None:
+        actuator = self.actuators[name]
+        if actuator.state == target and self.world.actuators[name] == target:
+            return
+        actuator.stop() if target == STOPPED else actuator.move()
+        self.world.actuators[name] = actuator.state
+        self._emit(batch, events.ACTUATOR, events.actuator_data(name, actuator.state))
+
+    def _emit(self, batch: list, event_type: str, data: dict[str, Any]) -> None:
+        """Queue an event and the world-model update that follows every event."""
+        self.world.total_events += 1
+        batch.append(self._event(event_type, data))
+        batch.append(self._event(events.WORLDMODEL, self.world.snapshot(self.clock())))
+
+    def _event(self, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        self._seq += 1
+        return events.make(event_type, self._seq, data)
+
+    # -- faults and silence ------------------------------------------------
+
+    def on_fault(self, name: str, text: str, active: bool) -> None:
+        """A driver lost (active) or regained its device."""
+        batch: list[dict[str, Any]] = []
+        with self._lock:
+            state = self.world.sensors[name]
+            state.fault = text if active else None
+            if not active:
+                state.since, state.last_valid, state.value = self.clock(), None, None
+            self._fault(name, FAULT_REFLEX, f"{name}: {text}", active, batch)
+            self.publish(batch)
+        (log.warning if active else log.info)("%s: %s", name, text)
+
+    def _fault(self, name: str, reflex: str, condition: str, active: bool, batch: list) -> None:
+        if active:
+            self.world.last_reflex = reflex
+        self._emit(batch, events.REFLEX, events.reflex_data(reflex, condition, active, sensor=name))
+        if active and name in self.world.watched:
+            for guard in self.world.stop_reflexes:
+                if guard.sensor == name:
+                    self._actuator_phase(guard.actuator, STOPPED, batch)
+
+    def _watch(self) -> None:
+        """S2: a sensor silent for max_age is stale, and a watched one stops its motor."""
+        try:
+            while not self._closing.wait(self.tick):
+                batch: list[dict[str, Any]] = []
+                with self._lock:
+                    now = self.clock()
+                    for name, state in self.world.sensors.items():
+                        if state.stale or state.fault or state.age(now) <= state.max_age:
+                            continue
+                        state.stale = True
+                        condition = f"no valid reading from {name} for {state.max_age * 1000:g}ms"
+                        self._fault(name, TIMEOUT_REFLEX, condition, True, batch)
+                        log.warning("%s", condition)
+                    if batch:
+                        self.publish(batch)
+                    self.heartbeat = now
+        except Exception as exc:
+            self.on_crash(exc)
+
+    # -- views for the server ------------------------------------------------
+
+    def snapshot_event(self) -> dict[str, Any]:
+        """The worldmodel event a new client gets first; its seq marks where it joins."""
+        with self._lock:
+            return events.make(events.WORLDMODEL, self._seq, self.world.snapshot(self.clock()))
+
+    def healthy(self, within: float) -> bool:
+        """The control path ticked recently: the monitor got the lock and ran."""
+        return self.clock() - self.heartbeat <= within
+
+    def health(self) -> dict[str, Any]:
+        with self._lock:
+            now = self.clock()
+            world = self.world
+            return {
+                "safe": world.safe(),
+                "sensors": {
+                    name: {
+                        "fresh": s.fresh(),
+                        "age_s": round(s.age(now), 3),
+                        "value": s.value,
+                        "watched": name in world.watched,
+                        "fault": s.fault,
+                        "invalid_readings": s.invalid,
+                    }
+                    for name, s in world.sensors.items()
+                },
+                "actuators": dict(world.actuators),
+                "stale_watched": [
+                    n
+                    for n in world.watched
+                    if not world.sensors[n].fresh()
+                    and (world.sensors[n].stale or world.sensors[n].fault)
+                ],
+            }

@@ -1,0 +1,56 @@
+"""The wire contract (SPEC §3): one JSON object per event.
+
+Events are plain dicts built here and nowhere else, so the key names and JSON
+types of the seed document live in one place.  `seq` is our additive key: a
+per-daemon counter that lets clients and tests see order and gaps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+SENSOR = "sensor"
+WORLDMODEL = "worldmodel"
+REFLEX = "reflex"
+ACTUATOR = "actuator"
+EVENT_TYPES = (SENSOR, WORLDMODEL, REFLEX, ACTUATOR)
+
+MOVING = "MOVING"
+STOPPED = "STOPPED"
+
+
+def timestamp(now: datetime | None = None) -> str:
+    """UTC ISO-8601 with milliseconds and a `Z`, e.g. 2026-02-14T12:34:56.789Z."""
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def make(event_type: str, seq: int, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": event_type, "timestamp": timestamp(), "seq": seq, "data": data}
+
+
+def sensor_data(name: str, value: float, sensor_type: str = "distance") -> dict[str, Any]:
+    return {"sensor_name": name, "sensor_type": sensor_type, "value": round(value, 2)}
+
+
+def reflex_data(name: str, condition: str, triggered: bool = True, **extra: Any) -> dict[str, Any]:
+    return {"reflex_name": name, "condition": condition, "triggered": triggered, **extra}
+
+
+def actuator_data(name: str, state: str, actuator_type: str = "motor") -> dict[str, Any]:
+    return {"actuator_name": name, "actuator_type": actuator_type, "state": state}
+
+
+def encode(event: dict[str, Any]) -> str:
+    """Serialise one event; NaN and Infinity are refused rather than sent."""
+    return json.dumps(event, separators=(",", ":"), allow_nan=False)
+
+
+def finite(value: float | None) -> float | None:
+    """A number safe for the wire, or None."""
+    if value is None or not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,57 @@
+"""One client's bounded outbound buffer, with conflation (sans-I/O).
+
+Events are pushed as already-encoded frames with a conflation key: telemetry
+(`sensor` per sensor name, `worldmodel`) has a key, `reflex` and `actuator`
+have none and are never dropped.  While the client keeps up, every frame goes
+out in order.  Once it falls `conflate_after` frames behind (or always, for a
+client that asked for a lower rate), a new telemetry frame replaces the older
+unsent one with the same key.  A client that falls `max_critical` reflex and
+actuator events behind cannot be helped and is marked `overflowed`.
+
+All operations are O(1) per frame: 1000 clients × 100 readings/s must not
+turn publishing into the bottleneck.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+
+
+class Outbox:
+    def __init__(
+        self, conflate_after: int = 32, max_critical: int = 256, always_conflate: bool = False
+    ) -> None:
+        self.conflate_after = 0 if always_conflate else conflate_after
+        self.max_critical = max_critical
+        self._frames: OrderedDict[int, tuple[Hashable | None, str]] = OrderedDict()
+        self._latest: dict[Hashable, int] = {}
+        self._next = 0
+        self.critical = 0
+        self.conflated = 0
+        self.overflowed = False
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def push(self, key: Hashable | None, frame: str) -> None:
+        if key is None:
+            self.critical += 1
+            if self.critical > self.max_critical:
+                self.overflowed = True
+        elif len(self._frames) >= self.conflate_after and key in self._latest:
+            del self._frames[self._latest[key]]
+            self.conflated += 1
+        slot = self._next
+        self._next += 1
+        self._frames[slot] = (key, frame)
+        if key is not None:
+            self._latest[key] = slot
+
+    def take(self) -> list[str]:
+        """Everything pending, oldest first; the buffer is empty afterwards."""
+        frames = [frame for _, frame in self._frames.values()]
+        self._frames.clear()
+        self._latest.clear()
+        self.critical = 0
+        return frames

@@ -1,0 +1,1 @@
+"""Sensors and actuators: each real driver and its fake behind one interface."""

@@ -1,0 +1,145 @@
+"""The interfaces every driver implements, real or fake.
+
+A sensor pushes `Sample`s to a callback from its own thread; an actuator is
+commanded synchronously and reports the state it drove its outputs to.  The
+engine only ever sees these two interfaces, never which backend is behind them
+(the gpiozero way: same device class, different pin factory).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+MOVING = "MOVING"
+STOPPED = "STOPPED"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One measurement in centimetres, or the reason there is none."""
+
+    cm: float | None
+    problem: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.cm is not None and math.isfinite(self.cm) and self.cm >= 0
+
+    @classmethod
+    def none(cls, problem: str) -> Sample:
+        return cls(None, problem)
+
+
+REQUIRED: Any = object()
+
+
+@dataclass(frozen=True)
+class Option:
+    """One driver-specific YAML key: its type, default and how to check it.
+
+    `check` returns a sentence saying what is wrong, or None.  `pin` marks a
+    BCM GPIO number so the config can catch a pin used twice.
+    """
+
+    key: str
+    kind: type | tuple[type, ...]
+    default: Any = REQUIRED
+    help: str = ""
+    check: Callable[[Any], str | None] | None = None
+    pin: bool = False
+
+
+def positive(value: float) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def unit_interval(value: float) -> str | None:
+    return None if 0 <= value <= 1 else "must be between 0 and 1"
+
+
+def one_of(*choices: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value in choices else "must be one of " + ", ".join(choices)
+
+    return check
+
+
+def bcm_pin(value: int) -> str | None:
+    return None if 0 <= value <= 27 else "must be a BCM GPIO number from 0 to 27"
+
+
+class DriverError(Exception):
+    """A device could not be opened or used; the message is for the user."""
+
+
+class SensorDriver(ABC):
+    """A distance sensor that reports every measurement from its own thread."""
+
+    OPTIONS: ClassVar[tuple[Option, ...]] = ()
+    DEFAULT_INTERVAL: ClassVar[float] = 0.1
+
+    @classmethod
+    def problems(cls, options: dict[str, Any]) -> list[tuple[str, str]]:
+        """(key, problem) pairs for rules that span several options."""
+        return []
+
+    def __init__(self, name: str, interval: float) -> None:
+        self.name = name
+        self.interval = interval
+
+    @abstractmethod
+    def start(
+        self,
+        on_sample: Callable[[Sample], None],
+        on_fault: Callable[[str, bool], None],
+        on_crash: Callable[[BaseException], None],
+    ) -> None:
+        """Begin measuring.
+
+        on_sample(sample) for each measurement; on_fault(text, active) when the
+        device is lost (active=True) or back (False); on_crash(exc) when the
+        driver itself fails and the daemon must stop.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop measuring and release the device; safe to call twice."""
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+class ActuatorDriver(ABC):
+    """A motor that is either MOVING or STOPPED."""
+
+    OPTIONS: ClassVar[tuple[Option, ...]] = ()
+
+    @classmethod
+    def problems(cls, options: dict[str, Any]) -> list[tuple[str, str]]:
+        """(key, problem) pairs for rules that span several options."""
+        return []
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @property
+    @abstractmethod
+    def state(self) -> str:
+        """The state the outputs are driven to right now."""
+
+    @abstractmethod
+    def move(self) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None:
+        """Leave the outputs stopped and release them; safe to call twice."""
+
+    def describe(self) -> str:
+        return type(self).__name__

@@ -1,0 +1,122 @@
+"""A DC motor on an H-bridge, driven through gpiozero.
+
+Two wirings, as gpiozero has them: `forward`/`backward` (+ optional `enable`)
+for an L298N or a DRV8833 (gpiozero.Motor, PWM on the direction pins), or
+`phase`/`enable` for boards with a direction and a speed input
+(gpiozero.PhaseEnableMotor).  The state we report is read back from the
+device, so it is always what the pins were driven to.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from gpiozero import Motor, PhaseEnableMotor
+from gpiozero.exc import GPIOZeroError
+
+from drivers.base import (
+    MOVING,
+    STOPPED,
+    ActuatorDriver,
+    DriverError,
+    Option,
+    bcm_pin,
+    one_of,
+    unit_interval,
+)
+
+
+class GpioMotor(ActuatorDriver):
+    OPTIONS: ClassVar[tuple[Option, ...]] = (
+        Option("forward", int, None, "BCM pin to the bridge's IN1 (forward)", bcm_pin, pin=True),
+        Option("backward", int, None, "BCM pin to IN2 (backward)", bcm_pin, pin=True),
+        Option("phase", int, None, "BCM pin to PHASE/DIR (phase/enable boards)", bcm_pin, pin=True),
+        Option(
+            "enable",
+            int,
+            None,
+            "BCM pin to ENA (forward/backward: held high) or the PWM speed input (phase/enable)",
+            bcm_pin,
+            pin=True,
+        ),
+        Option("pwm", bool, True, "drive speed with PWM (false: full speed on/off)"),
+        Option(
+            "speed", (int, float), 1.0, "0..1 fraction of full speed when MOVING", unit_interval
+        ),
+        Option(
+            "direction",
+            str,
+            "forward",
+            "forward | backward: which way MOVING turns",
+            one_of("forward", "backward"),
+        ),
+    )
+
+    @classmethod
+    def problems(cls, options: dict[str, Any]) -> list[tuple[str, str]]:
+        """The pins must form one of the two wirings; on/off motors run at speed 1."""
+        found = []
+        if options["phase"] is not None:
+            if options["forward"] is not None or options["backward"] is not None:
+                found.append(("phase", "use either phase + enable or forward + backward, not both"))
+            if options["enable"] is None:
+                found.append(("enable", "required with phase (the speed input)"))
+        else:
+            found += [
+                (k, "required (or use phase + enable)")
+                for k in ("forward", "backward")
+                if options[k] is None
+            ]
+        if not options["pwm"] and options["speed"] not in (0, 1):
+            found.append(("speed", "must be 1 when pwm is false (an on/off motor)"))
+        return found
+
+    def __init__(self, name: str, *, pin_factory: Any = None, **options: Any) -> None:
+        super().__init__(name)
+        self.options = options
+        self.speed = float(options["speed"])
+        self.reverse = options["direction"] == "backward"
+        try:
+            if options.get("phase") is not None:
+                self._device = PhaseEnableMotor(
+                    options["phase"],
+                    options["enable"],
+                    pwm=options["pwm"],
+                    pin_factory=pin_factory,
+                )
+            else:
+                self._device = Motor(
+                    options["forward"],
+                    options["backward"],
+                    enable=options.get("enable"),
+                    pwm=options["pwm"],
+                    pin_factory=pin_factory,
+                )
+        except (GPIOZeroError, OSError, RuntimeError) as exc:
+            raise DriverError(f"{name}: cannot drive the motor pins: {exc}") from exc
+        self._device.stop()
+
+    def describe(self) -> str:
+        o = self.options
+        if o.get("phase") is not None:
+            return f"GPIO motor phase GPIO{o['phase']} enable GPIO{o['enable']}"
+        return f"GPIO motor forward GPIO{o['forward']} backward GPIO{o['backward']}"
+
+    @property
+    def state(self) -> str:
+        device = self._device
+        return MOVING if device is not None and not device.closed and device.value else STOPPED
+
+    def move(self) -> None:
+        if self.reverse:
+            self._device.backward(self.speed)
+        else:
+            self._device.forward(self.speed)
+
+    def stop(self) -> None:
+        self._device.stop()
+
+    def close(self) -> None:
+        if not self._device.closed:
+            self._device.stop()
+            self._device.close()

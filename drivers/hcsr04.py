@@ -1,0 +1,119 @@
+"""HC-SR04 ultrasonic sensor through gpiozero's DistanceSensor.
+
+gpiozero already times the echo pulse on its own background thread; we keep
+that measurement and drop its smoothing.  Out of the box its `distance`
+property either blocks forever without an echo (partial=False) or returns 0.0
+(partial=True), and its median of 9 samples at 60 ms lags a step by ~300 ms.
+Here every raw measurement is pushed the moment gpiozero takes it: a missing
+echo becomes "no reading", and any filtering is an explicit, short median
+(`median_of`, default 1 = none).
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import warnings
+from collections import deque
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from gpiozero import DistanceSensor
+from gpiozero.exc import DistanceSensorNoEcho, GPIOZeroError, PWMSoftwareFallback
+
+from drivers.base import DriverError, Option, Sample, SensorDriver, bcm_pin, positive
+
+
+class _SampledDistanceSensor(DistanceSensor):
+    """gpiozero's DistanceSensor with a hook on every raw measurement."""
+
+    def __init__(self, *args: Any, on_raw: Callable[[float | None], None], **kwargs: Any) -> None:
+        self._on_raw = on_raw
+        super().__init__(*args, **kwargs)
+
+    def _read(self) -> float | None:
+        value = super()._read()
+        self._on_raw(value)
+        return value
+
+
+class HCSR04Sensor(SensorDriver):
+    DEFAULT_INTERVAL = 0.06
+    OPTIONS: ClassVar[tuple[Option, ...]] = (
+        Option("trigger", int, help="BCM pin wired to TRIG", check=bcm_pin, pin=True),
+        Option(
+            "echo",
+            int,
+            help="BCM pin wired to ECHO (through a 5 V → 3.3 V divider)",
+            check=bcm_pin,
+            pin=True,
+        ),
+        Option("max_distance", (int, float), 2.0, "metres; echoes beyond read as this", positive),
+        Option("median_of", int, 1, "median over the last N readings (1 = no filtering)", positive),
+    )
+
+    def __init__(
+        self, name: str, interval: float, *, pin_factory: Any = None, **options: Any
+    ) -> None:
+        super().__init__(name, interval)
+        self.trigger = options["trigger"]
+        self.echo = options["echo"]
+        self.max_distance = float(options["max_distance"])
+        self._window: deque[float] = deque(maxlen=options["median_of"])
+        self._pin_factory = pin_factory
+        self._device: DistanceSensor | None = None
+        self._on_sample: Callable[[Sample], None] | None = None
+        self._lock = threading.Lock()
+
+    def describe(self) -> str:
+        return f"HC-SR04 trigger GPIO{self.trigger} echo GPIO{self.echo}"
+
+    def start(self, on_sample, on_fault, on_crash) -> None:
+        self._on_sample = on_sample
+        with warnings.catch_warnings():
+            # "use pigpio for accuracy" is advice, not an error; and a missing
+            # echo is reported as a Sample, not as a warning on stderr.
+            warnings.simplefilter("ignore", PWMSoftwareFallback)
+            try:
+                self._device = _SampledDistanceSensor(
+                    echo=self.echo,
+                    trigger=self.trigger,
+                    max_distance=self.max_distance,
+                    queue_len=1,
+                    partial=True,
+                    pin_factory=self._pin_factory,
+                    on_raw=self._guarded(on_crash),
+                )
+            except (GPIOZeroError, OSError, RuntimeError) as exc:
+                raise DriverError(
+                    f"{self.name}: cannot use GPIO{self.trigger}/GPIO{self.echo}: {exc}"
+                ) from exc
+        # gpiozero reads the wait between samples on every loop: ours, not its 60 ms.
+        self._device._queue.sample_wait = self.interval
+        warnings.filterwarnings("ignore", category=DistanceSensorNoEcho)
+
+    def _guarded(self, on_crash) -> Callable[[float | None], None]:
+        def on_raw(value: float | None) -> None:
+            try:
+                self._emit(value)
+            except Exception as exc:
+                on_crash(exc)
+
+        return on_raw
+
+    def _emit(self, value: float | None) -> None:
+        if self._on_sample is None:
+            return
+        if value is None:
+            self._window.clear()  # never let an old echo stand in for a missing one
+            self._on_sample(Sample.none("no echo"))
+            return
+        self._window.append(value * self.max_distance * 100.0)
+        self._on_sample(Sample(statistics.median(self._window)))
+
+    def close(self) -> None:
+        with self._lock:
+            self._on_sample = None
+            device, self._device = self._device, None
+        if device is not None:
+            device.close()
