@@ -385,7 +385,7 @@ def _device(
     driver = item.get("driver")
     cls = registry.get(driver) if isinstance(driver, str) else None
     values = check.mapping(item, path, common, cls.OPTIONS if cls else ())
-    if values is None or cls is None:
+    if values is None or cls is None or values["name"] is None:
         return None
     options = {o.key: values.pop(o.key) for o in cls.OPTIONS}
     if all(options[o.key] is not None for o in cls.OPTIONS if o.default is REQUIRED):

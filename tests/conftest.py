@@ -1,0 +1,169 @@
+"""Shared helpers: start `anse-hw` as a real process, talk to it over a real
+WebSocket, and wait on conditions with deadlines instead of sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+CONTRACT = {
+    "sensor": {"sensor_name": str, "sensor_type": str, "value": (int, float)},
+    "worldmodel": {"distance_cm": (int, float, type(None)), "safe": bool, "actuator_state": str,
+                   "last_reflex": (str, type(None)), "total_events": int},
+    "reflex": {"reflex_name": str, "condition": str, "triggered": bool},
+    "actuator": {"actuator_name": str, "actuator_type": str, "state": str},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition",
+             interval: float = 0.01) -> Any:
+    """Poll `condition` until it returns something truthy, or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def check_contract(event: dict[str, Any]) -> None:
+    """SPEC §3: envelope, keys, JSON types, timestamp format."""
+    assert set(event) >= {"type", "timestamp", "data"}, event
+    assert event["type"] in CONTRACT, event
+    assert TIMESTAMP.match(event["timestamp"]), event["timestamp"]
+    for key, kind in CONTRACT[event["type"]].items():
+        assert key in event["data"], (key, event)
+        value = event["data"][key]
+        assert isinstance(value, kind) and not (kind is int and isinstance(value, bool)), (
+            key, value, event)
+
+
+def write_config(directory: Path, text: str, name: str = "robot.yaml") -> Path:
+    path = directory / name
+    path.write_text(text)
+    return path
+
+
+def fast_sim_config(port: int, interval: float = 0.05, extra_sensor: str = "",
+                    actuator: str = "{name: movement, driver: sim}") -> str:
+    return f"""
+server: {{host: 127.0.0.1, port: {port}}}
+sensors:
+  - {{name: distance_sensor, driver: sim, interval: {interval}{extra_sensor}}}
+actuators:
+  - {actuator}
+reflexes:
+  - {{name: proximity_safeguard, sensor: distance_sensor, below: 10, actuator: movement, command: stop}}
+  - {{name: clear_to_move, sensor: distance_sensor, above: 15, actuator: movement, command: move}}
+"""
+
+
+class DaemonProcess:
+    """`anse-hw` as a child process, with its log captured to a file."""
+
+    def __init__(self, args: list[str], port: int | None, log: Path,
+                 env: dict[str, str] | None = None) -> None:
+        self.port = port
+        self.log_path = log
+        self._log = open(log, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "anse_hw", *args], cwd=ROOT, stdout=self._log,
+            stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+        )
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def wait_listening(self, timeout: float = 15.0) -> DaemonProcess:
+        def listening() -> bool:
+            assert self.proc.poll() is None, f"daemon exited early:\n{self.log()}"
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_for(listening, timeout, "the daemon to listen")
+        return self
+
+    def signal(self, sig: int) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=15)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def start_daemon(tmp_path):
+    started: list[DaemonProcess] = []
+
+    def start(config_text: str | None = None, port: int | None = None,
+              args: tuple[str, ...] = (), env: dict[str, str] | None = None,
+              wait: bool = True) -> DaemonProcess:
+        argv = list(args)
+        if config_text is not None:
+            argv = ["--config", str(write_config(tmp_path, config_text,
+                                                 f"robot{len(started)}.yaml")), *argv]
+        daemon = DaemonProcess(argv, port, tmp_path / f"daemon{len(started)}.log", env)
+        started.append(daemon)
+        return daemon.wait_listening() if wait and port else daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()
+
+
+def http_get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+async def collect(url: str, until: Callable[[list[dict]], bool], timeout: float = 20.0,
+                  **connect_kwargs: Any) -> list[dict[str, Any]]:
+    """Receive events until `until(events)` holds; fail at the deadline."""
+    received: list[dict[str, Any]] = []
+    async with connect(url, **connect_kwargs) as ws:
+        async with asyncio.timeout(timeout):
+            while not until(received):
+                received.append(json.loads(await ws.recv()))
+    return received
+
+
+def actuator_states(received: list[dict]) -> list[str]:
+    return [e["data"]["state"] for e in received if e["type"] == "actuator"]
