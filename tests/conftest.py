@@ -24,8 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 CONTRACT = {
     "sensor": {"sensor_name": str, "sensor_type": str, "value": (int, float)},
-    "worldmodel": {"distance_cm": (int, float, type(None)), "safe": bool, "actuator_state": str,
-                   "last_reflex": (str, type(None)), "total_events": int},
+    "worldmodel": {
+        "distance_cm": (int, float, type(None)),
+        "safe": bool,
+        "actuator_state": str,
+        "last_reflex": (str, type(None)),
+        "total_events": int,
+    },
     "reflex": {"reflex_name": str, "condition": str, "triggered": bool},
     "actuator": {"actuator_name": str, "actuator_type": str, "state": str},
 }
@@ -37,8 +42,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition",
-             interval: float = 0.01) -> Any:
+def wait_for(
+    condition: Callable[[], Any],
+    timeout: float = 10.0,
+    what: str = "condition",
+    interval: float = 0.01,
+) -> Any:
     """Poll `condition` until it returns something truthy, or fail at the deadline."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -58,7 +67,10 @@ def check_contract(event: dict[str, Any]) -> None:
         assert key in event["data"], (key, event)
         value = event["data"][key]
         assert isinstance(value, kind) and not (kind is int and isinstance(value, bool)), (
-            key, value, event)
+            key,
+            value,
+            event,
+        )
 
 
 def write_config(directory: Path, text: str, name: str = "robot.yaml") -> Path:
@@ -67,8 +79,12 @@ def write_config(directory: Path, text: str, name: str = "robot.yaml") -> Path:
     return path
 
 
-def fast_sim_config(port: int, interval: float = 0.05, extra_sensor: str = "",
-                    actuator: str = "{name: movement, driver: sim}") -> str:
+def fast_sim_config(
+    port: int,
+    interval: float = 0.05,
+    extra_sensor: str = "",
+    actuator: str = "{name: movement, driver: sim}",
+) -> str:
     return f"""
 server: {{host: 127.0.0.1, port: {port}}}
 sensors:
@@ -84,14 +100,18 @@ reflexes:
 class DaemonProcess:
     """`anse-hw` as a child process, with its log captured to a file."""
 
-    def __init__(self, args: list[str], port: int | None, log: Path,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, args: list[str], port: int | None, log: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.port = port
         self.log_path = log
         self._log = open(log, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "anse_hw", *args], cwd=ROOT, stdout=self._log,
-            stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            [sys.executable, "-m", "anse_hw", *args],
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
 
     @property
@@ -130,13 +150,20 @@ class DaemonProcess:
 def start_daemon(tmp_path):
     started: list[DaemonProcess] = []
 
-    def start(config_text: str | None = None, port: int | None = None,
-              args: tuple[str, ...] = (), env: dict[str, str] | None = None,
-              wait: bool = True) -> DaemonProcess:
+    def start(
+        config_text: str | None = None,
+        port: int | None = None,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        wait: bool = True,
+    ) -> DaemonProcess:
         argv = list(args)
         if config_text is not None:
-            argv = ["--config", str(write_config(tmp_path, config_text,
-                                                 f"robot{len(started)}.yaml")), *argv]
+            argv = [
+                "--config",
+                str(write_config(tmp_path, config_text, f"robot{len(started)}.yaml")),
+                *argv,
+            ]
         daemon = DaemonProcess(argv, port, tmp_path / f"daemon{len(started)}.log", env)
         started.append(daemon)
         return daemon.wait_listening() if wait and port else daemon
@@ -154,8 +181,9 @@ def http_get(url: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-async def collect(url: str, until: Callable[[list[dict]], bool], timeout: float = 20.0,
-                  **connect_kwargs: Any) -> list[dict[str, Any]]:
+async def collect(
+    url: str, until: Callable[[list[dict]], bool], timeout: float = 20.0, **connect_kwargs: Any
+) -> list[dict[str, Any]]:
     """Receive events until `until(events)` holds; fail at the deadline."""
     received: list[dict[str, Any]] = []
     async with connect(url, **connect_kwargs) as ws:

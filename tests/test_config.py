@@ -24,32 +24,63 @@ reflexes:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "anse_hw", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, "-m", "anse_hw", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (GOOD.replace("    interval: 0.1", "    intervall: 0.1"),
-         ["robot.yaml:4:", "sensors[0].intervall", "unknown key", "did you mean 'interval'"]),
-        (GOOD.replace("interval: 0.1", "interval: fast"),
-         ["robot.yaml:4:", "sensors[0].interval", "expected a number", "'fast'"]),
-        (GOOD.replace("  - name: movement\n", "  - type: motor\n"),
-         ["robot.yaml:6:", "actuators[0]", "missing required key 'name'"]),
-        (GOOD.replace("driver: sim\n    interval", "driver: [sim\n    interval"),
-         ["robot.yaml:", "invalid YAML"]),
-        (GOOD.replace("sensor: front,", "sensor: frnt,"),
-         ["robot.yaml:9:", "reflexes[0].sensor", "no sensor named 'frnt'",
-          "did you mean 'front'"]),
-        (GOOD.replace("below: 10", "below: 10, above: 20"),
-         ["reflexes[0]", "exactly one of 'below' or 'above'"]),
+        (
+            GOOD.replace("    interval: 0.1", "    intervall: 0.1"),
+            ["robot.yaml:4:", "sensors[0].intervall", "unknown key", "did you mean 'interval'"],
+        ),
+        (
+            GOOD.replace("interval: 0.1", "interval: fast"),
+            ["robot.yaml:4:", "sensors[0].interval", "expected a number", "'fast'"],
+        ),
+        (
+            GOOD.replace("  - name: movement\n", "  - type: motor\n"),
+            ["robot.yaml:6:", "actuators[0]", "missing required key 'name'"],
+        ),
+        (
+            GOOD.replace("driver: sim\n    interval", "driver: [sim\n    interval"),
+            ["robot.yaml:", "invalid YAML"],
+        ),
+        (
+            GOOD.replace("sensor: front,", "sensor: frnt,"),
+            [
+                "robot.yaml:9:",
+                "reflexes[0].sensor",
+                "no sensor named 'frnt'",
+                "did you mean 'front'",
+            ],
+        ),
+        (
+            GOOD.replace("below: 10", "below: 10, above: 20"),
+            ["reflexes[0]", "exactly one of 'below' or 'above'"],
+        ),
         (GOOD + "servr: {port: 9000}\n", ["robot.yaml:10:", "servr", "did you mean 'server'"]),
-        (GOOD.replace("    driver: sim\n    interval", "    driver: sonar\n    interval"),
-         ["sensors[0].driver", "must be one of sim, hcsr04, serial"]),
+        (
+            GOOD.replace("    driver: sim\n    interval", "    driver: sonar\n    interval"),
+            ["sensors[0].driver", "must be one of sim, hcsr04, serial"],
+        ),
     ],
-    ids=["unknown-key", "wrong-type", "missing-required", "yaml-syntax", "unknown-sensor",
-         "both-thresholds", "unknown-top-level", "unknown-driver"],
+    ids=[
+        "unknown-key",
+        "wrong-type",
+        "missing-required",
+        "yaml-syntax",
+        "unknown-sensor",
+        "both-thresholds",
+        "unknown-top-level",
+        "unknown-driver",
+    ],
 )
 def test_bad_config_exits_2_naming_the_problem(tmp_path, text, expected):
     path = write_config(tmp_path, text)
@@ -96,8 +127,14 @@ sensors:
 def test_missing_config_file_and_no_config(tmp_path):
     result = run_cli("--config", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2 and "cannot read config file" in result.stderr
-    result = subprocess.run([sys.executable, "-m", "anse_hw"], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [sys.executable, "-m", "anse_hw"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 2 and "--sim" in result.stderr
 
 

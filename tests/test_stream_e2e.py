@@ -49,8 +49,14 @@ def test_full_cycle_follows_the_contract(start_daemon):
     crossings = [i for i, t in enumerate(types) if t == "reflex"]
     assert crossings, "the cycle crosses both thresholds"
     for i in crossings:
-        assert types[i - 2 : i + 4] == ["sensor", "worldmodel", "reflex", "worldmodel",
-                                        "actuator", "worldmodel"]
+        assert types[i - 2 : i + 4] == [
+            "sensor",
+            "worldmodel",
+            "reflex",
+            "worldmodel",
+            "actuator",
+            "worldmodel",
+        ]
         value = stream[i - 2]["data"]["value"]
         reflex = stream[i]["data"]["reflex_name"]
         state = stream[i + 2]["data"]["state"]
@@ -73,8 +79,9 @@ def test_full_cycle_follows_the_contract(start_daemon):
 def test_seed_pattern_values(start_daemon):
     port = free_port()
     daemon = start_daemon(fast_sim_config(port, interval=0.02), port)
-    received = asyncio.run(collect(
-        daemon.url, lambda r: sum(e["type"] == "sensor" for e in r) >= 40))
+    received = asyncio.run(
+        collect(daemon.url, lambda r: sum(e["type"] == "sensor" for e in r) >= 40)
+    )
     values = [e["data"]["value"] for e in received if e["type"] == "sensor"]
     start = next(i for i, v in enumerate(values) if v == 50 and values[i + 1] == 44.5)
     cycle = values[start : start + 16]
@@ -109,10 +116,13 @@ def test_two_clients_get_the_same_sequence_and_a_late_one_gets_a_snapshot(start_
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_the_motor_and_exits_zero(start_daemon, sig):
     port = free_port()
-    daemon = start_daemon(fast_sim_config(port, extra_sensor=", profile: constant, value: 50"),
-                          port)
-    wait_for(lambda: "MOVING" in http_get(f"http://127.0.0.1:{port}/healthz")[1].decode(),
-             what="the motor to move")
+    daemon = start_daemon(
+        fast_sim_config(port, extra_sensor=", profile: constant, value: 50"), port
+    )
+    wait_for(
+        lambda: "MOVING" in http_get(f"http://127.0.0.1:{port}/healthz")[1].decode(),
+        what="the motor to move",
+    )
 
     async def scenario():
         async with connect(daemon.url) as ws:

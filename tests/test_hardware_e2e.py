@@ -1,0 +1,75 @@
+"""`anse-hw` as a process: a TFmini on a pseudo-terminal, a motor on the mock
+pin factory, a real WebSocket client watching the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from websockets.asyncio.client import connect
+
+from drivers.pins import read_pin_states
+from drivers.protocols import tfmini_frame
+from tests.conftest import check_contract, free_port, wait_for
+from tests.serialdev import PtyDevice
+
+
+def hardware_config(port: int, device: str, pins: str, max_age: float = 0.5) -> str:
+    return f"""
+server: {{host: 127.0.0.1, port: {port}}}
+gpio: {{pin_factory: mock, mock_state_file: {pins}}}
+sensors:
+  - {{name: lidar, driver: serial, port: {device}, protocol: tfmini, max_age: {max_age}}}
+actuators:
+  - {{name: movement, driver: gpio, forward: 17, backward: 18, enable: 12, speed: 0.6}}
+reflexes:
+  - {{name: proximity_safeguard, sensor: lidar, below: 10, actuator: movement, command: stop}}
+  - {{name: clear_to_move, sensor: lidar, above: 15, actuator: movement, command: move}}
+"""
+
+
+def pin(pins_file, name: str) -> float | None:
+    return read_pin_states(pins_file).get(name, {}).get("state")
+
+
+def test_serial_obstacle_stops_and_clears_the_gpio_motor(start_daemon, tmp_path):
+    device = PtyDevice(tmp_path / "ttyTFMINI")
+    pins = tmp_path / "pins.json"
+    port = free_port()
+    daemon = start_daemon(hardware_config(port, device.path, pins, max_age=5), port)
+
+    async def next_actuator(ws, received):
+        while True:
+            event = json.loads(await ws.recv())
+            check_contract(event)
+            received.append(event)
+            if event["type"] == "actuator":
+                return event["data"]["state"]
+
+    async def scenario():
+        received = []
+        async with connect(daemon.url) as ws, asyncio.timeout(20):
+            snapshot = json.loads(await ws.recv())
+            assert snapshot["data"]["actuator_state"] == "STOPPED"  # S1
+            device.write(tfmini_frame(80))
+            assert await next_actuator(ws, received) == "MOVING"
+            assert pin(pins, "GPIO17") == 0.6 and pin(pins, "GPIO18") == 0.0
+            device.write(tfmini_frame(6))
+            assert await next_actuator(ws, received) == "STOPPED"
+            assert pin(pins, "GPIO17") == 0.0 and pin(pins, "GPIO18") == 0.0
+            device.write(tfmini_frame(12))  # between the thresholds: stays stopped
+            device.write(tfmini_frame(40))
+            assert await next_actuator(ws, received) == "MOVING"
+        return received
+
+    received = asyncio.run(scenario())
+    values = [e["data"]["value"] for e in received if e["type"] == "sensor"]
+    assert values == [80.0, 6.0, 12.0, 40.0]
+    assert pin(pins, "GPIO12") == 1.0, "enable held high while running"
+    daemon.stop()
+    assert daemon.proc.returncode == 0
+    assert pin(pins, "GPIO17") == 0.0
+    wait_for(
+        lambda: read_pin_states(pins)["GPIO17"]["function"] == "input", what="pins released at exit"
+    )
+    device.close()
