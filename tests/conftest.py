@@ -92,8 +92,10 @@ sensors:
 actuators:
   - {actuator}
 reflexes:
-  - {{name: proximity_safeguard, sensor: distance_sensor, below: 10, actuator: movement, command: stop}}
-  - {{name: clear_to_move, sensor: distance_sensor, above: 15, actuator: movement, command: move}}
+  - {{name: proximity_safeguard, sensor: distance_sensor, below: 10, actuator: movement,
+      command: stop}}
+  - {{name: clear_to_move, sensor: distance_sensor, above: 15, actuator: movement,
+      command: move}}
 """
 
 
