@@ -17,10 +17,16 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable
 
+#: Frames a client may be behind before its telemetry is conflated.
+CONFLATE_AFTER = 32
+
 
 class Outbox:
     def __init__(
-        self, conflate_after: int = 32, max_critical: int = 256, always_conflate: bool = False
+        self,
+        conflate_after: int = CONFLATE_AFTER,
+        max_critical: int = 256,
+        always_conflate: bool = False,
     ) -> None:
         self.conflate_after = 0 if always_conflate else conflate_after
         self.max_critical = max_critical
@@ -33,6 +39,11 @@ class Outbox:
 
     def __len__(self) -> int:
         return len(self._frames)
+
+    @property
+    def behind(self) -> bool:
+        """The client is not keeping up: its telemetry is being conflated."""
+        return len(self._frames) >= CONFLATE_AFTER
 
     def push(self, key: Hashable | None, frame: str) -> None:
         if key is None:

@@ -14,6 +14,7 @@ import itertools
 import json
 import logging
 import mimetypes
+import socket
 import sys
 import time
 from collections.abc import Callable, Hashable
@@ -32,6 +33,9 @@ from anse_hw.config import ServerConfig
 from anse_hw.outbox import Outbox
 
 log = logging.getLogger("anse_hw.server")
+
+#: Kernel send buffer per client (Linux doubles it for bookkeeping).
+SEND_BUFFER_BYTES = 64 * 1024
 
 
 def dashboard_dir() -> Path | None:
@@ -126,6 +130,11 @@ class Hub:
         return self.server
 
     async def _serve_client(self, ws: ServerConnection) -> None:
+        sock = ws.transport.get_extra_info("socket")
+        if sock is not None:
+            # A fixed kernel send buffer instead of autotuning (up to 4 MB per client):
+            # a stalled client's backlog shows up in our outbox, where it is conflated.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         query = parse_qs(urlsplit(ws.request.path).query)
         max_hz = _positive_float(query.get("max_hz", [None])[0])
         snapshot = self.snapshot()
@@ -201,6 +210,7 @@ class Hub:
             "stale_sensors": sorted(stale),
             "uptime_s": round(time.monotonic() - self.started, 1),
             "clients": len(self.clients),
+            "clients_behind": sum(1 for c in self.clients if c.outbox.behind),
             **health,
         }
         status = HTTPStatus.SERVICE_UNAVAILABLE if stale else HTTPStatus.OK

@@ -60,46 +60,48 @@ class HCSR04Sensor(SensorDriver):
         self.echo = options["echo"]
         self.max_distance = float(options["max_distance"])
         self._window: deque[float] = deque(maxlen=options["median_of"])
-        self._pin_factory = pin_factory
-        self._device: DistanceSensor | None = None
         self._on_sample: Callable[[Sample], None] | None = None
+        self._on_crash: Callable[[BaseException], None] | None = None
         self._lock = threading.Lock()
-
-    def describe(self) -> str:
-        return f"HC-SR04 trigger GPIO{self.trigger} echo GPIO{self.echo}"
-
-    def start(self, on_sample, on_fault, on_crash) -> None:
-        self._on_sample = on_sample
+        # Open the pins now, so a pin in use is a start-up error; measurements
+        # are only passed on once start() has given us somewhere to send them.
         with warnings.catch_warnings():
-            # "use pigpio for accuracy" is advice, not an error; and a missing
-            # echo is reported as a Sample, not as a warning on stderr.
+            # "use pigpio for accuracy" is advice, not an error.
             warnings.simplefilter("ignore", PWMSoftwareFallback)
             try:
-                self._device = _SampledDistanceSensor(
+                self._device: DistanceSensor | None = _SampledDistanceSensor(
                     echo=self.echo,
                     trigger=self.trigger,
                     max_distance=self.max_distance,
                     queue_len=1,
                     partial=True,
-                    pin_factory=self._pin_factory,
-                    on_raw=self._guarded(on_crash),
+                    pin_factory=pin_factory,
+                    on_raw=self._on_raw,
                 )
-            except (GPIOZeroError, OSError, RuntimeError) as exc:
+            except (GPIOZeroError, OSError, RuntimeError, ValueError) as exc:
                 raise DriverError(
-                    f"{self.name}: cannot use GPIO{self.trigger}/GPIO{self.echo}: {exc}"
+                    f"{name}: cannot use GPIO{self.trigger}/GPIO{self.echo}: {exc}"
                 ) from exc
         # gpiozero reads the wait between samples on every loop: ours, not its 60 ms.
         self._device._queue.sample_wait = self.interval
+        # A missing echo is reported as a Sample, not as a warning on stderr.
         warnings.filterwarnings("ignore", category=DistanceSensorNoEcho)
 
-    def _guarded(self, on_crash) -> Callable[[float | None], None]:
-        def on_raw(value: float | None) -> None:
-            try:
-                self._emit(value)
-            except Exception as exc:
-                on_crash(exc)
+    def describe(self) -> str:
+        return f"HC-SR04 trigger GPIO{self.trigger} echo GPIO{self.echo}"
 
-        return on_raw
+    def start(self, on_sample, on_fault, on_crash) -> None:
+        self._on_crash = on_crash
+        self._on_sample = on_sample
+
+    def _on_raw(self, value: float | None) -> None:
+        """Runs on gpiozero's sampling thread after every trigger pulse."""
+        try:
+            self._emit(value)
+        except Exception as exc:
+            if self._on_crash is None:
+                raise
+            self._on_crash(exc)
 
     def _emit(self, value: float | None) -> None:
         if self._on_sample is None:

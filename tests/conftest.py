@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
+from drivers.pins import read_pin_states
+
 ROOT = Path(__file__).resolve().parent.parent
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 CONTRACT = {
@@ -97,6 +99,29 @@ reflexes:
   - {{name: clear_to_move, sensor: distance_sensor, above: 15, actuator: movement,
       command: move}}
 """
+
+
+def hardware_config(
+    port: int, device: str, pins: Path, max_age: float = 0.5, sensor_extra: str = ""
+) -> str:
+    """A TFmini on `device` and an L298N-style motor on the mock pin factory."""
+    return f"""
+server: {{host: 127.0.0.1, port: {port}}}
+gpio: {{pin_factory: mock, mock_state_file: {pins}}}
+sensors:
+  - {{name: lidar, driver: serial, port: {device}, protocol: tfmini,
+     max_age: {max_age}{sensor_extra}}}
+actuators:
+  - {{name: movement, driver: gpio, forward: 17, backward: 18, enable: 12, speed: 0.6}}
+reflexes:
+  - {{name: proximity_safeguard, sensor: lidar, below: 10, actuator: movement, command: stop}}
+  - {{name: clear_to_move, sensor: lidar, above: 15, actuator: movement, command: move}}
+"""
+
+
+def pin(pins_file: Path, name: str) -> float | None:
+    """A pin's level as the daemon's mock pin factory last wrote it."""
+    return read_pin_states(pins_file).get(name, {}).get("state")
 
 
 class DaemonProcess:
@@ -197,3 +222,74 @@ async def collect(
 
 def actuator_states(received: list[dict]) -> list[str]:
     return [e["data"]["state"] for e in received if e["type"] == "actuator"]
+
+
+class StreamWatcher:
+    """A real WebSocket client on a background thread, recording every event,
+    so synchronous tests can `wait_for` what the stream shows."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+
+        self.url = url
+        self.events: list[dict[str, Any]] = []
+        self.closed = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_until_complete, args=(self._run(),), daemon=True
+        )
+        self._connected = threading.Event()
+        self._thread.start()
+        assert self._connected.wait(10), f"could not connect to {url}"
+
+    async def _run(self) -> None:
+        try:
+            async with connect(self.url) as ws:
+                self._ws = ws
+                self._connected.set()
+                async for message in ws:
+                    self.events.append(json.loads(message))
+        except Exception:  # the daemon went away: that is what some tests want
+            pass
+        finally:
+            self.closed.set()
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in list(self.events) if e["type"] == kind]
+
+    def actuator_states(self) -> list[str]:
+        return [e["data"]["state"] for e in self.of_type("actuator")]
+
+    def wait_state(self, state: str, after: int = 0, timeout: float = 10.0) -> dict[str, Any]:
+        """The first actuator event with `state` among events[after:]."""
+
+        def found():
+            return next(
+                (
+                    e
+                    for e in list(self.events)[after:]
+                    if e["type"] == "actuator" and e["data"]["state"] == state
+                ),
+                None,
+            )
+
+        return wait_for(found, timeout, f"actuator {state}")
+
+    def close(self) -> None:
+        if not self.closed.is_set():
+            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._ws.close()))
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def watch():
+    watchers: list[StreamWatcher] = []
+
+    def open_watcher(url: str) -> StreamWatcher:
+        watcher = StreamWatcher(url)
+        watchers.append(watcher)
+        return watcher
+
+    yield open_watcher
+    for watcher in watchers:
+        watcher.close()

@@ -10,26 +10,8 @@ from websockets.asyncio.client import connect
 
 from drivers.pins import read_pin_states
 from drivers.protocols import tfmini_frame
-from tests.conftest import check_contract, free_port, wait_for
+from tests.conftest import check_contract, free_port, hardware_config, pin, wait_for
 from tests.serialdev import PtyDevice
-
-
-def hardware_config(port: int, device: str, pins: str, max_age: float = 0.5) -> str:
-    return f"""
-server: {{host: 127.0.0.1, port: {port}}}
-gpio: {{pin_factory: mock, mock_state_file: {pins}}}
-sensors:
-  - {{name: lidar, driver: serial, port: {device}, protocol: tfmini, max_age: {max_age}}}
-actuators:
-  - {{name: movement, driver: gpio, forward: 17, backward: 18, enable: 12, speed: 0.6}}
-reflexes:
-  - {{name: proximity_safeguard, sensor: lidar, below: 10, actuator: movement, command: stop}}
-  - {{name: clear_to_move, sensor: lidar, above: 15, actuator: movement, command: move}}
-"""
-
-
-def pin(pins_file, name: str) -> float | None:
-    return read_pin_states(pins_file).get(name, {}).get("state")
 
 
 def test_serial_obstacle_stops_and_clears_the_gpio_motor(start_daemon, tmp_path):
