@@ -159,7 +159,7 @@ def test_healthz_200_when_fresh_503_when_stale(start_daemon):
         code, raw = http_get(f"http://127.0.0.1:{port}/healthz")
         return (code, json.loads(raw)) if code == 503 else None
 
-    code, health = wait_for(stale, what="/healthz to report the stale sensor")
+    _, health = wait_for(stale, what="/healthz to report the stale sensor")
     assert health["status"] == "stale" and health["stale_sensors"] == ["s"]
     assert health["actuators"] == {"movement": "STOPPED"}
     assert daemon.proc.poll() is None
