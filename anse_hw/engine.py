@@ -227,9 +227,19 @@ class Engine:
     # -- views for the server ------------------------------------------------
 
     def snapshot_event(self) -> dict[str, Any]:
-        """The worldmodel event a new client gets first; its seq marks where it joins."""
+        """The worldmodel event a new client gets first; its seq marks where it joins.
+
+        Only the snapshot also lists the reflexes, so a dashboard can draw the
+        thresholds without a second request.
+        """
         with self._lock:
-            return events.make(events.WORLDMODEL, self._seq, self.world.snapshot(self.clock()))
+            data, seq = self.world.snapshot(self.clock()), self._seq
+        data["reflexes"] = [
+            {"name": r.name, "sensor": r.sensor, "actuator": r.actuator, "command": r.command,
+             "below": r.below, "above": r.above, "condition": r.condition}
+            for r in self.config.reflexes
+        ]
+        return events.make(events.WORLDMODEL, seq, data)
 
     def healthy(self, within: float) -> bool:
         """The control path ticked recently: the monitor got the lock and ran."""

@@ -1,0 +1,658 @@
+// anse-hw dashboard: plain browser JavaScript, no build step, no CDN.
+//
+// It speaks the SPEC §3 stream: {"type": "sensor"|"worldmodel"|"reflex"|"actuator",
+// "timestamp", "seq", "data"}.  Panels are created as events arrive.  Drawing is
+// batched into one requestAnimationFrame per frame, so 100 events/s cost one
+// repaint per screen refresh, not one per event.
+'use strict';
+
+const SETTINGS = {
+  logSize: 100,
+  sparkPoints: 50,
+  chartSeconds: 60,
+  historySize: 12,
+  backoffMinMs: 1000,
+  backoffMaxMs: 10000,
+  quietMinMs: 5000,
+  slowLinkMaxHz: 10,
+};
+
+// ---------------------------------------------------------------- helpers
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === 'class') node.className = value;
+    else if (key === 'text') node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function clock(timestamp) {
+  const date = timestamp ? new Date(timestamp) : new Date();
+  return date.toLocaleTimeString([], { hour12: false }) + '.' +
+    String(date.getMilliseconds()).padStart(3, '0');
+}
+
+function cm(value) {
+  return value === null || value === undefined ? '—' : `${Number(value).toFixed(1)} cm`;
+}
+
+function duration(ms) {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+}
+
+// ---------------------------------------------------------------- where is the stream?
+
+// ?ws=ws://host:port wins.  Served by anse-hw itself (it answers /healthz), the
+// stream is on the same host and port.  Served any other way (the seed's
+// `python -m http.server 8002`), the stream is on port 8001 of the same host.
+async function streamUrl() {
+  const params = new URLSearchParams(location.search);
+  let url = params.get('ws');
+  if (!url) {
+    const host = location.hostname || 'localhost';
+    url = `ws://${host}:8001/`;
+    if (location.protocol.startsWith('http')) {
+      try {
+        const reply = await fetch('/healthz', { cache: 'no-store' });
+        const body = await reply.json();
+        if ('uptime_s' in body) {
+          url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`;
+        }
+      } catch (error) {
+        // not anse-hw: keep the seed's port
+      }
+    }
+  }
+  const maxHz = params.get('max_hz') || (slowLink() ? String(SETTINGS.slowLinkMaxHz) : null);
+  if (maxHz && !url.includes('max_hz=')) {
+    url += (url.includes('?') ? '&' : (url.endsWith('/') ? '?' : '/?')) + `max_hz=${maxHz}`;
+  }
+  return url;
+}
+
+function slowLink() {
+  const link = navigator.connection;
+  return Boolean(link && (link.saveData || ['slow-2g', '2g', '3g'].includes(link.effectiveType)));
+}
+
+// ---------------------------------------------------------------- the connection
+
+// A WebSocket that reconnects forever with capped exponential back-off, and says
+// what it is doing at every moment.
+class Stream {
+  constructor(url, onEvent, onStatus) {
+    this.url = url;
+    this.onEvent = onEvent;
+    this.onStatus = onStatus;
+    this.backoff = SETTINGS.backoffMinMs;
+    this.wanted = false;
+    this.socket = null;
+    this.retryAt = 0;
+    this.timer = null;
+    this.lastMessage = 0;
+  }
+
+  connect() {
+    this.wanted = true;
+    clearTimeout(this.timer);
+    this.onStatus('connecting', `connecting to ${this.url}`);
+    let socket;
+    try {
+      socket = new WebSocket(this.url);
+    } catch (error) {
+      this.onStatus('disconnected', `bad stream address ${this.url}`);
+      return;
+    }
+    this.socket = socket;
+    socket.onopen = () => {
+      this.backoff = SETTINGS.backoffMinMs;
+      this.lastMessage = Date.now();
+      this.onStatus('connected', `connected to ${this.url}`);
+    };
+    socket.onmessage = (message) => {
+      this.lastMessage = Date.now();
+      let event;
+      try {
+        event = JSON.parse(message.data);
+      } catch (error) {
+        return; // not an event: ignore it rather than stop the dashboard
+      }
+      if (event && typeof event.type === 'string' && event.data) this.onEvent(event);
+    };
+    socket.onclose = () => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      if (this.wanted) this.scheduleRetry();
+      else this.onStatus('disconnected', 'disconnected');
+    };
+    socket.onerror = () => {}; // onclose follows and handles it
+  }
+
+  scheduleRetry() {
+    const delay = this.backoff;
+    this.backoff = Math.min(this.backoff * 2, SETTINGS.backoffMaxMs);
+    this.retryAt = Date.now() + delay;
+    this.timer = setTimeout(() => this.connect(), delay);
+    this.tick();
+  }
+
+  // Refresh the "reconnecting in N s" text; called every second by the dashboard.
+  tick() {
+    if (this.wanted && !this.socket && this.retryAt) {
+      const seconds = Math.max(0, Math.ceil((this.retryAt - Date.now()) / 1000));
+      this.onStatus('reconnecting', `disconnected — reconnecting in ${seconds} s`);
+    }
+  }
+
+  disconnect() {
+    this.wanted = false;
+    clearTimeout(this.timer);
+    this.retryAt = 0;
+    if (this.socket) this.socket.close();
+    else this.onStatus('disconnected', 'disconnected');
+  }
+
+  get open() {
+    return Boolean(this.socket && this.socket.readyState === WebSocket.OPEN);
+  }
+}
+
+// ---------------------------------------------------------------- drawing
+
+function sizeCanvas(canvas) {
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth;
+  const height = canvas.clientHeight;
+  if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+  }
+  const ctx = canvas.getContext('2d');
+  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  ctx.clearRect(0, 0, width, height);
+  return { ctx, width, height };
+}
+
+function drawSeries(canvas, points, { xOf, lines = [], axis = false }) {
+  const { ctx, width, height } = sizeCanvas(canvas);
+  const top = Math.max(60, ...points.map((p) => p.v), ...lines.map((l) => l.value)) * 1.1;
+  const y = (v) => height - (v / top) * (height - 4) - 2;
+  for (const line of lines) {
+    ctx.strokeStyle = line.color;
+    ctx.setLineDash([6, 4]);
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    ctx.moveTo(0, y(line.value));
+    ctx.lineTo(width, y(line.value));
+    ctx.stroke();
+    if (axis) {
+      ctx.fillStyle = line.color;
+      ctx.font = '11px system-ui, sans-serif';
+      ctx.fillText(line.label, 4, y(line.value) + (line.below ? 12 : -3));
+    }
+  }
+  ctx.setLineDash([]);
+  if (axis) {
+    ctx.fillStyle = '#8a94a6';
+    ctx.font = '11px system-ui, sans-serif';
+    ctx.fillText(`${Math.round(top)} cm`, width - 44, 12);
+  }
+  if (points.length < 2) return;
+  ctx.strokeStyle = '#4da3ff';
+  ctx.lineWidth = 2;
+  ctx.beginPath();
+  points.forEach((p, i) => {
+    const x = xOf(p, i, width);
+    if (i === 0) ctx.moveTo(x, y(p.v));
+    else ctx.lineTo(x, y(p.v));
+  });
+  ctx.stroke();
+}
+
+// ---------------------------------------------------------------- panels
+
+class SensorPanel {
+  constructor(name, kind) {
+    this.name = name;
+    this.values = []; // {t, v}: the last chartSeconds of readings
+    this.count = 0;
+    this.sum = 0;
+    this.min = Infinity;
+    this.max = -Infinity;
+    this.thresholds = [];
+    this.node = el('section', { class: 'panel sensor-panel', 'data-panel': `sensor:${name}` },
+      el('div', { class: 'panel-head' },
+        el('h2', { text: `Sensor · ${name}` }),
+        this.badge = el('span', { class: 'badge fault-badge', hidden: '' })),
+      el('div', { class: 'reading' },
+        this.value = el('span', { class: 'value big', text: '—' }),
+        el('span', { class: 'kind', text: kind })),
+      this.spark = el('canvas', { class: 'spark', 'aria-label': 'last 50 readings' }),
+      el('dl', { class: 'figures' },
+        el('dt', { text: 'min' }), this.minNode = el('dd', { class: 'min', text: '—' }),
+        el('dt', { text: 'max' }), this.maxNode = el('dd', { class: 'max', text: '—' }),
+        el('dt', { text: 'avg' }), this.avgNode = el('dd', { class: 'avg', text: '—' }),
+        el('dt', { text: 'readings' }), this.countNode = el('dd', { class: 'count', text: '0' })),
+      this.chart = el('canvas', { class: 'chart', 'aria-label': 'distance over the last minute' }));
+  }
+
+  reading(value, now) {
+    this.values.push({ t: now, v: value });
+    const cutoff = now - SETTINGS.chartSeconds * 1000;
+    while (this.values.length && this.values[0].t < cutoff) this.values.shift();
+    this.count += 1;
+    this.sum += value;
+    this.min = Math.min(this.min, value);
+    this.max = Math.max(this.max, value);
+    this.latest = value;
+  }
+
+  health(fresh, fault) {
+    this.fault = fresh ? null : (fault || null);
+  }
+
+  render(now) {
+    this.value.textContent = cm(this.latest);
+    if (this.count) {
+      this.minNode.textContent = cm(this.min);
+      this.maxNode.textContent = cm(this.max);
+      this.avgNode.textContent = cm(this.sum / this.count);
+      this.countNode.textContent = String(this.count);
+    }
+    this.node.classList.toggle('faulted', Boolean(this.fault));
+    if (this.fault) {
+      this.badge.hidden = false;
+      this.badge.textContent = this.fault === 'stale' ? 'STALE — no valid reading' : `FAULT — ${this.fault}`;
+    } else {
+      this.badge.hidden = true;
+    }
+    const spark = this.values.slice(-SETTINGS.sparkPoints);
+    drawSeries(this.spark, spark, {
+      xOf: (p, i, width) => (i / (SETTINGS.sparkPoints - 1)) * width,
+      lines: this.thresholds,
+    });
+    // The last minute; until a minute has passed, the time since the first reading.
+    const first = this.values.length ? this.values[0].t : now;
+    const span = Math.min(SETTINGS.chartSeconds * 1000, Math.max(10000, now - first));
+    drawSeries(this.chart, this.values, {
+      xOf: (p, i, width) => width - ((now - p.t) / span) * width,
+      lines: this.thresholds,
+      axis: true,
+    });
+  }
+}
+
+class ActuatorPanel {
+  constructor(name, kind) {
+    this.name = name;
+    this.commands = 0;
+    this.history = [];
+    this.state = null;
+    this.node = el('section', { class: 'panel actuator-panel', 'data-panel': `actuator:${name}` },
+      el('div', { class: 'panel-head' }, el('h2', { text: `Actuator · ${name}` }),
+        el('span', { class: 'kind', text: kind })),
+      this.badgeNode = el('div', { class: 'state-badge', 'data-state': 'UNKNOWN', text: '—' }),
+      el('dl', { class: 'figures' },
+        el('dt', { text: 'commands' }), this.countNode = el('dd', { class: 'commands', text: '0' })),
+      el('h3', { text: 'State history' }),
+      this.list = el('ol', { class: 'history' }));
+  }
+
+  setState(state, timestamp, command) {
+    if (command) {
+      this.commands += 1;
+      this.history.unshift({ state, time: clock(timestamp) });
+      this.history.length = Math.min(this.history.length, SETTINGS.historySize);
+    }
+    this.state = state;
+  }
+
+  render() {
+    this.badgeNode.textContent = this.state || '—';
+    this.badgeNode.dataset.state = this.state || 'UNKNOWN';
+    this.countNode.textContent = String(this.commands);
+    this.list.replaceChildren(...this.history.map((h) =>
+      el('li', { 'data-state': h.state }, el('span', { class: 'time', text: h.time }), ` ${h.state}`)));
+  }
+}
+
+class WorldPanel {
+  constructor() {
+    this.states = [];
+    this.trend = 'STABLE';
+    this.previous = null;
+    this.node = el('section', { class: 'panel world-panel', 'data-panel': 'worldmodel' },
+      el('div', { class: 'panel-head' }, el('h2', { text: 'World model' }),
+        this.safeNode = el('span', { class: 'safety', text: '—' })),
+      el('dl', { class: 'figures wide' },
+        el('dt', { text: 'distance' }), this.distanceNode = el('dd', { class: 'distance', text: '—' }),
+        el('dt', { text: 'trend' }), this.trendNode = el('dd', { class: 'trend', text: 'STABLE' }),
+        el('dt', { text: 'actuator' }), this.actuatorNode = el('dd', { class: 'actuator', text: '—' }),
+        el('dt', { text: 'last reflex' }), this.reflexNode = el('dd', { class: 'last-reflex', text: '—' }),
+        el('dt', { text: 'events' }), this.eventsNode = el('dd', { class: 'total-events', text: '0' })),
+      el('h3', { text: 'Last five states' }),
+      this.list = el('ol', { class: 'states' }));
+  }
+
+  // Called once per sensor reading with the nearest distance, so repeated world
+  // updates for the same reading do not read as STABLE.
+  nearest(distance) {
+    if (this.previous !== null) {
+      const delta = distance - this.previous;
+      this.trend = delta < -0.5 ? 'CLOSER' : delta > 0.5 ? 'FARTHER' : 'STABLE';
+    }
+    this.previous = distance;
+  }
+
+  update(data, timestamp) {
+    const distance = data.distance_cm;
+    this.data = data;
+    const summary = `${cm(distance)} · ${data.safe ? 'SAFE' : 'DANGER'} · ${data.actuator_state}`;
+    if (this.states[0]?.summary !== summary) {
+      this.states.unshift({ summary, time: clock(timestamp) });
+      this.states.length = Math.min(this.states.length, 5);
+    }
+  }
+
+  render() {
+    const d = this.data;
+    if (!d) return;
+    this.distanceNode.textContent = cm(d.distance_cm);
+    this.safeNode.textContent = d.safe ? 'SAFE' : 'DANGER';
+    this.safeNode.dataset.safe = String(d.safe);
+    this.actuatorNode.textContent = d.actuator_state;
+    this.reflexNode.textContent = d.last_reflex || '—';
+    this.eventsNode.textContent = String(d.total_events);
+    this.trendNode.textContent = this.trend;
+    this.trendNode.dataset.trend = this.trend;
+    this.list.replaceChildren(...this.states.map((s) =>
+      el('li', {}, el('span', { class: 'time', text: s.time }), ` ${s.summary}`)));
+  }
+}
+
+class ReflexPanel {
+  constructor() {
+    this.configured = [];
+    this.counts = new Map();
+    this.recent = [];
+    this.node = el('section', { class: 'panel reflex-panel', 'data-panel': 'reflexes' },
+      el('div', { class: 'panel-head' }, el('h2', { text: 'Reflexes' })),
+      el('h3', { text: 'Active reflexes' }),
+      this.activeList = el('ul', { class: 'active-reflexes' }),
+      el('h3', { text: 'Recent triggers' }),
+      this.recentList = el('ol', { class: 'recent' }));
+  }
+
+  configure(reflexes) {
+    this.configured = reflexes;
+  }
+
+  triggered(data, timestamp) {
+    if (data.triggered) this.counts.set(data.reflex_name, (this.counts.get(data.reflex_name) || 0) + 1);
+    this.recent.unshift({ ...data, time: clock(timestamp) });
+    this.recent.length = Math.min(this.recent.length, SETTINGS.historySize);
+  }
+
+  render() {
+    const names = this.configured.map((r) => r.name);
+    const extra = [...this.counts.keys()].filter((n) => !names.includes(n));
+    const rows = [
+      ...this.configured.map((r) => [r.name, `${r.sensor}: ${r.condition} → ${r.command} ${r.actuator}`]),
+      ...extra.map((n) => [n, 'fail-safe']),
+    ];
+    this.activeList.replaceChildren(...rows.map(([name, text]) =>
+      el('li', {}, el('strong', { text: name }), ` ${text} `,
+        el('span', { class: 'count', text: `×${this.counts.get(name) || 0}` }))));
+    this.recentList.replaceChildren(...this.recent.map((r) =>
+      el('li', { 'data-triggered': String(r.triggered) },
+        el('span', { class: 'time', text: r.time }),
+        ` ${r.reflex_name}: ${r.condition}${r.triggered ? '' : ' (cleared)'}`)));
+  }
+}
+
+class EventLog {
+  constructor(list, pausedNote, missedNode) {
+    this.list = list;
+    this.pausedNote = pausedNote;
+    this.missedNode = missedNode;
+    this.entries = [];
+    this.filter = 'all';
+    this.paused = false;
+    this.missed = 0;
+  }
+
+  add(event) {
+    if (this.paused) {
+      this.missed += 1;
+      return;
+    }
+    this.entries.unshift(event);
+    if (this.entries.length > SETTINGS.logSize) this.entries.length = SETTINGS.logSize;
+  }
+
+  setPaused(paused) {
+    this.paused = paused;
+    if (!paused) this.missed = 0;
+  }
+
+  render() {
+    this.pausedNote.hidden = !this.paused;
+    this.missedNode.textContent = String(this.missed);
+    if (this.paused) return;
+    const shown = this.entries.filter((e) => this.filter === 'all' || e.type === this.filter);
+    this.list.replaceChildren(...shown.map((e) =>
+      el('li', { 'data-type': e.type },
+        el('span', { class: 'time', text: clock(e.timestamp) }),
+        el('span', { class: `type type-${e.type}`, text: e.type }),
+        el('span', { class: 'text', text: describe(e) }))));
+  }
+}
+
+function describe(event) {
+  const d = event.data;
+  switch (event.type) {
+    case 'sensor': return `${d.sensor_name} = ${cm(d.value)}`;
+    case 'reflex': return `${d.reflex_name}: ${d.condition}${d.triggered ? ' → TRIGGER' : ' (cleared)'}`;
+    case 'actuator': return `${d.actuator_name} ${d.state}`;
+    default: return `${cm(d.distance_cm)} ${d.safe ? 'SAFE' : 'DANGER'} ${d.actuator_state}`;
+  }
+}
+
+// ---------------------------------------------------------------- the dashboard
+
+class Dashboard {
+  constructor() {
+    this.panels = document.getElementById('panels');
+    this.sensors = new Map();
+    this.actuators = new Map();
+    this.world = null;
+    this.reflexes = null;
+    this.events = 0;
+    this.started = Date.now();
+    this.intervals = [];
+    this.lastEventAt = 0;
+    this.dirty = false;
+    this.log = new EventLog(document.getElementById('log'),
+      document.getElementById('log-paused'), document.getElementById('log-missed'));
+    this.bindControls();
+  }
+
+  bindControls() {
+    document.querySelectorAll('[data-filter]').forEach((button) => {
+      button.addEventListener('click', () => {
+        this.log.filter = button.dataset.filter;
+        document.querySelectorAll('[data-filter]').forEach((b) => b.classList.toggle('active', b === button));
+        this.invalidate();
+      });
+    });
+    const pause = document.getElementById('pause-button');
+    pause.addEventListener('click', () => {
+      this.log.setPaused(!this.log.paused);
+      pause.textContent = this.log.paused ? 'Resume' : 'Pause';
+      pause.classList.toggle('active', this.log.paused);
+      this.invalidate();
+    });
+    document.getElementById('connect-button').addEventListener('click', () => {
+      if (this.stream.wanted) this.stream.disconnect();
+      else this.stream.connect();
+    });
+  }
+
+  start(url) {
+    document.getElementById('stat-url').textContent = url;
+    this.stream = new Stream(url, (e) => this.handle(e), (state, text) => this.status(state, text));
+    this.stream.connect();
+    setInterval(() => this.everySecond(), 1000);
+  }
+
+  status(state, text) {
+    const box = document.getElementById('connection');
+    box.dataset.state = state;
+    document.getElementById('connection-text').textContent = text;
+    document.getElementById('stat-status').textContent = state;
+    document.getElementById('connect-button').textContent =
+      state === 'disconnected' ? 'Connect' : 'Disconnect';
+    if (state !== 'connected') document.getElementById('quiet-warning').hidden = true;
+  }
+
+  handle(event) {
+    const now = Date.now();
+    if (this.lastEventAt) this.intervals.push(now - this.lastEventAt);
+    if (this.intervals.length > 50) this.intervals.shift();
+    this.lastEventAt = now;
+    this.events += 1;
+    const d = event.data;
+    switch (event.type) {
+      case 'sensor':
+        this.sensor(d.sensor_name, d.sensor_type).reading(Number(d.value), now);
+        this.world?.nearest(Math.min(...[...this.sensors.values()]
+          .map((p) => p.latest).filter((v) => v !== undefined)));
+        break;
+      case 'actuator':
+        this.actuator(d.actuator_name, d.actuator_type).setState(d.state, event.timestamp, true);
+        break;
+      case 'reflex':
+        this.reflexPanel().triggered(d, event.timestamp);
+        break;
+      case 'worldmodel':
+        this.worldmodel(d, event.timestamp);
+        break;
+      default:
+        return;
+    }
+    if (event.type !== 'worldmodel') this.log.add(event);
+    this.invalidate();
+  }
+
+  worldmodel(d, timestamp) {
+    if (!this.world) {
+      this.world = new WorldPanel();
+      this.addPanel(this.world);
+    }
+    this.world.update(d, timestamp);
+    if (Array.isArray(d.reflexes)) { // only in the snapshot a new client gets first
+      this.reflexPanel().configure(d.reflexes);
+      for (const r of d.reflexes) this.sensor(r.sensor, 'distance');
+      this.applyThresholds(d.reflexes);
+    }
+    for (const [name, s] of Object.entries(d.sensors || {})) this.sensor(name, 'distance').health(s.fresh, s.fault);
+    for (const [name, state] of Object.entries(d.actuators || {})) {
+      const panel = this.actuator(name, 'motor');
+      if (panel.state !== state) panel.setState(state, timestamp, false);
+    }
+  }
+
+  applyThresholds(reflexes) {
+    for (const r of reflexes) {
+      const value = r.below ?? r.above;
+      const stop = r.command === 'stop';
+      this.sensor(r.sensor, 'distance').thresholds.push({
+        value,
+        color: stop ? '#ff5d5d' : '#3ecf8e',
+        below: stop, // label under the stop line, over the resume line
+        label: `${stop ? 'stop' : 'resume'} ${r.below !== null && r.below !== undefined ? '<' : '>'} ${value} cm`,
+      });
+    }
+  }
+
+  sensor(name, kind) {
+    if (!this.sensors.has(name)) {
+      const panel = new SensorPanel(name, kind);
+      this.sensors.set(name, panel);
+      this.addPanel(panel);
+    }
+    return this.sensors.get(name);
+  }
+
+  actuator(name, kind) {
+    if (!this.actuators.has(name)) {
+      const panel = new ActuatorPanel(name, kind);
+      this.actuators.set(name, panel);
+      this.addPanel(panel);
+    }
+    return this.actuators.get(name);
+  }
+
+  reflexPanel() {
+    if (!this.reflexes) {
+      this.reflexes = new ReflexPanel();
+      this.addPanel(this.reflexes);
+    }
+    return this.reflexes;
+  }
+
+  addPanel(panel) {
+    document.getElementById('waiting')?.remove();
+    // Sensors, then actuators, world model and reflexes, whatever arrives first.
+    const rank = ['sensor', 'actuator', 'world', 'reflex'];
+    panel.node.style.order = String(rank.findIndex((r) => panel.node.className.includes(r)));
+    this.panels.append(panel.node);
+    document.getElementById('stat-panels').textContent = String(this.panels.children.length + 1);
+  }
+
+  invalidate() {
+    if (this.dirty) return;
+    this.dirty = true;
+    requestAnimationFrame(() => this.render());
+  }
+
+  render() {
+    this.dirty = false;
+    const now = Date.now();
+    for (const panel of this.sensors.values()) panel.render(now);
+    for (const panel of this.actuators.values()) panel.render();
+    this.world?.render();
+    this.reflexes?.render();
+    this.log.render();
+    document.getElementById('stat-events').textContent = String(this.events);
+  }
+
+  // The stream can go quiet while the socket stays open (a wedged daemon, a
+  // sensor that stopped): say so instead of showing old numbers as if live.
+  everySecond() {
+    document.getElementById('stat-uptime').textContent = duration(Date.now() - this.started);
+    this.stream.tick();
+    const warning = document.getElementById('quiet-warning');
+    if (this.stream.open) {
+      const sorted = [...this.intervals].sort((a, b) => a - b);
+      const typical = sorted.length ? sorted[Math.floor(sorted.length / 2)] : 0;
+      const limit = Math.max(SETTINGS.quietMinMs, typical * 4);
+      const silent = Date.now() - this.stream.lastMessage;
+      warning.hidden = silent < limit;
+      warning.textContent = `No events for ${Math.round(silent / 1000)} s although the connection is open — the daemon may be stalled.`;
+    }
+    if (this.sensors.size) this.invalidate(); // keep the minute chart scrolling
+  }
+}
+
+window.addEventListener('DOMContentLoaded', async () => {
+  window.dashboard = new Dashboard();
+  window.dashboard.start(await streamUrl());
+});

@@ -1,0 +1,179 @@
+"""The dashboard in real headless Chromium (Debian's), driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, fast_sim_config, free_port, wait_for
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("ANSE_HW_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOT = ROOT / "docs" / "dashboard.png"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (bash .ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.errors = []
+    page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    yield page
+    context.close()
+
+
+def text(page, selector: str) -> str:
+    return page.locator(selector).first.inner_text()
+
+
+def test_dashboard_served_by_the_daemon_shows_the_live_loop(start_daemon, page, tmp_path):
+    port = free_port()
+    start_daemon(fast_sim_config(port, interval=0.1), port)
+    page.goto(f"http://127.0.0.1:{port}/")
+
+    page.wait_for_selector("#connection[data-state=connected]")
+    assert f"ws://127.0.0.1:{port}/" in text(page, "#connection-text")
+    for panel in ("sensor:distance_sensor", "actuator:movement", "worldmodel", "reflexes"):
+        page.wait_for_selector(f"[data-panel='{panel}']")
+    assert page.locator("#log-panel").is_visible()
+
+    sensor = "[data-panel='sensor:distance_sensor'] .value"
+    first = text(page, sensor)
+    page.wait_for_function(
+        "([sel, old]) => document.querySelector(sel).textContent !== old", arg=[sensor, first])
+
+    history = "[data-panel='actuator:movement'] .history li"
+    page.wait_for_selector(f"{history}[data-state=STOPPED]", timeout=15000)
+    page.wait_for_selector(f"{history}[data-state=MOVING]", timeout=15000)
+    assert page.locator("#log li[data-type=actuator]", has_text="STOPPED").count() >= 1
+    assert page.locator("#log li[data-type=actuator]", has_text="MOVING").count() >= 1
+    assert page.locator("#log li[data-type=reflex]", has_text="proximity_safeguard").count() >= 1
+
+    badge = page.locator("[data-panel='actuator:movement'] .state-badge")
+    assert badge.inner_text() in ("MOVING", "STOPPED")
+    assert int(text(page, "#stat-events")) > 10
+    assert "proximity_safeguard" in text(page, "[data-panel='reflexes'] .active-reflexes")
+    assert text(page, "[data-panel='worldmodel'] .safety") in ("SAFE", "DANGER")
+    trend = "[data-panel='worldmodel'] .trend"
+    page.wait_for_selector(f"{trend}[data-trend=CLOSER]")
+    page.wait_for_selector(f"{trend}[data-trend=FARTHER]")
+
+    # The log filter and pause.
+    page.click("[data-filter=actuator]")
+    page.wait_for_function("""() => [...document.querySelectorAll('#log li')]
+        .every(li => li.dataset.type === 'actuator')""")
+    page.click("#pause-button")
+    page.wait_for_selector("#log-paused:not([hidden])")
+    page.wait_for_function("() => Number(document.querySelector('#log-missed').textContent) > 0")
+    page.click("#pause-button")
+    page.click("[data-filter=all]")
+
+    page.wait_for_function(f"document.querySelectorAll(\"{history}\").length >= 5")
+    shot = tmp_path / "dashboard.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 20_000
+    if os.environ.get("ANSE_HW_UPDATE_SCREENSHOT"):
+        shutil.copy(shot, SCREENSHOT)
+    assert page.errors == []
+
+
+def test_dashboard_reconnects_after_a_daemon_restart(start_daemon, page):
+    port = free_port()
+    daemon = start_daemon(fast_sim_config(port, interval=0.1), port)
+    page.goto(f"http://127.0.0.1:{port}/")
+    page.wait_for_selector("#connection[data-state=connected]")
+    page.wait_for_selector("[data-panel='sensor:distance_sensor']")
+
+    daemon.stop()
+    page.wait_for_selector("#connection[data-state=reconnecting]")
+    assert "reconnecting in" in text(page, "#connection-text")
+
+    events_before = int(text(page, "#stat-events"))
+    start_daemon(fast_sim_config(port, interval=0.1), port)
+    page.wait_for_selector("#connection[data-state=connected]", timeout=20000)
+    page.wait_for_function(
+        "n => Number(document.querySelector('#stat-events').textContent) > n + 5",
+        arg=events_before)
+    # Reconnection errors are the browser reporting refused connections, which
+    # is the expected part of this test; nothing else may go wrong.
+    assert [e for e in page.errors if "ERR_CONNECTION_REFUSED" not in e
+            and "WebSocket connection" not in e] == []
+
+
+def test_stale_sensor_is_shown_and_the_quiet_stream_is_flagged(start_daemon, page):
+    port = free_port()
+    start_daemon(fast_sim_config(
+        port, interval=0.1, extra_sensor=", profile: script, values: [50, 40, 30], "
+        "repeat: false, max_age: 0.5"), port)
+    page.goto(f"http://127.0.0.1:{port}/")
+    badge = "[data-panel='sensor:distance_sensor'] .fault-badge"
+    page.wait_for_selector(f"{badge}:not([hidden])", timeout=10000)
+    assert "STALE" in text(page, badge)
+    assert text(page, "[data-panel='worldmodel'] .safety") == "DANGER"
+    page.wait_for_selector("#quiet-warning:not([hidden])", timeout=15000)
+    assert "No events" in text(page, "#quiet-warning")
+    assert page.errors == []
+
+
+def test_seed_way_static_server_with_ws_parameter(start_daemon, page):
+    port, web = free_port(), free_port()
+    start_daemon(fast_sim_config(port, interval=0.1), port)
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(web), "--bind",
+                               "127.0.0.1"], cwd=ROOT / "dashboard",
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import socket
+
+        def up() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", web)) == 0
+
+        wait_for(up, what="http.server")
+        page.goto(f"http://127.0.0.1:{web}/?ws=ws://127.0.0.1:{port}")
+        page.wait_for_selector("#connection[data-state=connected]")
+        page.wait_for_selector("[data-panel='sensor:distance_sensor']")
+        # http.server answers /healthz with 404: that console line is the probe.
+        assert [e for e in page.errors if "404" not in e] == []
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def test_phone_sized_screen_keeps_the_motor_state_readable(start_daemon, browser):
+    port = free_port()
+    start_daemon(fast_sim_config(port, interval=0.1), port)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    page = context.new_page()
+    page.goto(f"http://127.0.0.1:{port}/")
+    badge = page.locator("[data-panel='actuator:movement'] .state-badge")
+    badge.wait_for()
+    page.wait_for_function("""() => ['MOVING', 'STOPPED'].includes(
+        document.querySelector("[data-panel='actuator:movement'] .state-badge").textContent)""")
+    box = badge.bounding_box()
+    assert box["width"] <= 390 and box["height"] >= 60
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    context.close()
