@@ -235,8 +235,15 @@ class Engine:
         with self._lock:
             data, seq = self.world.snapshot(self.clock()), self._seq
         data["reflexes"] = [
-            {"name": r.name, "sensor": r.sensor, "actuator": r.actuator, "command": r.command,
-             "below": r.below, "above": r.above, "condition": r.condition}
+            {
+                "name": r.name,
+                "sensor": r.sensor,
+                "actuator": r.actuator,
+                "command": r.command,
+                "below": r.below,
+                "above": r.above,
+                "condition": r.condition,
+            }
             for r in self.config.reflexes
         ]
         return events.make(events.WORLDMODEL, seq, data)

@@ -3,10 +3,10 @@
 Events are pushed as already-encoded frames with a conflation key: telemetry
 (`sensor` per sensor name, `worldmodel`) has a key, `reflex` and `actuator`
 have none and are never dropped.  While the client keeps up, every frame goes
-out in order.  Once it falls `conflate_after` frames behind (or always, for a
-client that asked for a lower rate), a new telemetry frame replaces the older
-unsent one with the same key.  A client that falls `max_critical` reflex and
-actuator events behind cannot be helped and is marked `overflowed`.
+out in order.  Once it falls `conflate_after` frames behind, a new telemetry
+frame replaces the older unsent one with the same key.  A client that falls
+`max_critical` reflex and actuator events behind cannot be helped and is
+marked `overflowed`.
 
 All operations are O(1) per frame: 1000 clients × 100 readings/s must not
 turn publishing into the bottleneck.
@@ -22,13 +22,8 @@ CONFLATE_AFTER = 32
 
 
 class Outbox:
-    def __init__(
-        self,
-        conflate_after: int = CONFLATE_AFTER,
-        max_critical: int = 256,
-        always_conflate: bool = False,
-    ) -> None:
-        self.conflate_after = 0 if always_conflate else conflate_after
+    def __init__(self, conflate_after: int = CONFLATE_AFTER, max_critical: int = 256) -> None:
+        self.conflate_after = conflate_after
         self.max_critical = max_critical
         self._frames: OrderedDict[int, tuple[Hashable | None, str]] = OrderedDict()
         self._latest: dict[Hashable, int] = {}
@@ -58,6 +53,12 @@ class Outbox:
         self._frames[slot] = (key, frame)
         if key is not None:
             self._latest[key] = slot
+
+    def extend(self, items: list[tuple[Hashable | None, str, int]], after: int) -> None:
+        """push() each (key, frame, seq) newer than `after`: one call per batch."""
+        for key, frame, seq in items:
+            if seq > after:
+                self.push(key, frame)
 
     def take(self) -> list[str]:
         """Everything pending, oldest first; the buffer is empty afterwards."""

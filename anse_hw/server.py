@@ -63,13 +63,17 @@ def conflation_key(event: dict[str, Any]) -> Hashable | None:
 
 
 class Client:
+    """One connection.  Full-rate clients are woken per batch; a client that
+    asked for `max_hz` is flushed on its own timer instead."""
+
     def __init__(
-        self, number: int, ws: ServerConnection, outbox: Outbox, since: int, max_hz: float | None
+        self, number: int, ws: ServerConnection, outbox: Outbox, joined: int, max_hz: float | None
     ) -> None:
         self.number = number
         self.ws = ws
         self.outbox = outbox
-        self.since = since
+        self.joined = joined  # seq of the snapshot: older events are already in it
+        self.telemetry_seq = joined  # rate-limited: telemetry sent up to here
         self.period = 1.0 / max_hz if max_hz else 0.0
         self.wake = asyncio.Event()
         self.dropped = False
@@ -92,23 +96,39 @@ class Hub:
         self.dashboard = dashboard_dir() if config.dashboard else None
         self._numbers = itertools.count(1)
         self.server: Server | None = None
+        #: The newest frame per telemetry key, for rate-limited clients.
+        self.latest: dict[Hashable, tuple[int, str]] = {}
 
     # -- publishing (event loop thread) --------------------------------------
 
     def publish(self, batch: list[dict[str, Any]]) -> None:
+        """Encode each event once; queue it for every client (O(1) per client)."""
         frames = [(conflation_key(e), events.encode(e), e["seq"]) for e in batch]
+        critical = [f for f in frames if f[0] is None]
+        for key, frame, seq in frames:
+            if key is not None:
+                self.latest[key] = (seq, frame)
         for client in tuple(self.clients):
+            # Rate-limited clients take telemetry from `latest` when their timer fires.
+            items = critical if client.period else frames
+            if not items:
+                continue
             outbox = client.outbox
-            for key, frame, seq in frames:
-                if seq > client.since:
-                    outbox.push(key, frame)
+            outbox.extend(items, client.joined)
             if outbox.overflowed:
                 self._drop(client, f"fell {outbox.max_critical} reflex/actuator events behind")
-            else:
+            elif not client.period:
                 client.wake.set()
         if self.debug:
             kinds = ", ".join(e["type"] for e in batch if e["type"] != events.WORLDMODEL)
             log.debug("[broadcast] %s → %d clients notified", kinds, len(self.clients))
+
+    def _fresh_telemetry(self, client: Client) -> list[str]:
+        """The newest value of each telemetry key this client has not been sent."""
+        fresh = sorted(item for item in self.latest.values() if item[0] > client.telemetry_seq)
+        if fresh:
+            client.telemetry_seq = fresh[-1][0]
+        return [frame for _, frame in fresh]
 
     def _drop(self, client: Client, reason: str) -> None:
         client.dropped = True
@@ -142,7 +162,7 @@ class Hub:
         query = parse_qs(urlsplit(ws.request.path).query)
         max_hz = _positive_float(query.get("max_hz", [None])[0])
         snapshot = self.snapshot()
-        outbox = Outbox(max_critical=self.config.client_buffer, always_conflate=bool(max_hz))
+        outbox = Outbox(max_critical=self.config.client_buffer)
         outbox.push(conflation_key(snapshot), events.encode(snapshot))
         client = Client(next(self._numbers), ws, outbox, snapshot["seq"], max_hz)
         client.wake.set()
@@ -171,9 +191,13 @@ class Hub:
     async def _write(self, client: Client) -> None:
         try:
             while True:
-                await client.wake.wait()
-                client.wake.clear()
-                for frame in client.outbox.take():
+                if client.period:
+                    frames = client.outbox.take() + self._fresh_telemetry(client)
+                else:
+                    await client.wake.wait()
+                    client.wake.clear()
+                    frames = client.outbox.take()
+                for frame in frames:
                     await client.ws.send(frame)
                 if client.period:
                     await asyncio.sleep(client.period)
@@ -215,6 +239,7 @@ class Hub:
             "uptime_s": round(time.monotonic() - self.started, 1),
             "clients": len(self.clients),
             "clients_behind": sum(1 for c in self.clients if c.outbox.behind),
+            "frames_conflated": sum(c.outbox.conflated for c in self.clients),
             **health,
         }
         status = HTTPStatus.SERVICE_UNAVAILABLE if stale else HTTPStatus.OK

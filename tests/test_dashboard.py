@@ -26,10 +26,17 @@ def browser():
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"],
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield browser
         browser.close()
@@ -64,7 +71,8 @@ def test_dashboard_served_by_the_daemon_shows_the_live_loop(start_daemon, page, 
     sensor = "[data-panel='sensor:distance_sensor'] .value"
     first = text(page, sensor)
     page.wait_for_function(
-        "([sel, old]) => document.querySelector(sel).textContent !== old", arg=[sensor, first])
+        "([sel, old]) => document.querySelector(sel).textContent !== old", arg=[sensor, first]
+    )
 
     history = "[data-panel='actuator:movement'] .history li"
     page.wait_for_selector(f"{history}[data-state=STOPPED]", timeout=15000)
@@ -92,7 +100,7 @@ def test_dashboard_served_by_the_daemon_shows_the_live_loop(start_daemon, page, 
     page.click("#pause-button")
     page.click("[data-filter=all]")
 
-    page.wait_for_function(f"document.querySelectorAll(\"{history}\").length >= 5")
+    page.wait_for_function(f'document.querySelectorAll("{history}").length >= 5')
     shot = tmp_path / "dashboard.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 20_000
@@ -116,19 +124,27 @@ def test_dashboard_reconnects_after_a_daemon_restart(start_daemon, page):
     start_daemon(fast_sim_config(port, interval=0.1), port)
     page.wait_for_selector("#connection[data-state=connected]", timeout=20000)
     page.wait_for_function(
-        "n => Number(document.querySelector('#stat-events').textContent) > n + 5",
-        arg=events_before)
+        "n => Number(document.querySelector('#stat-events').textContent) > n + 5", arg=events_before
+    )
     # Reconnection errors are the browser reporting refused connections, which
     # is the expected part of this test; nothing else may go wrong.
-    assert [e for e in page.errors if "ERR_CONNECTION_REFUSED" not in e
-            and "WebSocket connection" not in e] == []
+    assert [
+        e
+        for e in page.errors
+        if "ERR_CONNECTION_REFUSED" not in e and "WebSocket connection" not in e
+    ] == []
 
 
 def test_stale_sensor_is_shown_and_the_quiet_stream_is_flagged(start_daemon, page):
     port = free_port()
-    start_daemon(fast_sim_config(
-        port, interval=0.1, extra_sensor=", profile: script, values: [50, 40, 30], "
-        "repeat: false, max_age: 0.5"), port)
+    start_daemon(
+        fast_sim_config(
+            port,
+            interval=0.1,
+            extra_sensor=", profile: script, values: [50, 40, 30], repeat: false, max_age: 0.5",
+        ),
+        port,
+    )
     page.goto(f"http://127.0.0.1:{port}/")
     badge = "[data-panel='sensor:distance_sensor'] .fault-badge"
     page.wait_for_selector(f"{badge}:not([hidden])", timeout=10000)
@@ -142,9 +158,12 @@ def test_stale_sensor_is_shown_and_the_quiet_stream_is_flagged(start_daemon, pag
 def test_seed_way_static_server_with_ws_parameter(start_daemon, page):
     port, web = free_port(), free_port()
     start_daemon(fast_sim_config(port, interval=0.1), port)
-    server = subprocess.Popen([sys.executable, "-m", "http.server", str(web), "--bind",
-                               "127.0.0.1"], cwd=ROOT / "dashboard",
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(web), "--bind", "127.0.0.1"],
+        cwd=ROOT / "dashboard",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         import socket
 

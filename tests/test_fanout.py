@@ -67,6 +67,11 @@ def test_stalled_client_gets_every_reflex_and_actuator_and_the_latest_telemetry(
                     behind = True
                     break
             assert behind, "the stalled client never fell behind"
+            await asyncio.sleep(1.0)  # stay stalled while the stream goes on
+            health = json.loads(
+                (await asyncio.to_thread(http_get, f"http://127.0.0.1:{port}/healthz"))[1]
+            )
+            assert health["frames_conflated"] > 0, health
             late = await read_until_timeout(stalled)
             return await steady_task, late
 

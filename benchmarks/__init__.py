@@ -1,0 +1,1 @@
+"""The performance harness (SPEC §9): `python -m benchmarks.run`."""

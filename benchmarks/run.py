@@ -1,0 +1,537 @@
+"""The performance harness (SPEC §9).  One command, bounded in time, loopback only:
+
+    python -m benchmarks.run              # prints the tables and writes BENCHMARKS.md
+    python -m benchmarks.run --quick      # fewer samples, for a smoke run
+
+Every scenario runs twice on the same machine and load: once against anse-hw
+and once against the baseline (the seed's plain `await send` loop,
+benchmarks/baseline.py).  The server under test runs in this process, with a
+TFmini emulated on a pseudo-terminal and the motor on gpiozero's MockFactory
+whose pins record when they change; the WebSocket clients run in a separate
+process (benchmarks/clients.py).  Both sides use CLOCK_MONOTONIC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import asyncio
+import json
+import logging
+import os
+import platform
+import pty
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tty
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+from anse_hw import config as configuration
+from anse_hw.daemon import Daemon
+from benchmarks.baseline import SeedStyleServer
+from drivers.gpio_motor import GpioMotor
+from drivers.protocols import tfmini_frame
+
+ROOT = Path(__file__).resolve().parent.parent
+SENSOR_HZ = 100
+CLIENT_MIXES = [
+    (int(c), 1 if int(c) else 0) for c in os.environ.get("BENCH_CLIENTS", "0,100,500").split(",")
+]
+DEFAULT_SWITCH_INTERVAL = sys.getswitchinterval()
+FORWARD_PIN = "GPIO17"
+
+
+class TimedPin(MockPWMPin):
+    """A mock PWM pin that notes, on CLOCK_MONOTONIC, every time it drops to 0."""
+
+    stops: ClassVar[list[float]] = []
+
+    def _change_state(self, value):
+        was = self._state
+        changed = super()._change_state(value)
+        if changed and not value and was and self.info.name == FORWARD_PIN:
+            TimedPin.stops.append(time.monotonic())
+        return changed
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+# ---------------------------------------------------------------- servers under test
+
+
+class Rig:
+    """A pseudo-terminal sensor, the motor's pin factory, and a server on a port."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.port = free_port()
+        self.master, self.slave = pty.openpty()
+        tty.setraw(self.slave)
+        self.device = os.ttyname(self.slave)
+        self.factory = MockFactory(pin_class=TimedPin)
+        TimedPin.stops = []
+        self._stop: Callable[[], None] = lambda: None
+
+    def write(self, cm: int) -> float:
+        now = time.monotonic()
+        os.write(self.master, tfmini_frame(cm))
+        return now
+
+    def serve(self, scenario: Callable[[Rig], dict]) -> dict:
+        """Run the server in this (main) thread and the scenario beside it."""
+        result: dict = {}
+
+        def drive() -> None:
+            try:
+                wait_listening(self.port)
+                result.update(scenario(self))
+            except BaseException as exc:
+                result["error"] = repr(exc)
+            finally:
+                self._stop()
+
+        threading.Thread(target=drive, daemon=True).start()
+        if self.kind == "anse-hw":
+            self._serve_ours()
+        else:
+            self._serve_baseline()
+        os.close(self.master)
+        os.close(self.slave)
+        if "error" in result:
+            raise RuntimeError(f"{self.kind}: {result['error']}")
+        return result
+
+    def _serve_ours(self) -> None:
+        cfg = configuration.parse(f"""
+server: {{host: 127.0.0.1, port: {self.port}, max_clients: 2000}}
+gpio: {{pin_factory: mock}}
+sensors:
+  - {{name: lidar, driver: serial, port: {self.device}, protocol: tfmini, max_age: 5}}
+actuators:
+  - {{name: movement, driver: gpio, forward: 17, backward: 18, speed: 0.6}}
+reflexes:
+  - {{name: proximity_safeguard, sensor: lidar, below: 10, actuator: movement, command: stop}}
+  - {{name: clear_to_move, sensor: lidar, above: 15, actuator: movement, command: move}}
+""")
+        daemon = Daemon(cfg, pin_factory=self.factory)
+        self._stop = daemon.request_stop
+        asyncio.run(daemon.run())
+
+    def _serve_baseline(self) -> None:
+        motor = GpioMotor(
+            "movement",
+            pin_factory=self.factory,
+            forward=17,
+            backward=18,
+            phase=None,
+            enable=None,
+            pwm=True,
+            speed=0.6,
+            direction="forward",
+        )
+        server = SeedStyleServer(self.port, self.device, motor)
+
+        async def run() -> None:
+            loop = asyncio.get_running_loop()
+            self._stop = lambda: loop.call_soon_threadsafe(server.stop.set)
+            await server.run()
+
+        asyncio.run(run())
+        motor.close()
+
+
+class Clients:
+    """The client process: `count` readers plus `stalled` clients that never read."""
+
+    def __init__(
+        self, port: int, count: int, stalled: int = 0, max_hz: float = 0, record: int = 100
+    ) -> None:
+        handle, self.out = tempfile.mkstemp(suffix=".bin")
+        os.close(handle)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.clients",
+                "--url",
+                f"ws://127.0.0.1:{port}",
+                "--count",
+                str(count),
+                "--stalled",
+                str(stalled),
+                "--max-hz",
+                str(max_hz),
+                "--record",
+                str(record),
+                "--out",
+                self.out,
+            ],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        ready = json.loads(self.proc.stdout.readline() or "{}")
+        if not ready.get("ready"):
+            raise RuntimeError("the client process did not come up")
+
+    def start(self) -> None:
+        self.proc.stdin.write("start\n")
+        self.proc.stdin.flush()
+
+    def finish(self) -> tuple[dict, array.array]:
+        self.proc.stdin.write("stop\n")
+        self.proc.stdin.flush()
+        summary = json.loads(self.proc.stdout.readline())
+        self.proc.wait(timeout=60)
+        arrivals = array.array("d")
+        with open(self.out, "rb") as handle:
+            arrivals.frombytes(handle.read())
+        os.unlink(self.out)
+        return summary, arrivals
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+def pace(rig: Rig, values: list[int]) -> list[float]:
+    """Write one frame per value at SENSOR_HZ, on a fixed schedule; the write times."""
+    period = 1 / SENSOR_HZ
+    deadline = time.monotonic()
+    written = []
+    for cm in values:
+        written.append(rig.write(cm))
+        deadline += period
+        time.sleep(max(0.0, deadline - time.monotonic()))
+    return written
+
+
+def reflex_scenario(clients: int, stalled: int, cycles: int) -> Callable[[Rig], dict]:
+    """Far for 100 ms, close for 100 ms, `cycles` times: each close is one stop."""
+
+    def scenario(rig: Rig) -> dict:
+        swarm = Clients(rig.port, clients, stalled, record=0)
+        swarm.start()
+        pace(rig, [80] * 50)  # let the motor start and the buffers fill
+        closes: list[float] = []
+        for _ in range(cycles):
+            pace(rig, [80] * 10)
+            closes.append(pace(rig, [5] * 10)[0])  # the first close frame is the one that stops
+        time.sleep(2.0)  # let a slow server finish what it was given
+        swarm.finish()
+        latencies, missed = [], 0
+        for i, written in enumerate(closes):
+            end = closes[i + 1] if i + 1 < len(closes) else float("inf")
+            stop = next((t for t in TimedPin.stops if written <= t < end), None)
+            if stop is None:
+                missed += 1
+            else:
+                latencies.append((stop - written) * 1000)
+        return {"latencies_ms": latencies, "missed": missed, "stops": len(closes)}
+
+    return scenario
+
+
+def fanout_scenario(clients: int, max_hz: float, seconds: float) -> Callable[[Rig], dict]:
+    """Far readings with distinct values at SENSOR_HZ; clients note when each arrives."""
+
+    def scenario(rig: Rig) -> dict:
+        swarm = Clients(rig.port, clients, max_hz=max_hz, record=min(clients, 200))
+        count = int(seconds * SENSOR_HZ)
+        values = [20 + (i % 900) for i in range(count + 100)]
+        warmup = pace(rig, values[:100])
+        swarm.start()
+        # A server far behind may still be delivering warm-up readings: count those too.
+        written = warmup + pace(rig, values[100:])
+        writes = dict(zip(map(float, values), written, strict=True))
+        time.sleep(0.2)
+        summary, arrivals = swarm.finish()
+        latencies = [
+            (arrivals[i + 1] - writes[arrivals[i]]) * 1000
+            for i in range(0, len(arrivals), 2)
+            if arrivals[i] in writes
+        ]
+        return {
+            "latencies_ms": latencies,
+            "messages": summary["messages"],
+            "seconds": summary["seconds"],
+            "errors": summary["errors"],
+        }
+
+    return scenario
+
+
+# ---------------------------------------------------------------- cost
+
+
+def process_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure(pid: int, seconds: float) -> tuple[float, float]:
+    """(% of one core, RSS MB) over a window."""
+    before, began = process_cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    cpu = (process_cpu_seconds(pid) - before) / (time.monotonic() - began) * 100
+    return cpu, rss_mb(pid)
+
+
+def cost(kind: str, clients: int, seconds: float) -> dict:
+    port = free_port()
+    if kind == "anse-hw":
+        argv = [
+            sys.executable,
+            "-m",
+            "anse_hw",
+            "--sim",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+    else:
+        argv = [sys.executable, "-m", "benchmarks.baseline", "--port", str(port)]
+    server = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port)
+        time.sleep(2)
+        idle_cpu, idle_rss = measure(server.pid, seconds)
+        swarm = Clients(port, clients, record=0)
+        swarm.start()
+        time.sleep(2)
+        busy_cpu, busy_rss = measure(server.pid, seconds)
+        swarm.finish()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return {
+        "idle_cpu": idle_cpu,
+        "idle_rss": idle_rss,
+        "cpu": busy_cpu,
+        "rss": busy_rss,
+        "per_client_kb": (busy_rss - idle_rss) * 1024 / clients,
+    }
+
+
+# ---------------------------------------------------------------- report
+
+
+@dataclass
+class Report:
+    rows: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, table: str, row: str) -> None:
+        self.rows.setdefault(table, []).append(row)
+        print(f"[{table}] {row}", flush=True)
+
+
+def fmt_latency(result: dict) -> tuple[str, str, str]:
+    values = result["latencies_ms"]
+    missed = result.get("missed", 0)
+    if not values:
+        return "—", "—", f"none of {result.get('stops', 0)} stops happened"
+    p50, p99, worst = percentile(values, 50), percentile(values, 99), max(values)
+    note = f"{missed} of {result['stops']} stops never happened" if missed else ""
+    return f"{p50:.2f}", f"{p99:.2f}", f"{worst:.2f}" + (f" ({note})" if note else "")
+
+
+def ratio(ours: float, base: float) -> str:
+    if ours <= 0 or base != base:
+        return "—"
+    return f"{base / ours:.1f}×"
+
+
+def run_reflex(report: Report, cycles: int) -> None:
+    table = "reflex"
+    for clients, stalled in CLIENT_MIXES:
+        results = {
+            kind: Rig(kind).serve(reflex_scenario(clients, stalled, cycles))
+            for kind in ("anse-hw", "baseline")
+        }
+        sys.setswitchinterval(DEFAULT_SWITCH_INTERVAL)  # the daemon lowered it for itself
+        ours, base = results["anse-hw"], results["baseline"]
+        o, b = fmt_latency(ours), fmt_latency(base)
+        p99_ratio = (
+            ratio(percentile(ours["latencies_ms"], 99), percentile(base["latencies_ms"], 99))
+            if base["latencies_ms"] and not base["missed"]
+            else "∞ (stops lost)"
+            if base["missed"]
+            else "—"
+        )
+        report.add(
+            table,
+            f"| {clients} + {stalled} stalled | {o[0]} | {o[1]} | {o[2]} | "
+            f"{b[0]} | {b[1]} | {b[2]} | {p99_ratio} |",
+        )
+
+
+def run_fanout(report: Report, seconds: float) -> None:
+    for clients, max_hz in ((100, 0), (1000, 0), (1000, 10)):
+        results = {
+            kind: Rig(kind).serve(fanout_scenario(clients, max_hz, seconds))
+            for kind in ("anse-hw", "baseline")
+        }
+        cells = []
+        for kind in ("anse-hw", "baseline"):
+            r = results[kind]
+            lat = r["latencies_ms"]
+            rate = r["messages"] / r["seconds"] if r["seconds"] else 0
+            cells.append(
+                (
+                    percentile(lat, 50) if lat else float("nan"),
+                    percentile(lat, 99) if lat else float("nan"),
+                    rate,
+                )
+            )
+        (o50, o99, orate), (b50, b99, brate) = cells
+        label = f"{clients} @ {'full rate' if not max_hz else f'max_hz={max_hz:g}'}"
+        report.add(
+            "fanout",
+            f"| {label} | {o50:.1f} | {o99:.1f} | {orate:,.0f} | {b50:.1f} | "
+            f"{b99:.1f} | {brate:,.0f} | {ratio(o99, b99)} |",
+        )
+
+
+def run_cost(report: Report, clients: int, seconds: float) -> None:
+    results = {kind: cost(kind, clients, seconds) for kind in ("anse-hw", "baseline")}
+    o, b = results["anse-hw"], results["baseline"]
+    report.add(
+        "cost",
+        f"| idle daemon, 1.5 s interval | {o['idle_cpu']:.2f} % | "
+        f"{o['idle_rss']:.1f} MB | {b['idle_cpu']:.2f} % | {b['idle_rss']:.1f} MB |",
+    )
+    report.add(
+        "cost",
+        f"| with {clients} idle clients | {o['cpu']:.2f} % | {o['rss']:.1f} MB | "
+        f"{b['cpu']:.2f} % | {b['rss']:.1f} MB |",
+    )
+    report.add(
+        "cost",
+        f"| per connected client | — | {o['per_client_kb']:.0f} KB | — | "
+        f"{b['per_client_kb']:.0f} KB |",
+    )
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def write_markdown(report: Report, command: str, started: str, took: float) -> str:
+    r = report.rows
+    return f"""# Benchmarks
+
+Measured by `{command}` on {started} ({took:.0f} s), on {machine()}.
+Loopback only; the clients run in a separate process.  Rerun the command to
+reproduce; numbers from a shared machine vary from run to run.
+
+**Baseline**: the seed backend's design (benchmarks/baseline.py) on the same
+sensor, parser, motor and event JSON: one coroutine per reading that broadcasts
+with `for ws in clients: await ws.send(...)` and drives the motor after the
+sensor and world-model broadcasts.  Ratios are baseline ÷ anse-hw (higher is
+better for anse-hw).
+
+## Reflex latency
+
+A TFmini frame written into a pseudo-terminal → the motor's forward pin at 0 on
+gpiozero's MockFactory (timestamps on CLOCK_MONOTONIC).  Sensor at {SENSOR_HZ} Hz:
+far for 100 ms, close for 100 ms; each close is one measured stop.  The stalled
+client completes the WebSocket handshake and never reads again.
+
+| clients | anse-hw p50 ms | p99 ms | max ms | baseline p50 ms | p99 ms | max ms | p99 ratio |
+|---|---|---|---|---|---|---|---|
+{chr(10).join(r.get("reflex", []))}
+
+## Fan-out
+
+Distinct far readings at {SENSOR_HZ} Hz (two events each: sensor + worldmodel).
+Delivery latency: frame written → the `sensor` event received by a client
+(sampled over up to 200 clients).  Messages/s: frames received by all clients.
+`max_hz=10` clients ask for conflated telemetry at 10 Hz (`?max_hz=10`); the
+baseline has no such option and sends them everything.
+
+| clients | anse-hw p50 ms | p99 ms | msgs/s | baseline p50 ms | p99 ms | msgs/s | p99 ratio |
+|---|---|---|---|---|---|---|---|
+{chr(10).join(r.get("fanout", []))}
+
+## Cost
+
+`anse-hw --sim` (one reading every 1.5 s) and the baseline on the same pace, as
+separate processes; CPU as % of one core over the window, RSS from /proc.
+
+| | anse-hw CPU | anse-hw RSS | baseline CPU | baseline RSS |
+|---|---|---|---|---|
+{chr(10).join(r.get("cost", []))}
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer samples (smoke run)")
+    parser.add_argument("--only", choices=("reflex", "fanout", "cost"), action="append")
+    parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("anse_hw").setLevel(logging.ERROR)
+    only = set(args.only or ("reflex", "fanout", "cost"))
+    report = Report()
+    started, began = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), time.monotonic()
+    if "reflex" in only:
+        run_reflex(report, cycles=10 if args.quick else 60)
+    if "fanout" in only:
+        run_fanout(report, seconds=2 if args.quick else 5)
+    if "cost" in only:
+        run_cost(report, clients=100 if args.quick else 1000, seconds=3 if args.quick else 10)
+    command = "python -m benchmarks.run" + (" --quick" if args.quick else "")
+    text = write_markdown(report, command, started, time.monotonic() - began)
+    Path(args.output).write_text(text)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
