@@ -19,7 +19,6 @@ from anse_hw import __version__
 from anse_hw.config import Config, ConfigError, describe, find_config_file, load, sim_defaults
 from anse_hw.daemon import Daemon, safe_stop
 from drivers.base import DriverError
-from drivers.registry import SENSORS
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("anse_hw")
@@ -99,7 +98,7 @@ def check_devices(config: Config) -> list[str]:
     """What `--check` can see without touching hardware: ports that do not exist."""
     problems = []
     for sensor in config.sensors:
-        port = sensor.options.get("port") if SENSORS[sensor.driver] is not SENSORS["sim"] else None
+        port = sensor.options.get("port")
         if port and not os.path.exists(port):
             problems.append(
                 f"{config.source}: sensors.{sensor.name}.port: serial port {port} "

@@ -12,7 +12,6 @@ echo becomes "no reading", and any filtering is an explicit, short median
 from __future__ import annotations
 
 import statistics
-import threading
 import warnings
 from collections import deque
 from collections.abc import Callable
@@ -62,7 +61,6 @@ class HCSR04Sensor(SensorDriver):
         self._window: deque[float] = deque(maxlen=options["median_of"])
         self._on_sample: Callable[[Sample], None] | None = None
         self._on_crash: Callable[[BaseException], None] | None = None
-        self._lock = threading.Lock()
         # Open the pins now, so a pin in use is a start-up error; measurements
         # are only passed on once start() has given us somewhere to send them.
         with warnings.catch_warnings():
@@ -96,26 +94,24 @@ class HCSR04Sensor(SensorDriver):
 
     def _on_raw(self, value: float | None) -> None:
         """Runs on gpiozero's sampling thread after every trigger pulse."""
-        try:
-            self._emit(value)
-        except Exception as exc:
-            if self._on_crash is None:
-                raise
-            self._on_crash(exc)
-
-    def _emit(self, value: float | None) -> None:
-        if self._on_sample is None:
+        on_sample, on_crash = self._on_sample, self._on_crash
+        if on_sample is None:  # not started yet, or closed
             return
+        try:
+            on_sample(self._filter(value))
+        except Exception as exc:
+            on_crash(exc)
+
+    def _filter(self, value: float | None) -> Sample:
+        """gpiozero's fraction of max_distance → centimetres, through the short median."""
         if value is None:
             self._window.clear()  # never let an old echo stand in for a missing one
-            self._on_sample(Sample.none("no echo"))
-            return
+            return Sample.none("no echo")
         self._window.append(value * self.max_distance * 100.0)
-        self._on_sample(Sample(statistics.median(self._window)))
+        return Sample(statistics.median(self._window))
 
     def close(self) -> None:
-        with self._lock:
-            self._on_sample = None
-            device, self._device = self._device, None
+        self._on_sample = None
+        device, self._device = self._device, None
         if device is not None:
             device.close()

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from anse_hw import config
-from tests.conftest import ROOT, write_config
+from tests.conftest import ROOT, free_port, write_config
 
 GOOD = """\
 sensors:
@@ -177,3 +177,13 @@ def test_default_max_age_is_half_a_second_or_three_intervals():
     slow = config.parse("sensors: [{name: a, driver: sim, interval: 1.5}]")
     assert fast.sensors[0].max_age == 0.5
     assert slow.sensors[0].max_age == 4.5
+
+
+def test_an_unavailable_pin_factory_is_a_clear_error():
+    """This machine has no lgpio: the Pi example must say so, not crash."""
+    result = run_cli("--config", str(ROOT / "config" / "pi-hcsr04.yaml"), "--port",
+                     str(free_port()))
+    assert result.returncode == 1
+    assert "gpio.pin_factory lgpio is not usable here" in result.stderr
+    assert "python3-lgpio" in result.stderr
+    assert "Traceback" not in result.stderr
