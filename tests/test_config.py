@@ -181,8 +181,9 @@ def test_default_max_age_is_half_a_second_or_three_intervals():
 
 def test_an_unavailable_pin_factory_is_a_clear_error():
     """This machine has no lgpio: the Pi example must say so, not crash."""
-    result = run_cli("--config", str(ROOT / "config" / "pi-hcsr04.yaml"), "--port",
-                     str(free_port()))
+    result = run_cli(
+        "--config", str(ROOT / "config" / "pi-hcsr04.yaml"), "--port", str(free_port())
+    )
     assert result.returncode == 1
     assert "gpio.pin_factory lgpio is not usable here" in result.stderr
     assert "python3-lgpio" in result.stderr

@@ -182,17 +182,23 @@ def test_unknown_paths_are_404_and_the_dashboard_is_served(start_daemon):
 def test_a_client_that_cannot_keep_up_is_dropped_with_a_reason(start_daemon):
     port = free_port()
     values = ", ".join(["80", "5"] * 400)  # a reflex and an actuator event per reading
-    daemon = start_daemon(config(port, f"profile: script, values: [{values}]",
-                                 ", client_buffer: 20"), port)
+    daemon = start_daemon(
+        config(port, f"profile: script, values: [{values}]", ", client_buffer: 20"), port
+    )
     small = socket.socket()
     small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     small.connect(("127.0.0.1", port))
-    small.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                  b"Sec-WebSocket-Version: 13\r\n\r\n")
+    small.sendall(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
     try:
-        wait_for(lambda: "dropped: fell 20 reflex/actuator events behind" in daemon.log(),
-                 timeout=30, what="the slow client to be dropped")
+        wait_for(
+            lambda: "dropped: fell 20 reflex/actuator events behind" in daemon.log(),
+            timeout=30,
+            what="the slow client to be dropped",
+        )
         health = json.loads(http_get(f"http://127.0.0.1:{port}/healthz")[1])
         assert health["clients"] == 0
         asyncio.run(collect(daemon.url, lambda r: len(r) > 10))  # others are still served
