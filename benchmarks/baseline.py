@@ -18,6 +18,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from anse_hw import events
 from drivers.base import MOVING, STOPPED
+from drivers.gpio_motor import GpioMotor
 from drivers.protocols import TFminiParser
 
 
@@ -111,6 +112,21 @@ class SeedStyleServer:
             await self.step(await self.readings.get())
 
 
+def bench_motor(pin_factory: Any) -> GpioMotor:
+    """The motor every benchmark drives: L298N-style on GPIO17/18 at speed 0.6."""
+    return GpioMotor(
+        "movement",
+        pin_factory=pin_factory,
+        forward=17,
+        backward=18,
+        phase=None,
+        enable=None,
+        pwm=True,
+        speed=0.6,
+        direction="forward",
+    )
+
+
 def main() -> None:
     """Run the baseline alone on the seed's sim pace (for the cost figures)."""
     import argparse
@@ -121,7 +137,6 @@ def main() -> None:
 
     from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-    from drivers.gpio_motor import GpioMotor
     from drivers.protocols import tfmini_frame
     from drivers.sim import seed_pattern
 
@@ -131,17 +146,7 @@ def main() -> None:
     args = parser.parse_args()
     master, slave = pty.openpty()
     tty.setraw(slave)
-    motor = GpioMotor(
-        "movement",
-        pin_factory=MockFactory(pin_class=MockPWMPin),
-        forward=17,
-        backward=18,
-        phase=None,
-        enable=None,
-        pwm=True,
-        speed=0.6,
-        direction="forward",
-    )
+    motor = bench_motor(MockFactory(pin_class=MockPWMPin))
     server = SeedStyleServer(args.port, os.ttyname(slave), motor)
 
     def sensor() -> None:

@@ -39,8 +39,7 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from anse_hw import config as configuration
 from anse_hw import realtime
 from anse_hw.daemon import Daemon
-from benchmarks.baseline import SeedStyleServer
-from drivers.gpio_motor import GpioMotor
+from benchmarks.baseline import SeedStyleServer, bench_motor
 from drivers.protocols import tfmini_frame
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,17 +147,7 @@ reflexes:
         asyncio.run(daemon.run())
 
     def _serve_baseline(self) -> None:
-        motor = GpioMotor(
-            "movement",
-            pin_factory=self.factory,
-            forward=17,
-            backward=18,
-            phase=None,
-            enable=None,
-            pwm=True,
-            speed=0.6,
-            direction="forward",
-        )
+        motor = bench_motor(self.factory)
         server = SeedStyleServer(self.port, self.device, motor)
 
         async def run() -> None:

@@ -20,17 +20,15 @@ class FrameParser(Protocol):
         ...
 
 
-class TFminiParser:
-    """Benewake TFmini / TFmini-S / TFmini Plus / TF-Luna, 9-byte frames.
+class FixedFrameParser:
+    """Fixed-size binary frames that start with HEADER and carry a checksum.
 
-    59 59 DistL DistH StrL StrH b6 b7 CHK, distance in cm little-endian,
-    CHK = low byte of the sum of bytes 0-7.  Frames with a bad checksum are
-    dropped; frames whose strength is < 100 or 65535, or whose distance is 0,
-    are the sensor saying "no reading".
+    Garbage before a header is skipped; a header whose frame fails the checksum
+    was not a frame after all, so the search resumes one byte later.
     """
 
-    HEADER = b"\x59\x59"
-    SIZE = 9
+    HEADER: bytes = b""
+    SIZE: int = 0
 
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -41,17 +39,42 @@ class TFminiParser:
         while True:
             start = buf.find(self.HEADER)
             if start < 0:
-                del buf[: max(0, len(buf) - 1)]  # keep a lone 0x59: it may start a header
+                # Keep a possible partial header at the end for the next chunk.
+                del buf[: max(0, len(buf) - len(self.HEADER) + 1)]
                 return
             del buf[:start]
             if len(buf) < self.SIZE:
                 return
             frame = bytes(buf[: self.SIZE])
-            if sum(frame[:8]) & 0xFF != frame[8]:
-                del buf[:1]  # not a frame after all: look for the next header
+            if not self.checksum_ok(frame):
+                del buf[:1]
                 continue
             del buf[: self.SIZE]
             yield self.decode(frame)
+
+    @staticmethod
+    def checksum_ok(frame: bytes) -> bool:
+        raise NotImplementedError
+
+    @staticmethod
+    def decode(frame: bytes) -> Sample:
+        raise NotImplementedError
+
+
+class TFminiParser(FixedFrameParser):
+    """Benewake TFmini / TFmini-S / TFmini Plus / TF-Luna, 9-byte frames.
+
+    59 59 DistL DistH StrL StrH b6 b7 CHK, distance in cm little-endian,
+    CHK = low byte of the sum of bytes 0-7.  Frames whose strength is < 100 or
+    65535, or whose distance is 0 or negative, are the sensor saying "no reading".
+    """
+
+    HEADER = b"\x59\x59"
+    SIZE = 9
+
+    @staticmethod
+    def checksum_ok(frame: bytes) -> bool:
+        return sum(frame[:8]) & 0xFF == frame[8]
 
     @staticmethod
     def decode(frame: bytes) -> Sample:
@@ -64,32 +87,20 @@ class TFminiParser:
         return Sample(float(distance))
 
 
-class A02YYUWParser:
+class A02YYUWParser(FixedFrameParser):
     """DFRobot A02YYUW, 4-byte frames FF H L SUM, distance in mm big-endian."""
 
+    HEADER = b"\xff"
     SIZE = 4
 
-    def __init__(self) -> None:
-        self._buf = bytearray()
+    @staticmethod
+    def checksum_ok(frame: bytes) -> bool:
+        return (0xFF + frame[1] + frame[2]) & 0xFF == frame[3]
 
-    def feed(self, data: bytes) -> Iterator[Sample]:
-        buf = self._buf
-        buf += data
-        while True:
-            start = buf.find(0xFF)
-            if start < 0:
-                buf.clear()
-                return
-            del buf[:start]
-            if len(buf) < self.SIZE:
-                return
-            high, low, checksum = buf[1], buf[2], buf[3]
-            if (0xFF + high + low) & 0xFF != checksum:
-                del buf[:1]
-                continue
-            del buf[: self.SIZE]
-            mm = (high << 8) | low
-            yield Sample(mm / 10.0) if mm > 0 else Sample.none("no target (distance 0)")
+    @staticmethod
+    def decode(frame: bytes) -> Sample:
+        mm = (frame[1] << 8) | frame[2]
+        return Sample(mm / 10.0) if mm > 0 else Sample.none("no target (distance 0)")
 
 
 class LineParser:

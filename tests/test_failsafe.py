@@ -31,6 +31,7 @@ from tests.conftest import (
     hardware_config,
     http_get,
     pin,
+    stalled_client,
     wait_for,
 )
 from tests.serialdev import PtyDevice
@@ -205,19 +206,6 @@ def test_s3_weak_signal_frames_never_count_as_fresh(rig):
 
 
 # -- S4 -----------------------------------------------------------------------
-
-
-def stalled_client(port: int) -> socket.socket:
-    """Completes the WebSocket handshake, then never reads again."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", port))
-    sock.sendall(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        b"Sec-WebSocket-Version: 13\r\n\r\n"
-    )
-    return sock
 
 
 class IdleClients:

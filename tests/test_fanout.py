@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
-from tests.conftest import collect, free_port, http_get, wait_for
+from tests.conftest import collect, free_port, http_get, stalled_client, wait_for
 
 SCRIPT = "[" + ", ".join(["80"] * 20 + ["5"] * 20) * 1 + "]"
 
@@ -185,14 +185,7 @@ def test_a_client_that_cannot_keep_up_is_dropped_with_a_reason(start_daemon):
     daemon = start_daemon(
         config(port, f"profile: script, values: [{values}]", ", client_buffer: 20"), port
     )
-    small = socket.socket()
-    small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    small.connect(("127.0.0.1", port))
-    small.sendall(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        b"Sec-WebSocket-Version: 13\r\n\r\n"
-    )
+    small = stalled_client(port)
     try:
         wait_for(
             lambda: "dropped: fell 20 reflex/actuator events behind" in daemon.log(),
