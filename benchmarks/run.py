@@ -512,7 +512,10 @@ separate processes; CPU as % of one core over the window, RSS from /proc.
   sensor threads therefore run at SCHED_FIFO where permitted, and the GIL
   switch interval is 0.5 ms instead of 5 ms.  Without real-time priority
   (an unprivileged user without `LimitRTPRIO`) the 500-client p99 measured
-  3–6 ms during development.
+  3–7 ms during development; with it, full runs gave 1.5–4 ms.  What remains
+  is the kernel's tty work queue, an ordinary kernel thread that moves the
+  bytes from the pty master to the reader, waiting for one of the two busy
+  cores (a real UART hands its bytes over the same way).
 - **Baseline reflex.**  The seed design drives the motor only after the sensor
   and world-model events were sent to every client, one `await` at a time: its
   latency grows with the number of clients, and once the stalled client's
