@@ -150,6 +150,7 @@ class Hub:
             ping_interval=c.ping_interval,
             ping_timeout=c.ping_interval,
             server_header="anse-hw",
+            write_limit=WRITE_LIMIT_BYTES,
         )
         return self.server
 
