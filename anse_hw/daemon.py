@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import resource
 import signal
 import sys
@@ -150,7 +151,9 @@ class Daemon:
                 watchdog.cancel()
         finally:
             self.notifier.notify("STOPPING=1")
-            self.engine.close()
+            # Off the loop thread: if a wedged driver holds the engine, the loop
+            # still handles a second signal (which forces the exit).
+            await self._loop.run_in_executor(None, self.engine.close)
             await hub.flush(timeout=1.0)
             server.close()
             await server.wait_closed()
@@ -174,6 +177,19 @@ class Daemon:
         return self.engine.health()
 
     def _on_signal(self, sig: signal.Signals) -> None:
+        if self._stop.is_set():  # a second Ctrl-C: the shutdown itself is stuck
+            # Straight to stderr: the log queue's writer may not get another turn.
+            print(
+                f"{sig.name} received again: stopping the motors and exiting now",
+                file=sys.stderr,
+                flush=True,
+            )
+            # A wedged driver may hang this stop too: give it two seconds, then go
+            # (under systemd, ExecStopPost's --safe-stop runs next).
+            stopper = threading.Thread(target=self.engine.emergency_stop, daemon=True)
+            stopper.start()
+            stopper.join(2.0)
+            os._exit(EXIT_FAILURE)
         log.info("%s received: stopping motors and shutting down", sig.name)
         self._stop.set()
 

@@ -434,7 +434,11 @@ reflexes:
     notify.drain()
     with pytest.raises(AssertionError):
         notify.receive(lambda m: "WATCHDOG=1" in m, timeout=1.5)
-    daemon.proc.kill()
+    # The shutdown hangs on the wedged motor too; a second SIGTERM forces the exit.
+    daemon.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "stopping motors and shutting down" in daemon.log(), what="shutdown")
+    assert daemon.signal(signal.SIGTERM) == 1
+    assert "received again" in daemon.log()
 
 
 # -- the unit file --------------------------------------------------------------
