@@ -133,7 +133,8 @@ class Daemon:
             self.engine.close()
             raise DriverError(
                 f"cannot listen on {self.config.server.host}:"
-                f"{self.config.server.port}: {exc.strerror}"
+                f"{self.config.server.port}: "
+                f"{os.strerror(exc.errno) if exc.errno else exc} (another anse-hw? try --port)"
             ) from None
         previous_hook = threading.excepthook
         threading.excepthook = lambda args: self.crash(args.exc_value)

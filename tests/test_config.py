@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from anse_hw import config
-from tests.conftest import ROOT, free_port, write_config
+from tests.conftest import ROOT, fast_sim_config, free_port, write_config
 
 GOOD = """\
 sensors:
@@ -188,3 +188,12 @@ def test_an_unavailable_pin_factory_is_a_clear_error():
     assert "gpio.pin_factory lgpio is not usable here" in result.stderr
     assert "python3-lgpio" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_is_a_clear_error(start_daemon, tmp_path):
+    port = free_port()
+    start_daemon(fast_sim_config(port), port)
+    second = run_cli("--config", str(write_config(tmp_path, fast_sim_config(port), "b.yaml")))
+    assert second.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in second.stderr
+    assert "Traceback" not in second.stderr
