@@ -342,22 +342,27 @@ def build(
     gpio = check.mapping(data.get("gpio") or {}, ("gpio",), GPIO_OPTIONS) or {}
     if gpio.get("mock_state_file") and gpio.get("pin_factory") != "mock":
         check.problem(("gpio", "mock_state_file"), "is only used with pin_factory: mock")
-    sensors = [_sensor(check, path, item, sim) for path, item in check.items(data, "sensors")]
-    actuators = [_actuator(check, path, item, sim) for path, item in check.items(data, "actuators")]
-    sensors = [s for s in sensors if s]
-    actuators = [a for a in actuators if a]
-    if not check.items(data, "sensors") and "sensors" not in data:
+    sensor_items = check.items(data, "sensors")
+    if "sensors" not in data:
         check.problem((), "missing required key 'sensors' (a list of at least one sensor)")
+    elif data["sensors"] == []:
+        check.problem(("sensors",), "needs at least one sensor")
+    sensors = [s for path, item in sensor_items if (s := _sensor(check, path, item, sim))]
+    actuators = [
+        a
+        for path, item in check.items(data, "actuators")
+        if (a := _actuator(check, path, item, sim))
+    ]
     _unique(check, "sensors", [s.name for s in sensors])
     _unique(check, "actuators", [a.name for a in actuators])
     reflexes = [
-        _reflex(check, path, item, sensors, actuators)
+        r
         for path, item in check.items(data, "reflexes")
+        if (r := _reflex(check, path, item, sensors, actuators))
     ]
-    reflexes = [r for r in reflexes if r]
     _unique(check, "reflexes", [r.name for r in reflexes])
     if not sim:
-        _pins_used_once(check, data, sensors, actuators)
+        _pins_used_once(check, sensors, actuators)
     if check.problems:
         raise ConfigError(check.problems)
     return Config(
@@ -463,7 +468,7 @@ def _unique(check: _Checker, key: str, names: list[str]) -> None:
 
 
 def _pins_used_once(
-    check: _Checker, data: dict, sensors: list[SensorConfig], actuators: list[ActuatorConfig]
+    check: _Checker, sensors: list[SensorConfig], actuators: list[ActuatorConfig]
 ) -> None:
     owners: dict[int, str] = {}
     for key, devices, registry in (

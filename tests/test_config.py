@@ -197,3 +197,9 @@ def test_a_port_in_use_is_a_clear_error(start_daemon, tmp_path):
     assert second.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in second.stderr
     assert "Traceback" not in second.stderr
+
+
+def test_an_empty_sensor_list_is_an_error(tmp_path):
+    result = run_cli("--config", str(write_config(tmp_path, "sensors: []\n")), "--check")
+    assert result.returncode == 2
+    assert "robot.yaml:1: sensors: needs at least one sensor" in result.stderr
