@@ -35,6 +35,14 @@ class _SampledDistanceSensor(DistanceSensor):
         self._on_raw(value)
         return value
 
+    def close(self) -> None:
+        # gpiozero closes the trigger pin before stopping its sampling thread,
+        # which can then die mid-pulse on a None pin; stop the thread first.
+        queue = getattr(self, "_queue", None)
+        if queue is not None:
+            queue.stop()
+        super().close()
+
 
 class HCSR04Sensor(SensorDriver):
     DEFAULT_INTERVAL = 0.06

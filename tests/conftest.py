@@ -260,6 +260,9 @@ class StreamWatcher:
         try:
             async with connect(self.url) as ws:
                 self._ws = ws
+                # Ready once the snapshot is in: anything the test causes after
+                # that arrives as events, not folded into the snapshot.
+                self.events.append(json.loads(await ws.recv()))
                 self._connected.set()
                 async for message in ws:
                     self.events.append(json.loads(message))

@@ -67,7 +67,7 @@ def test_hcsr04_distance_within_tolerance(cm):
         rig.take(2)  # the first pulse may straddle start-up
         measured = statistics.median(s.cm for s in rig.take(7))
         # The mock echo is a sleep(): the OS may stretch it, never shorten it.
-        assert cm - 2 <= measured <= cm * 1.15 + 6, measured
+        assert cm - 2 <= measured <= cm * 1.2 + 8, measured
         assert not rig.crashes
     finally:
         rig.close()
