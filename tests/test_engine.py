@@ -1,0 +1,65 @@
+"""The reflex arc with two sensors guarding one motor, driven reading by reading."""
+
+from __future__ import annotations
+
+from anse_hw import config as configuration
+from anse_hw.daemon import build_actuators, build_sensors
+from anse_hw.engine import Engine
+from drivers.base import Sample
+
+TWO_SENSORS = """
+sensors:
+  - {name: front, driver: sim, interval: 10, max_age: 10}
+  - {name: side, driver: sim, interval: 10, max_age: 10}
+actuators:
+  - {name: movement, driver: sim}
+reflexes:
+  - {name: front_stop, sensor: front, below: 10, actuator: movement, command: stop}
+  - {name: side_stop, sensor: side, below: 10, actuator: movement, command: stop}
+  - {name: front_clear, sensor: front, above: 15, actuator: movement, command: move}
+"""
+
+
+def make_engine() -> tuple[Engine, list[dict]]:
+    cfg = configuration.parse(TWO_SENSORS)
+    published: list[dict] = []
+    engine = Engine(
+        cfg,
+        build_sensors(cfg, None),
+        build_actuators(cfg, None),
+        published.extend,
+        lambda exc: None,
+    )
+    return engine, published
+
+
+def states(published: list[dict]) -> list[str]:
+    return [e["data"]["state"] for e in published if e["type"] == "actuator"]
+
+
+def test_each_sensor_streams_its_own_events_and_the_nearest_is_the_distance():
+    engine, published = make_engine()
+    engine.on_sample("front", Sample(40.0))
+    engine.on_sample("side", Sample(25.0))
+    sensors = [e["data"]["sensor_name"] for e in published if e["type"] == "sensor"]
+    assert sensors == ["front", "side"]
+    world = [e for e in published if e["type"] == "worldmodel"][-1]["data"]
+    assert world["distance_cm"] == 25.0
+    assert world["sensors"]["front"]["value"] == 40.0
+
+
+def test_one_clear_sensor_never_overrides_another_that_says_stop():
+    engine, published = make_engine()
+    engine.on_sample("front", Sample(40.0))
+    assert states(published) == [], "side has not reported yet: not clear to move"
+    engine.on_sample("side", Sample(30.0))
+    engine.on_sample("front", Sample(41.0))
+    assert states(published) == ["MOVING"]
+    engine.on_sample("side", Sample(4.0))
+    assert states(published) == ["MOVING", "STOPPED"]
+    engine.on_sample("front", Sample(80.0))  # front is clear, side still too close
+    assert states(published) == ["MOVING", "STOPPED"]
+    assert engine.world.safe() is False
+    engine.on_sample("side", Sample(30.0))
+    engine.on_sample("front", Sample(80.0))
+    assert states(published) == ["MOVING", "STOPPED", "MOVING"]
