@@ -8,7 +8,6 @@ per-daemon counter that lets clients and tests see order and gaps.
 from __future__ import annotations
 
 import json
-import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,10 +15,6 @@ SENSOR = "sensor"
 WORLDMODEL = "worldmodel"
 REFLEX = "reflex"
 ACTUATOR = "actuator"
-EVENT_TYPES = (SENSOR, WORLDMODEL, REFLEX, ACTUATOR)
-
-MOVING = "MOVING"
-STOPPED = "STOPPED"
 
 
 def timestamp(now: datetime | None = None) -> str:
@@ -47,10 +42,3 @@ def actuator_data(name: str, state: str, actuator_type: str = "motor") -> dict[s
 def encode(event: dict[str, Any]) -> str:
     """Serialise one event; NaN and Infinity are refused rather than sent."""
     return json.dumps(event, separators=(",", ":"), allow_nan=False)
-
-
-def finite(value: float | None) -> float | None:
-    """A number safe for the wire, or None."""
-    if value is None or not math.isfinite(value):
-        return None
-    return value

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from anse_hw.config import ReflexConfig
-from anse_hw.events import STOPPED
+from drivers.base import STOPPED
 
 
 @dataclass

@@ -42,10 +42,6 @@ def _non_negative(value: float | int) -> str | None:
     return None if value >= 0 else "must not be negative"
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float)
-
-
 def _script_values(values: list[Any]) -> str | None:
     if not values:
         return "must list at least one value"
