@@ -583,21 +583,20 @@ class Dashboard {
   }
 
   sensor(name, kind) {
-    if (!this.sensors.has(name)) {
-      const panel = new SensorPanel(name, kind);
-      this.sensors.set(name, panel);
-      this.addPanel(panel);
-    }
-    return this.sensors.get(name);
+    return this.panelIn(this.sensors, name, () => new SensorPanel(name, kind));
   }
 
   actuator(name, kind) {
-    if (!this.actuators.has(name)) {
-      const panel = new ActuatorPanel(name, kind);
-      this.actuators.set(name, panel);
-      this.addPanel(panel);
+    return this.panelIn(this.actuators, name, () => new ActuatorPanel(name, kind));
+  }
+
+  // The panel for `name`, created (and shown) the first time it is needed.
+  panelIn(panels, name, create) {
+    if (!panels.has(name)) {
+      panels.set(name, create());
+      this.addPanel(panels.get(name));
     }
-    return this.actuators.get(name);
+    return panels.get(name);
   }
 
   reflexPanel() {
