@@ -224,7 +224,7 @@ def _type_ok(value: Any, kind: type | tuple[type, ...]) -> bool:
 
 
 def _unknown(key: Any, known: Iterable[str]) -> str:
-    """ "unknown key" with the nearest valid one, or the list when nothing is near."""
+    """The unknown-key message: the nearest valid key, or the list when none is near."""
     known = list(known)
     hint = difflib.get_close_matches(str(key), known, n=1)
     tip = f"did you mean '{hint[0]}'?" if hint else f"expected one of: {', '.join(known)}"
@@ -247,11 +247,12 @@ class _Checker:
         self.problems: list[str] = []
 
     def problem(self, path: tuple, message: str) -> None:
-        line = self.lines.get(path)
-        while line is None and path:
-            path_up = path[:-1]
-            line = self.lines.get(path_up)
-            path = path_up if line is None else path
+        """Record a problem at the line of `path`, or of its nearest parent in the file."""
+        probe = path
+        line = self.lines.get(probe)
+        while line is None and probe:
+            probe = probe[:-1]
+            line = self.lines.get(probe)
         where = f"{self.source}:{line}" if line else self.source
         self.problems.append(f"{where}: {_path_text(path)}: {message}")
 
@@ -347,22 +348,25 @@ def build(
         check.problem((), "missing required key 'sensors' (a list of at least one sensor)")
     elif data["sensors"] == []:
         check.problem(("sensors",), "needs at least one sensor")
-    sensors = [s for path, item in sensor_items if (s := _sensor(check, path, item, sim))]
-    actuators = [
-        a
-        for path, item in check.items(data, "actuators")
-        if (a := _actuator(check, path, item, sim))
+    # Each valid item keeps its YAML path, so later checks point at the right line
+    # even when an item before it was rejected.
+    sensors_at = [(at, s) for at, item in sensor_items if (s := _sensor(check, at, item, sim))]
+    actuators_at = [
+        (at, a)
+        for at, item in check.items(data, "actuators")
+        if (a := _actuator(check, at, item, sim))
     ]
-    _unique(check, "sensors", [s.name for s in sensors])
-    _unique(check, "actuators", [a.name for a in actuators])
-    reflexes = [
-        r
-        for path, item in check.items(data, "reflexes")
-        if (r := _reflex(check, path, item, sensors, actuators))
+    sensors = [s for _, s in sensors_at]
+    actuators = [a for _, a in actuators_at]
+    reflexes_at = [
+        (at, r)
+        for at, item in check.items(data, "reflexes")
+        if (r := _reflex(check, at, item, sensors, actuators))
     ]
-    _unique(check, "reflexes", [r.name for r in reflexes])
-    if not sim:
-        _pins_used_once(check, sensors, actuators)
+    for placed in (sensors_at, actuators_at, reflexes_at):
+        _unique(check, placed)
+    _pins_used_once(check, [*sensors_at, *actuators_at])
+    reflexes = [r for _, r in reflexes_at]
     if check.problems:
         raise ConfigError(check.problems)
     return Config(
@@ -459,34 +463,28 @@ def _reflex(
     return ReflexConfig(**values)
 
 
-def _unique(check: _Checker, key: str, names: list[str]) -> None:
+def _unique(check: _Checker, placed: list[tuple[tuple, Any]]) -> None:
     seen: set[str] = set()
-    for i, name in enumerate(names):
-        if name in seen:
-            check.problem((key, i, "name"), f"'{name}' is used twice; names must be unique")
-        seen.add(name)
+    for at, item in placed:
+        if item.name in seen:
+            check.problem((*at, "name"), f"'{item.name}' is used twice; names must be unique")
+        seen.add(item.name)
 
 
 def _pins_used_once(
-    check: _Checker, sensors: list[SensorConfig], actuators: list[ActuatorConfig]
+    check: _Checker, placed: list[tuple[tuple, SensorConfig | ActuatorConfig]]
 ) -> None:
     owners: dict[int, str] = {}
-    for key, devices, registry in (
-        ("sensors", sensors, SENSORS),
-        ("actuators", actuators, ACTUATORS),
-    ):
-        for i, device in enumerate(devices):
-            for option in registry[device.driver].OPTIONS:
-                pin = device.options.get(option.key)
-                if not option.pin or pin is None or bcm_pin(pin):
-                    continue
-                here = f"{device.name}.{option.key}"
-                if pin in owners:
-                    check.problem(
-                        (key, i, option.key), f"GPIO{pin} is already used by {owners[pin]}"
-                    )
-                else:
-                    owners[pin] = here
+    for at, device in placed:
+        registry = SENSORS if isinstance(device, SensorConfig) else ACTUATORS
+        for option in registry[device.driver].OPTIONS:
+            pin = device.options.get(option.key)
+            if not option.pin or pin is None or bcm_pin(pin):
+                continue
+            if pin in owners:
+                check.problem((*at, option.key), f"GPIO{pin} is already used by {owners[pin]}")
+            else:
+                owners[pin] = f"{device.name}.{option.key}"
 
 
 def load(path: str | os.PathLike[str], sim: bool = False) -> Config:

@@ -203,3 +203,15 @@ def test_an_empty_sensor_list_is_an_error(tmp_path):
     result = run_cli("--config", str(write_config(tmp_path, "sensors: []\n")), "--check")
     assert result.returncode == 2
     assert "robot.yaml:1: sensors: needs at least one sensor" in result.stderr
+
+
+def test_errors_point_at_the_right_item_after_an_invalid_one(tmp_path):
+    text = """\
+sensors:
+  - {name: bad, driver: nope}
+  - {name: front, driver: sim}
+  - {name: front, driver: sim}
+"""
+    result = run_cli("--config", str(write_config(tmp_path, text)), "--check")
+    assert result.returncode == 2
+    assert "robot.yaml:4: sensors[2].name: 'front' is used twice" in result.stderr
