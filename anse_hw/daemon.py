@@ -11,7 +11,7 @@ import resource
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from anse_hw import __version__, realtime
@@ -42,21 +42,24 @@ def open_pin_factory(config: Config) -> Any:
 
 
 def build_actuators(config: Config, pin_factory: Any) -> dict[str, ActuatorDriver]:
-    built: dict[str, ActuatorDriver] = {}
-    try:
-        for a in config.actuators:
-            built[a.name] = build_actuator(a.driver, a.name, a.options, pin_factory)
-    except Exception:
-        close_all(built.values())
-        raise
-    return built
+    return _build_all(
+        config.actuators, lambda a: build_actuator(a.driver, a.name, a.options, pin_factory)
+    )
 
 
 def build_sensors(config: Config, pin_factory: Any) -> dict[str, SensorDriver]:
-    built: dict[str, SensorDriver] = {}
+    return _build_all(
+        config.sensors,
+        lambda s: build_sensor(s.driver, s.name, s.interval, s.options, pin_factory),
+    )
+
+
+def _build_all(configs: Iterable[Any], make: Callable[[Any], Any]) -> dict[str, Any]:
+    """Open every device, by name; if one fails, release the ones already open."""
+    built: dict[str, Any] = {}
     try:
-        for s in config.sensors:
-            built[s.name] = build_sensor(s.driver, s.name, s.interval, s.options, pin_factory)
+        for item in configs:
+            built[item.name] = make(item)
     except Exception:
         close_all(built.values())
         raise

@@ -271,9 +271,6 @@ class Engine:
                 },
                 "actuators": dict(world.actuators),
                 "stale_watched": [
-                    n
-                    for n in world.watched
-                    if not world.sensors[n].fresh()
-                    and (world.sensors[n].stale or world.sensors[n].fault)
+                    n for n in world.watched if world.sensors[n].stale or world.sensors[n].fault
                 ],
             }

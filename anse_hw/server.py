@@ -95,7 +95,6 @@ class Hub:
         self.started = time.monotonic()
         self.dashboard = dashboard_dir() if config.dashboard else None
         self._numbers = itertools.count(1)
-        self.server: Server | None = None
         #: The newest frame per telemetry key, for rate-limited clients.
         self.latest: dict[Hashable, tuple[int, str]] = {}
 
@@ -140,7 +139,7 @@ class Hub:
 
     async def start(self) -> Server:
         c = self.config
-        self.server = await serve(
+        return await serve(
             self._serve_client,
             c.host,
             c.port,
@@ -152,7 +151,6 @@ class Hub:
             server_header="anse-hw",
             write_limit=WRITE_LIMIT_BYTES,
         )
-        return self.server
 
     async def _serve_client(self, ws: ServerConnection) -> None:
         sock = ws.transport.get_extra_info("socket")

@@ -57,20 +57,18 @@ class WorldModel:
         values = [s.value for s in self.sensors.values() if s.fresh()]
         return min(values) if values else None
 
+    def _quiet(self, reflex: ReflexConfig) -> bool:
+        """A stop reflex whose sensor is fresh and does not call for a stop."""
+        state = self.sensors[reflex.sensor]
+        return state.fresh() and not reflex.holds(state.value)
+
     def clear_for(self, actuator: str) -> bool:
-        """True when every stop reflex guarding `actuator` has a fresh, quiet sensor."""
-        for reflex in self.stop_reflexes:
-            if reflex.actuator != actuator:
-                continue
-            state = self.sensors[reflex.sensor]
-            if not state.fresh() or reflex.holds(state.value):
-                return False
-        return True
+        """True when every stop reflex guarding `actuator` is quiet."""
+        return all(self._quiet(r) for r in self.stop_reflexes if r.actuator == actuator)
 
     def safe(self) -> bool:
-        if any(not self.sensors[name].fresh() for name in self.watched):
-            return False
-        return all(not r.holds(self.sensors[r.sensor].value) for r in self.stop_reflexes)
+        """Every stop reflex is quiet: no guarding sensor is silent or too close."""
+        return all(self._quiet(r) for r in self.stop_reflexes)
 
     def snapshot(self, now: float) -> dict[str, Any]:
         """The `worldmodel` event data: the seed's keys, then our additions."""
