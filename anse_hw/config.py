@@ -10,6 +10,7 @@ file in one pass.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -17,12 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from anse_hw import yamlfile
 from drivers.base import REQUIRED, Option, bcm_pin, one_of, positive
+from drivers.kinds import SENSOR_KINDS, SensorKind
 from drivers.registry import ACTUATORS, SENSORS
 
 DEFAULT_MAX_AGE = 0.5
+#: Sane bounds, in seconds.  Faster than 5 ms is more than any sensor we drive
+#: delivers; a stop that waits longer than two minutes for silence is no stop.
+INTERVAL_RANGE = (0.005, 60.0)
+MAX_AGE_RANGE = (0.05, 120.0)
 SYSTEM_CONFIG = "/etc/anse-hw/config.yaml"
 
 
@@ -78,16 +83,24 @@ class ReflexConfig:
     command: str  # "stop" | "move"
     below: float | None = None
     above: float | None = None
+    kind: SensorKind = SENSOR_KINDS["distance"]
 
     @property
     def condition(self) -> str:
         """Human text for the wire, as the seed writes it: "distance < 10cm"."""
         if self.below is not None:
-            return f"distance < {self.below:g}cm"
-        return f"distance > {self.above:g}cm"
+            return self.kind.condition(self.sensor, "<", self.below)
+        return self.kind.condition(self.sensor, ">", self.above)
 
-    def holds(self, cm: float) -> bool:
-        return cm < self.below if self.below is not None else cm > self.above
+    def holds(self, value: float) -> bool:
+        return value < self.below if self.below is not None else value > self.above
+
+    @property
+    def region(self) -> tuple[float, float]:
+        """The open interval of values for which the reflex fires."""
+        if self.below is not None:
+            return (-math.inf, self.below)
+        return (self.above, math.inf)
 
 
 @dataclass(frozen=True)
@@ -146,6 +159,13 @@ def _port(value: int) -> str | None:
     return None if 1 <= value <= 65535 else "must be a TCP port from 1 to 65535"
 
 
+def _seconds(low: float, high: float):
+    def check(value: float) -> str | None:
+        return None if low <= value <= high else f"must be from {low:g} to {high:g} seconds"
+
+    return check
+
+
 SERVER_OPTIONS = (
     Option("host", str, "0.0.0.0", "address to listen on"),
     Option("port", int, 8001, "TCP port for the dashboard and the event stream", _port),
@@ -174,15 +194,15 @@ GPIO_OPTIONS = (
 )
 SENSOR_COMMON = (
     Option("name", str, help="unique name, shown on the stream", check=_name),
-    Option("type", str, "distance", "distance", one_of("distance")),
+    Option("type", str, "distance", " | ".join(SENSOR_KINDS), one_of(*SENSOR_KINDS)),
     Option("driver", str, help=" | ".join(SENSORS), check=one_of(*SENSORS)),
-    Option("interval", (int, float), None, "seconds between readings", positive),
+    Option("interval", (int, float), None, "seconds between readings", _seconds(*INTERVAL_RANGE)),
     Option(
         "max_age",
         (int, float),
         None,
         "seconds without a valid reading before the sensor is stale",
-        positive,
+        _seconds(*MAX_AGE_RANGE),
     ),
 )
 ACTUATOR_COMMON = (
@@ -195,8 +215,8 @@ REFLEX_OPTIONS = (
     Option("sensor", str, help="name of a configured sensor"),
     Option("actuator", str, help="name of a configured actuator"),
     Option("command", str, help="stop | move", check=one_of("stop", "move")),
-    Option("below", (int, float), None, "fires when the distance (cm) is below this"),
-    Option("above", (int, float), None, "fires when the distance (cm) is above this"),
+    Option("below", (int, float), None, "fires when the reading is below this"),
+    Option("above", (int, float), None, "fires when the reading is above this"),
 )
 TOP_LEVEL = ("server", "gpio", "sensors", "actuators", "reflexes")
 _TYPE_NAMES = {
@@ -296,38 +316,18 @@ class _Checker:
         return [((key, i), item) for i, item in enumerate(value)]
 
 
-def _load_yaml(text: str) -> tuple[Any, dict[tuple, int]]:
-    """Parse YAML and remember the 1-based line of every key path."""
-    data = yaml.safe_load(text)
-    lines: dict[tuple, int] = {}
-
-    def walk(node: yaml.Node, path: tuple) -> None:
-        lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                key_path = (*path, key_node.value)
-                lines[key_path] = key_node.start_mark.line + 1
-                walk(value_node, key_path)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                walk(item, (*path, i))
-
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    if root is not None:
-        walk(root, ())
-    return data, lines
-
-
 def parse(text: str, source: str = "<config>", sim: bool = False) -> Config:
     """Validate YAML text into a Config; `sim` swaps every driver for its fake."""
     try:
-        data, lines = _load_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([f"{where}: invalid YAML: {reason}"]) from None
+        data, lines = yamlfile.load(text)
+    except yamlfile.YamlProblem as exc:
+        raise ConfigError([_located(source, exc)]) from None
     return build(data if data is not None else {}, source, lines, sim)
+
+
+def _located(source: str, problem: yamlfile.YamlProblem) -> str:
+    where = f"{source}:{problem.line}" if problem.line else source
+    return f"{where}: {problem.message}"
 
 
 def build(
@@ -366,6 +366,7 @@ def build(
     for placed in (sensors_at, actuators_at, reflexes_at):
         _unique(check, placed)
     _pins_used_once(check, [*sensors_at, *actuators_at])
+    _no_overlapping_pairs(check, reflexes_at)
     reflexes = [r for _, r in reflexes_at]
     if check.problems:
         raise ConfigError(check.problems)
@@ -413,6 +414,12 @@ def _sensor(check: _Checker, path: tuple, item: Any, sim: bool) -> SensorConfig 
     # A swapped-in fake keeps the real sensor's pace, so --sim timing stays faithful.
     interval = values["interval"] or SENSORS[driver].DEFAULT_INTERVAL
     max_age = values["max_age"] or max(DEFAULT_MAX_AGE, 3 * interval)
+    if max_age <= interval:
+        check.problem(
+            (*path, "max_age"),
+            f"{max_age:g} s must be longer than the interval ({interval:g} s), or the sensor "
+            "is stale between every two readings (3 intervals is a good value)",
+        )
     return SensorConfig(
         values["name"],
         "sim" if sim else driver,
@@ -456,11 +463,45 @@ def _reflex(
             )
             ok = False
     if (values["below"] is None) == (values["above"] is None):
-        check.problem(path, "give exactly one of 'below' or 'above' (the threshold in cm)")
+        check.problem(path, "give exactly one of 'below' or 'above' (the threshold)")
         ok = False
     if not ok or any(values[k] is None for k in ("name", "sensor", "actuator", "command")):
         return None
-    return ReflexConfig(**values)
+    kind = SENSOR_KINDS[next(s.type for s in sensors if s.name == values["sensor"])]
+    for key in ("below", "above"):
+        threshold = values[key]
+        if threshold is not None and not kind.low < threshold < kind.high:
+            check.problem(
+                (*path, key),
+                f"{threshold:g} is outside what a {kind.name} sensor can read "
+                f"({kind.low:g} to {kind.high:g} {kind.unit}), so the reflex would "
+                f"{'never' if (key == 'below') == (threshold <= kind.low) else 'always'} fire",
+            )
+            return None
+    return ReflexConfig(**values, kind=kind)
+
+
+def _no_overlapping_pairs(check: _Checker, placed: list[tuple[tuple, ReflexConfig]]) -> None:
+    """A stop and a move reflex on the same sensor and actuator must never both
+    hold: where they overlap the actuator flaps at the rate of the readings."""
+    for at, move in placed:
+        if move.command == "stop":
+            continue
+        for _, stop in placed:
+            if stop.command != "stop" or (stop.sensor, stop.actuator) != (
+                move.sensor,
+                move.actuator,
+            ):
+                continue
+            low = max(stop.region[0], move.region[0])
+            high = min(stop.region[1], move.region[1])
+            if low < high:
+                check.problem(
+                    at,
+                    f"'{move.name}' ({move.condition}) and '{stop.name}' ({stop.condition}) "
+                    f"both hold between {low:g} and {high:g}: {move.actuator} would flap; "
+                    "the resume threshold must lie beyond the stop threshold (hysteresis)",
+                )
 
 
 def _unique(check: _Checker, placed: list[tuple[tuple, Any]]) -> None:
@@ -487,13 +528,16 @@ def _pins_used_once(
                 owners[pin] = f"{device.name}.{option.key}"
 
 
-def load(path: str | os.PathLike[str], sim: bool = False) -> Config:
-    file = Path(path)
+def read(path: str | os.PathLike[str]) -> str:
+    """The text of a config file, read within the limits of `yamlfile`."""
     try:
-        text = file.read_text()
-    except OSError as exc:
-        raise ConfigError([f"{file}: cannot read config file ({exc.strerror})"]) from None
-    return parse(text, str(file), sim)
+        return yamlfile.read_text(path)
+    except yamlfile.YamlProblem as exc:
+        raise ConfigError([_located(str(path), exc)]) from None
+
+
+def load(path: str | os.PathLike[str], sim: bool = False) -> Config:
+    return parse(read(path), str(Path(path)), sim)
 
 
 def sim_defaults() -> Config:

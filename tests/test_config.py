@@ -96,7 +96,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
     text = GOOD.replace("interval: 0.1", "interval: -1").replace("sensor: front,", "sensor: x,")
     result = run_cli("--config", str(write_config(tmp_path, text)), "--check")
     assert result.returncode == 2
-    assert "must be greater than 0" in result.stderr
+    assert "must be from 0.005 to 60 seconds" in result.stderr
     assert "no sensor named 'x'" in result.stderr
 
 

@@ -9,8 +9,8 @@ from drivers.base import Sample
 
 TWO_SENSORS = """
 sensors:
-  - {name: front, driver: sim, interval: 10, max_age: 10}
-  - {name: side, driver: sim, interval: 10, max_age: 10}
+  - {name: front, driver: sim, interval: 10, max_age: 30}
+  - {name: side, driver: sim, interval: 10, max_age: 30}
 actuators:
   - {name: movement, driver: sim}
 reflexes:

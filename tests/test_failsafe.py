@@ -174,7 +174,7 @@ def test_s2_hcsr04_echo_lost_stops_the_motor():
 
 def test_s3_invalid_readings_never_reach_the_world_model():
     text = """
-sensors: [{name: s, driver: sim, interval: 10, max_age: 10}]
+sensors: [{name: s, driver: sim, interval: 10, max_age: 30}]
 actuators: [{name: m, driver: sim}]
 reflexes: [{name: go, sensor: s, above: 15, actuator: m, command: move}]
 """
