@@ -50,7 +50,7 @@ def build_actuators(config: Config, pin_factory: Any) -> dict[str, ActuatorDrive
 def build_sensors(config: Config, pin_factory: Any) -> dict[str, SensorDriver]:
     return _build_all(
         config.sensors,
-        lambda s: build_sensor(s.driver, s.name, s.interval, s.options, pin_factory),
+        lambda s: build_sensor(s.driver, s.name, s.interval, s.max_age, s.options, pin_factory),
     )
 
 

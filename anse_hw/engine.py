@@ -21,6 +21,7 @@ from anse_hw import events
 from anse_hw.config import Config, ReflexConfig
 from anse_hw.worldmodel import WorldModel
 from drivers.base import MOVING, STOPPED, ActuatorDriver, Sample, SensorDriver
+from drivers.kinds import SENSOR_KINDS
 
 log = logging.getLogger("anse_hw.engine")
 
@@ -48,6 +49,7 @@ class Engine:
         self.clock = clock
         self.debug = debug
         self.sensor_types = {s.name: s.type for s in config.sensors}
+        self.kinds = {s.name: SENSOR_KINDS[s.type] for s in config.sensors}
         self.reflexes: dict[str, list[ReflexConfig]] = {name: [] for name in sensors}
         for reflex in config.reflexes:
             self.reflexes[reflex.sensor].append(reflex)
@@ -127,25 +129,45 @@ class Engine:
         batch: list[dict[str, Any]] = []
         with self._lock:
             state = self.world.sensors[name]
-            if not sample.valid:  # S3: never a value, never fresh
-                state.invalid += 1
+            value = sample.value
+            if not sample.valid or not self.kinds[name].plausible(value):
+                state.invalid += 1  # S3: never a value, never fresh
                 return
-            self._sensor_phase(name, sample.cm, received, batch)
-            for reflex in self.reflexes[name]:
-                self._reflex_phase(reflex, sample.cm, batch)
+            taken = received if sample.taken is None else min(sample.taken, received)
+            if self.clock() - taken > state.max_age:
+                # It sat in a buffer or waited out a stall of the control path:
+                # old input may still stop an actuator, never move one.
+                state.invalid += 1
+                self._old_reading(name, value, batch)
+            else:
+                self._sensor_phase(name, value, taken, batch)
+                for reflex in self.reflexes[name]:
+                    self._reflex_phase(reflex, value, batch)
             # Under the lock so batches keep seq order; publish only queues.
-            self.publish(batch)
+            if batch:
+                self.publish(batch)
         if self.debug and len(batch) > 2:
             log.debug(
                 "[reflex] %s: %.1f cm → motor driven %.3f ms after the reading",
                 name,
-                sample.cm,
+                sample.value,
                 (self.clock() - received) * 1000,
             )
 
-    def _sensor_phase(self, name: str, cm: float, now: float, batch: list) -> None:
-        self.world.record(name, cm, now)
-        self._emit(batch, events.SENSOR, events.sensor_data(name, cm, self.sensor_types[name]))
+    def _sensor_phase(self, name: str, value: float, taken: float, batch: list) -> None:
+        self.world.record(name, value, taken)
+        self._emit(batch, events.SENSOR, events.sensor_data(name, value, self.sensor_types[name]))
+
+    def _old_reading(self, name: str, value: float, batch: list) -> None:
+        for reflex in self.reflexes[name]:
+            if reflex.command == "stop":
+                self._reflex_phase(reflex, value, batch)
+        state = self.world.sensors[name]
+        if not state.old:
+            state.old = True
+            log.warning(
+                "%s: readings older than %gs arrive; they can stop, not move", name, state.max_age
+            )
 
     def _reflex_phase(self, reflex: ReflexConfig, cm: float, batch: list) -> None:
         target = STOPPED if reflex.command == "stop" else MOVING

@@ -24,6 +24,7 @@ class SensorState:
     stale: bool = False
     fault: str | None = None
     invalid: int = 0  # readings rejected (S3), for health and the dashboard
+    old: bool = False  # the latest valid reading was too old to use
 
     def fresh(self) -> bool:
         return self.value is not None and not self.stale and self.fault is None
@@ -48,9 +49,9 @@ class WorldModel:
         self.last_reflex: str | None = None
         self.total_events = 0
 
-    def record(self, name: str, cm: float, now: float) -> None:
+    def record(self, name: str, value: float, taken: float) -> None:
         state = self.sensors[name]
-        state.value, state.last_valid, state.stale = cm, now, False
+        state.value, state.last_valid, state.stale, state.old = value, taken, False, False
 
     def distance_cm(self) -> float | None:
         """The nearest fresh distance: the one that matters to a moving robot."""

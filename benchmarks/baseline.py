@@ -95,7 +95,7 @@ class SeedStyleServer:
                 return
             for sample in parser.feed(data):
                 if sample.valid:
-                    self.readings.put_nowait(sample.cm)
+                    self.readings.put_nowait(sample.value)
 
         loop.add_reader(fd, readable)
         async with serve(

@@ -20,14 +20,20 @@ STOPPED = "STOPPED"
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One measurement in centimetres, or the reason there is none."""
+    """One measurement in the sensor kind's unit, or the reason there is none.
 
-    cm: float | None
+    `taken` is the monotonic time the driver believes the measurement was made
+    (None: just now).  A driver that knows its input sat in a buffer says so
+    here, and the engine never lets an old reading move anything.
+    """
+
+    value: float | None
     problem: str | None = None
+    taken: float | None = None
 
     @property
     def valid(self) -> bool:
-        return self.cm is not None and math.isfinite(self.cm) and self.cm >= 0
+        return self.value is not None and math.isfinite(self.value)
 
     @classmethod
     def none(cls, problem: str) -> Sample:
@@ -87,9 +93,12 @@ class SensorDriver(ABC):
         """(key, problem) pairs for rules that span several options."""
         return []
 
-    def __init__(self, name: str, interval: float) -> None:
+    def __init__(self, name: str, interval: float, max_age: float = 0.5) -> None:
         self.name = name
         self.interval = interval
+        #: What the engine considers stale; a driver that can tell its input
+        #: sat in a buffer for longer than this throws that input away.
+        self.max_age = max_age
 
     @abstractmethod
     def start(

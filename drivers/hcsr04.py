@@ -60,9 +60,15 @@ class HCSR04Sensor(SensorDriver):
     )
 
     def __init__(
-        self, name: str, interval: float, *, pin_factory: Any = None, **options: Any
+        self,
+        name: str,
+        interval: float,
+        max_age: float = 0.5,
+        *,
+        pin_factory: Any = None,
+        **options: Any,
     ) -> None:
-        super().__init__(name, interval)
+        super().__init__(name, interval, max_age)
         self.trigger = options["trigger"]
         self.echo = options["echo"]
         self.max_distance = float(options["max_distance"])

@@ -2,11 +2,15 @@
 
 Each parser is fed whatever chunk the port returned, keeps the unfinished tail
 for the next call, and resynchronises after garbage by sliding to the next
-possible header.  The drivers use them unchanged; the tests feed them bytes.
+possible header.  The same bytes give the same samples however they are
+chunked.  Every protocol has a plausible range (the datasheet's, or the line
+protocol's `min`/`max`); a value outside it is not a reading (S3).  The
+drivers use the parsers unchanged; the tests feed them bytes.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from typing import Protocol
@@ -56,8 +60,8 @@ class FixedFrameParser:
     def checksum_ok(frame: bytes) -> bool:
         raise NotImplementedError
 
-    @staticmethod
-    def decode(frame: bytes) -> Sample:
+    @classmethod
+    def decode(cls, frame: bytes) -> Sample:
         raise NotImplementedError
 
 
@@ -66,59 +70,84 @@ class TFminiParser(FixedFrameParser):
 
     59 59 DistL DistH StrL StrH b6 b7 CHK, distance in cm little-endian,
     CHK = low byte of the sum of bytes 0-7.  Frames whose strength is < 100 or
-    65535, or whose distance is 0 or negative, are the sensor saying "no reading".
+    65535, or whose distance is 0 or negative, are the sensor saying "no
+    reading"; beyond the family's 12 m range a frame is corrupt, not a reading.
     """
 
     HEADER = b"\x59\x59"
     SIZE = 9
+    MAX_CM = 1200
 
     @staticmethod
     def checksum_ok(frame: bytes) -> bool:
         return sum(frame[:8]) & 0xFF == frame[8]
 
-    @staticmethod
-    def decode(frame: bytes) -> Sample:
+    @classmethod
+    def decode(cls, frame: bytes) -> Sample:
         distance = int.from_bytes(frame[2:4], "little", signed=True)
         strength = int.from_bytes(frame[4:6], "little")
         if strength < 100 or strength == 0xFFFF:
             return Sample.none(f"signal strength {strength} out of range")
         if distance <= 0:
             return Sample.none("no target (distance 0)")
+        if distance > cls.MAX_CM:
+            return Sample.none(f"{distance} cm is beyond the TFmini's {cls.MAX_CM} cm range")
         return Sample(float(distance))
 
 
 class A02YYUWParser(FixedFrameParser):
-    """DFRobot A02YYUW, 4-byte frames FF H L SUM, distance in mm big-endian."""
+    """DFRobot A02YYUW, 4-byte frames FF H L SUM, distance in mm big-endian;
+    the datasheet's range ends at 4500 mm."""
 
     HEADER = b"\xff"
     SIZE = 4
+    MAX_MM = 4500
 
     @staticmethod
     def checksum_ok(frame: bytes) -> bool:
         return (0xFF + frame[1] + frame[2]) & 0xFF == frame[3]
 
-    @staticmethod
-    def decode(frame: bytes) -> Sample:
+    @classmethod
+    def decode(cls, frame: bytes) -> Sample:
         mm = (frame[1] << 8) | frame[2]
-        return Sample(mm / 10.0) if mm > 0 else Sample.none("no target (distance 0)")
+        if mm == 0:
+            return Sample.none("no target (distance 0)")
+        if mm > cls.MAX_MM:
+            return Sample.none(f"{mm} mm is beyond the A02YYUW's {cls.MAX_MM} mm range")
+        return Sample(mm / 10.0)
+
+
+#: Named groups a line pattern may use, and what they are multiplied by.
+LINE_GROUPS = {"value": 1.0, "cm": 1.0, "mm": 0.1}
 
 
 class LineParser:
     """One reading per text line, matched by a regular expression.
 
-    The pattern has a named group `cm` or `mm`, e.g. ``^D,(?P<cm>[0-9.]+)$`` for
-    an Arduino printing ``D,42.5``.  Lines that do not match are skipped; a
-    line longer than `max_line` bytes is garbage and is thrown away.
+    The pattern has a named group `value` (or `cm` / `mm` for distances), e.g.
+    ``^D,(?P<cm>[0-9.]+)$`` for an Arduino printing ``D,42.5``.  Lines that do
+    not match are skipped.  A line longer than `max_line` bytes is garbage and
+    is dropped whole, up to its newline, however it arrives: that is what makes
+    the output independent of chunking.  Values outside [low, high] are not
+    readings.
     """
 
-    def __init__(self, pattern: str, max_line: int = 256) -> None:
+    def __init__(
+        self,
+        pattern: str,
+        low: float = -math.inf,
+        high: float = math.inf,
+        max_line: int = 256,
+    ) -> None:
         self.pattern = re.compile(pattern)
-        groups = self.pattern.groupindex
-        if "cm" not in groups and "mm" not in groups:
-            raise ValueError("pattern needs a named group (?P<cm>...) or (?P<mm>...)")
-        self._unit, self._scale = ("cm", 1.0) if "cm" in groups else ("mm", 0.1)
+        group = next((g for g in LINE_GROUPS if g in self.pattern.groupindex), None)
+        if group is None:
+            raise ValueError(f"pattern needs a named group: {', '.join(LINE_GROUPS)}")
+        self._group, self._scale = group, LINE_GROUPS[group]
+        self.low, self.high = low, high
         self.max_line = max_line
         self._buf = bytearray()
+        self._skipping = False  # inside an overlong line: drop bytes up to its newline
 
     def feed(self, data: bytes) -> Iterator[Sample]:
         buf = self._buf
@@ -128,12 +157,14 @@ class LineParser:
             if end < 0:
                 if len(buf) > self.max_line:
                     buf.clear()
+                    self._skipping = True
                 return
-            line = bytes(buf[:end]).rstrip(b"\r")
+            line = bytes(buf[:end])
             del buf[: end + 1]
-            if len(line) > self.max_line:
+            if self._skipping or len(line) > self.max_line:
+                self._skipping = False
                 continue
-            sample = self.decode(line)
+            sample = self.decode(line.rstrip(b"\r"))
             if sample is not None:
                 yield sample
 
@@ -141,23 +172,28 @@ class LineParser:
         match = self.pattern.search(line.decode("ascii", "replace").strip())
         if not match:
             return None
+        text = match.group(self._group)
         try:
-            value = float(match.group(self._unit)) * self._scale
+            value = float(text) * self._scale
         except (TypeError, ValueError):
             return Sample.none(f"unreadable value in {line!r}")
+        if not self.low <= value <= self.high:  # also NaN and inf
+            return Sample.none(f"{text[:20]} is outside {self.low:g}..{self.high:g}")
         return Sample(value)
 
 
 BAUDRATES = {"tfmini": 115200, "a02yyuw": 9600, "line": 115200}
 
 
-def make_parser(protocol: str, pattern: str | None = None) -> FrameParser:
+def make_parser(
+    protocol: str, pattern: str | None = None, low: float = -math.inf, high: float = math.inf
+) -> FrameParser:
     if protocol == "tfmini":
         return TFminiParser()
     if protocol == "a02yyuw":
         return A02YYUWParser()
     if protocol == "line":
-        return LineParser(pattern or r"(?P<cm>-?[0-9]+(?:\.[0-9]+)?)")
+        return LineParser(pattern or r"(?P<value>-?[0-9]+(?:\.[0-9]+)?)", low, high)
     raise ValueError(f"unknown protocol {protocol!r}")
 
 

@@ -29,12 +29,17 @@ USES_GPIO = {HCSR04Sensor, GpioMotor}
 
 
 def build_sensor(
-    driver: str, name: str, interval: float, options: dict[str, Any], pin_factory: Any = None
+    driver: str,
+    name: str,
+    interval: float,
+    max_age: float,
+    options: dict[str, Any],
+    pin_factory: Any = None,
 ) -> SensorDriver:
     cls = SENSORS[driver]
     if cls in USES_GPIO:
-        return cls(name, interval, pin_factory=pin_factory, **options)
-    return cls(name, interval, **options)
+        return cls(name, interval, max_age, pin_factory=pin_factory, **options)
+    return cls(name, interval, max_age, **options)
 
 
 def build_actuator(

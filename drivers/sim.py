@@ -98,8 +98,8 @@ class SimDistanceSensor(SensorDriver):
             return [(needs, f"required with profile: {options['profile']}")]
         return []
 
-    def __init__(self, name: str, interval: float, **options: Any) -> None:
-        super().__init__(name, interval)
+    def __init__(self, name: str, interval: float, max_age: float = 0.5, **options: Any) -> None:
+        super().__init__(name, interval, max_age)
         self.options = options
         self._values = self._profile(options)
         self._rng = random.Random(options["random_seed"])

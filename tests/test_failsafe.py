@@ -169,22 +169,93 @@ def test_s2_hcsr04_echo_lost_stops_the_motor():
         engine.close()
 
 
+def all_threads_stopped(pid: int) -> bool:
+    """SIGSTOP is delivered asynchronously: a running thread may read on for a moment."""
+    tasks = Path(f"/proc/{pid}/task")
+    return all(
+        (task / "stat").read_text().rsplit(")", 1)[1].split()[0] == "T" for task in tasks.iterdir()
+    )
+
+
+def test_s2_buffered_far_readings_do_not_restart_the_motor_after_a_freeze(rig):
+    """SIGSTOP/SIGCONT: what sat in the serial buffer while the process was
+    frozen is older than max_age; it must not move the motor."""
+    r = rig(max_age=0.3)
+    r.moving()
+    mark = len(r.stream.events)
+    r.device.write(tfmini_frame(5))
+    r.stream.wait_state("STOPPED", after=mark)
+    pid = r.daemon.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    wait_for(lambda: all_threads_stopped(pid), what="every daemon thread to be stopped")
+    try:
+        # 1.5 s of a clear road at 100 Hz, then the obstacle is back: the
+        # far frames would restart the motor if they were taken as news.
+        for _ in range(150):
+            r.device.write(tfmini_frame(80))
+        for _ in range(10):
+            r.device.write(tfmini_frame(5))
+        time.sleep(1.5)  # the freeze itself is what is being tested
+    finally:
+        os.kill(r.daemon.proc.pid, signal.SIGCONT)
+    resumed = len(r.stream.events)
+
+    def near_readings_after_resume() -> int:
+        fresh = [
+            e for e in r.stream.of_type("sensor") if e["seq"] > r.stream.events[resumed - 1]["seq"]
+        ]
+        return len(fresh) >= 20
+
+    deadline = time.monotonic() + 10
+    while not near_readings_after_resume() and time.monotonic() < deadline:
+        r.device.write(tfmini_frame(5))
+        time.sleep(0.01)
+    assert near_readings_after_resume(), "the daemon did not resume reading"
+    after = r.stream.events[resumed:]
+    assert "MOVING" not in [e["data"]["state"] for e in after if e["type"] == "actuator"]
+    assert all(e["data"]["value"] == 5 for e in after if e["type"] == "sensor")
+    assert pin(r.pins, "GPIO17") == 0.0
+    assert "bytes buffered during a" in r.daemon.log()
+
+
+def test_s2_an_old_reading_can_stop_but_never_move():
+    """A reading that waited longer than max_age for the engine (a stalled
+    control path) is judged by when it was taken."""
+    published: list = []
+    engine = engine_on_mock_pins(TWO_REFLEXES, MockFactory(), published)
+    old = time.monotonic() - 60.0  # max_age is 30 s
+    engine.on_sample("s", Sample(80.0, taken=old))
+    assert engine.actuators["m"].state == "STOPPED"
+    assert not engine.world.sensors["s"].fresh()
+    engine.on_sample("s", Sample(80.0))
+    assert engine.actuators["m"].state == "MOVING"
+    engine.on_sample("s", Sample(5.0, taken=old))
+    assert engine.actuators["m"].state == "STOPPED"
+    engine.on_sample("s", Sample(80.0, taken=old))
+    assert engine.actuators["m"].state == "STOPPED"
+
+
 # -- S3 -----------------------------------------------------------------------
 
 
-def test_s3_invalid_readings_never_reach_the_world_model():
-    text = """
+TWO_REFLEXES = """
 sensors: [{name: s, driver: sim, interval: 10, max_age: 30}]
 actuators: [{name: m, driver: sim}]
-reflexes: [{name: go, sensor: s, above: 15, actuator: m, command: move}]
+reflexes:
+  - {name: stop, sensor: s, below: 10, actuator: m, command: stop}
+  - {name: go, sensor: s, above: 15, actuator: m, command: move}
 """
+
+
+def test_s3_invalid_readings_never_reach_the_world_model():
     published: list = []
-    engine = engine_on_mock_pins(text, MockFactory(), published)
-    for bad in (Sample(math.nan), Sample(math.inf), Sample(-3.0), Sample.none("no echo")):
+    engine = engine_on_mock_pins(TWO_REFLEXES, MockFactory(), published)
+    implausible = (Sample(math.nan), Sample(math.inf), Sample(-3.0), Sample(1e255))
+    for bad in (*implausible, Sample.none("no echo")):
         engine.on_sample("s", bad)
     assert published == []
     assert engine.world.sensors["s"].value is None
-    assert engine.world.sensors["s"].invalid == 4
+    assert engine.world.sensors["s"].invalid == 5
     assert not engine.world.sensors["s"].fresh()
     engine.on_sample("s", Sample(40.0))
     assert [e["type"] for e in published][:2] == ["sensor", "worldmodel"]

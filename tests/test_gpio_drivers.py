@@ -65,7 +65,7 @@ def test_hcsr04_distance_within_tolerance(cm):
     rig = Rig(cm)
     try:
         rig.take(2)  # the first pulse may straddle start-up
-        measured = statistics.median(s.cm for s in rig.take(7))
+        measured = statistics.median(s.value for s in rig.take(7))
         # The mock echo is a sleep(): the OS may stretch it, never shorten it.
         assert cm - 2 <= measured <= cm * 1.2 + 8, measured
         assert not rig.crashes
@@ -80,12 +80,12 @@ def test_hcsr04_no_echo_is_no_reading_never_zero_or_stale():
         rig.lose_echo()
         rig.take(1)  # a pulse may have been in flight when the wire came loose
         after = rig.take(4)
-        assert all(not s.valid and s.cm is None for s in after), after
+        assert all(not s.valid and s.value is None for s in after), after
         assert {s.problem for s in after} == {"no echo"}
         rig.set_distance(30.0)
         rig.trigger.echo_pin = rig.echo
         recovered = next(s for s in iter(lambda: rig.take(1)[0], None) if s.valid)
-        assert recovered.cm == pytest.approx(30.0, abs=8)
+        assert recovered.value == pytest.approx(30.0, abs=8)
     finally:
         rig.close()
 
@@ -109,7 +109,7 @@ def test_hcsr04_step_shows_up_on_the_next_reading():
         rig.set_distance(8.0)
         rig.drain()
         first, second = rig.take(2)
-        assert second.cm < 20, (first, second)
+        assert second.value < 20, (first, second)
     finally:
         rig.close()
 
@@ -120,7 +120,7 @@ def test_hcsr04_median_of_three_is_explicit():
         rig.take(4)
         rig.set_distance(10.0)
         rig.drain()
-        samples = [s.cm for s in rig.take(4)]
+        samples = [s.value for s in rig.take(4)]
         assert samples[0] > 30, "one new reading does not move a median of 3"
         assert samples[-1] < 25
     finally:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+import itertools
+
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from drivers.protocols import (
@@ -15,7 +17,7 @@ from drivers.protocols import (
 
 
 def values(parser, data: bytes) -> list[float | None]:
-    return [s.cm for s in parser.feed(data)]
+    return [s.value for s in parser.feed(data)]
 
 
 def test_tfmini_decodes_little_endian_centimetres():
@@ -35,7 +37,7 @@ def test_tfmini_rejects_weak_saturated_and_zero_readings():
     )
     assert [s.valid for s in samples] == [False, False, False, False, True]
     assert "strength" in samples[0].problem
-    assert samples[-1].cm == 30.0
+    assert samples[-1].value == 30.0
 
 
 def test_tfmini_skips_bad_checksum_and_resynchronises():
@@ -102,7 +104,7 @@ def test_tfmini_finds_every_frame_among_random_garbage(chunks, tail, split):
     parser = TFminiParser()
     got = []
     for i in range(0, len(stream), split):
-        got += [s.cm for s in parser.feed(stream[i : i + split]) if s.valid]
+        got += [s.value for s in parser.feed(stream[i : i + split]) if s.valid]
     # A trailing partial frame waits for more bytes; every complete frame is found.
     assert got == [float(cm) for _, cm in chunks]
 
@@ -114,7 +116,7 @@ def test_a02yyuw_finds_every_frame_among_random_garbage(chunks, split):
     parser = A02YYUWParser()
     got = []
     for i in range(0, len(stream), split):
-        got += [s.cm for s in parser.feed(stream[i : i + split]) if s.valid]
+        got += [s.value for s in parser.feed(stream[i : i + split]) if s.valid]
     assert got == [mm / 10 for _, mm in chunks]
 
 
@@ -123,4 +125,60 @@ def test_a02yyuw_finds_every_frame_among_random_garbage(chunks, split):
 def test_parsers_never_raise_and_never_yield_nonsense_on_garbage(data):
     for parser in (TFminiParser(), A02YYUWParser(), LineParser(r"(?P<cm>[0-9.]+)")):
         for sample in parser.feed(data):
-            assert sample.cm is None or sample.cm == sample.cm  # never NaN
+            assert sample.value is None or sample.value == sample.value  # never NaN
+
+
+def test_values_beyond_the_datasheet_range_are_not_readings():
+    tf = list(TFminiParser().feed(tfmini_frame(1200) + tfmini_frame(1201) + tfmini_frame(30000)))
+    assert [s.value for s in tf] == [1200.0, None, None]
+    assert "beyond the TFmini's 1200 cm range" in tf[1].problem
+    a02 = list(A02YYUWParser().feed(a02yyuw_frame(4500) + a02yyuw_frame(4501)))
+    assert [s.value for s in a02] == [450.0, None]
+
+
+def test_line_values_outside_min_max_are_not_readings():
+    parser = LineParser(r"^T,(?P<value>\S+)", low=-55, high=125, max_line=512)
+    got = list(parser.feed(b"T,23.5\nT," + b"9" * 256 + b"\nT,-60\nT,nan\nT,1e999\n"))
+    assert [s.value for s in got] == [23.5, None, None, None, None]
+
+
+def _chunked(parser, data: bytes, cuts: list[int]) -> list[tuple]:
+    bounds = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    out = []
+    for start, end in itertools.pairwise(bounds):
+        out += [(s.value, s.problem) for s in parser.feed(data[start:end])]
+    return out
+
+
+# Bytes with plenty of newlines, headers and digits, so lines and frames occur.
+protocol_bytes = st.lists(
+    st.sampled_from([b"\n", b"\r\n", b"D,", b"42.5", b"#" * 33, b"\x59\x59", b"\xff"])
+    | st.binary(max_size=12),
+    max_size=40,
+).map(b"".join)
+cuts = st.lists(st.integers(0, 2000), max_size=12)
+
+
+def _parsers():
+    return (
+        TFminiParser(),
+        A02YYUWParser(),
+        LineParser(r"^D,(?P<cm>[0-9.]+)$", low=0, high=1000, max_line=32),
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(protocol_bytes, cuts)
+@example(b"#" * 33 + b"D,42.5\n", [33])  # an overlong line cut where the buffer overflows
+def test_the_same_bytes_give_the_same_readings_however_they_are_chunked(data, cut_at):
+    for whole, pieces in zip(_parsers(), _parsers(), strict=True):
+        assert _chunked(pieces, data, cut_at) == [(s.value, s.problem) for s in whole.feed(data)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(protocol_bytes)
+def test_every_valid_reading_lies_in_its_protocol_range(data):
+    limits = ((1, 1200), (0.1, 450), (0, 1000))
+    for parser, (low, high) in zip(_parsers(), limits, strict=True):
+        for sample in parser.feed(data):
+            assert sample.value is None or low <= sample.value <= high, sample

@@ -89,7 +89,7 @@ def test_each_protocol_over_a_pty(device, protocol, options, good, corrupt, expe
         device.write(b"\x00\x13\x59garbage" + corrupt + good[0][:2])
         device.write(good[0][2:] + corrupt + good[1])
         got = recorder.take(2)
-        assert [s.cm for s in got] == expected
+        assert [s.value for s in got] == expected
         assert recorder.samples.empty()
         assert not recorder.crashes
     finally:
@@ -103,8 +103,8 @@ def test_tfmini_low_signal_is_reported_as_no_reading(device):
     try:
         device.write(tfmini_frame(42, strength=20) + tfmini_frame(43))
         weak, good = recorder.take(2)
-        assert not weak.valid and weak.cm is None
-        assert good.cm == 43.0
+        assert not weak.valid and weak.value is None
+        assert good.value == 43.0
     finally:
         sensor.close()
 
@@ -130,7 +130,7 @@ def test_unplug_reports_loss_then_reopens_with_backoff(tmp_path):
     recorder.start(sensor)
     try:
         device.write(tfmini_frame(50))
-        assert recorder.take(1)[0].cm == 50.0
+        assert recorder.take(1)[0].value == 50.0
         device.unplug()
         wait_for(lambda: recorder.faults, what="the loss to be reported")
         text, active = recorder.faults[0]
@@ -141,7 +141,7 @@ def test_unplug_reports_loss_then_reopens_with_backoff(tmp_path):
         wait_for(lambda: len(recorder.faults) >= 2, what="the port to be reopened")
         assert recorder.faults[1] == (f"serial port {link} reopened", False)
         device.write(tfmini_frame(61))
-        assert recorder.take(1)[0].cm == 61.0
+        assert recorder.take(1)[0].value == 61.0
         assert not recorder.crashes
     finally:
         sensor.close()
