@@ -15,9 +15,9 @@ import os
 import queue
 import sys
 
-from anse_hw import __version__
+from anse_hw import __version__, safestop
 from anse_hw.config import Config, ConfigError, describe, find_config_file, load, sim_defaults
-from anse_hw.daemon import Daemon, safe_stop
+from anse_hw.daemon import Daemon
 from drivers.base import DriverError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -53,8 +53,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--safe-stop",
         action="store_true",
-        help="drive every configured actuator to its stop state and exit "
-        "(for systemd ExecStopPost; works when the daemon is dead)",
+        help="drive every actuator to its safe state and exit (systemd ExecStopPost); "
+        "uses what is still valid in the config and the record of the last run, so "
+        "it works with a broken or deleted config too",
     )
     p.add_argument("--version", action="version", version=f"anse-hw {__version__}")
     return p
@@ -87,7 +88,7 @@ def resolve_config(args: argparse.Namespace) -> Config:
             )
         config = sim_defaults()
     else:
-        config = load(path, sim=args.sim and not args.safe_stop)
+        config = load(path, sim=args.sim)
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     if overrides:
         config = dataclasses.replace(config, server=dataclasses.replace(config.server, **overrides))
@@ -119,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.safe_stop:
+        # Never through resolve_config: a broken or missing file must not stop it.
+        return safestop.run(find_config_file(args.config))
     try:
         config = resolve_config(args)
         if args.check:
@@ -128,8 +132,6 @@ def run(args: argparse.Namespace) -> int:
             print(describe(config))
             print("config OK")
             return EXIT_OK
-        if args.safe_stop:
-            return safe_stop(config)
         return asyncio.run(Daemon(config, args.debug).run())
     except ConfigError as exc:
         for problem in exc.problems:

@@ -9,6 +9,7 @@ file in one pass.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import os
@@ -111,6 +112,8 @@ class Config:
     sensors: tuple[SensorConfig, ...] = ()
     actuators: tuple[ActuatorConfig, ...] = ()
     reflexes: tuple[ReflexConfig, ...] = ()
+    #: Where the daemon keeps what outlives a run (None: statefile.default_state_dir()).
+    state_dir: str | None = None
 
     def watched_sensors(self) -> set[str]:
         """Sensors a stop reflex depends on: their silence stops the motor (S2)."""
@@ -218,7 +221,7 @@ REFLEX_OPTIONS = (
     Option("below", (int, float), None, "fires when the reading is below this"),
     Option("above", (int, float), None, "fires when the reading is above this"),
 )
-TOP_LEVEL = ("server", "gpio", "sensors", "actuators", "reflexes")
+TOP_LEVEL = ("server", "gpio", "sensors", "actuators", "reflexes", "state_dir")
 _TYPE_NAMES = {
     int: "an integer",
     float: "a number",
@@ -368,6 +371,7 @@ def build(
     _pins_used_once(check, [*sensors_at, *actuators_at])
     _no_overlapping_pairs(check, reflexes_at)
     reflexes = [r for _, r in reflexes_at]
+    state_dir = _state_dir(check, data)
     if check.problems:
         raise ConfigError(check.problems)
     return Config(
@@ -377,7 +381,81 @@ def build(
         tuple(sensors),
         tuple(actuators),
         tuple(reflexes),
+        state_dir,
     )
+
+
+def _state_dir(check: _Checker, data: dict) -> str | None:
+    value = data.get("state_dir")
+    if value is not None and not isinstance(value, str):
+        check.problem(("state_dir",), f"expected a directory path, got {value!r}")
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class Salvage:
+    """What `--safe-stop` can still use from a file that may be broken: the
+    actuators that are valid on their own, and the pin factory to drive them."""
+
+    source: str
+    gpio: GpioConfig
+    actuators: tuple[ActuatorConfig, ...]
+    state_dir: str | None
+    problems: list[str]
+
+
+def salvage(data: Any, source: str, lines: dict[tuple, int] | None = None) -> Salvage:
+    """Each actuator on its own: one broken item, or a typo in a reflex, costs
+    nothing else.  A broken gpio section falls back to gpiozero's own choice."""
+    check = _Checker(source, lines or {})
+    if not isinstance(data, dict):
+        check.problem((), "expected a mapping with gpio and actuators")
+        return Salvage(source, GpioConfig(), (), None, check.problems)
+    before = len(check.problems)
+    gpio = check.mapping(data.get("gpio") or {}, ("gpio",), GPIO_OPTIONS)
+    usable_gpio = GpioConfig(**gpio) if gpio and len(check.problems) == before else GpioConfig()
+    actuators = []
+    for at, item in check.items(data, "actuators"):
+        before = len(check.problems)
+        actuator = _actuator(check, at, item, sim=False)
+        if actuator is not None and len(check.problems) == before:
+            actuators.append(actuator)
+    state_dir = _state_dir(check, data)
+    return Salvage(source, usable_gpio, tuple(actuators), state_dir, check.problems)
+
+
+def salvage_file(path: str | os.PathLike[str]) -> Salvage:
+    source = str(path)
+    try:
+        text = read(path)
+    except ConfigError as exc:
+        return Salvage(source, GpioConfig(), (), None, exc.problems)
+    try:
+        data, lines = yamlfile.load(text)
+    except yamlfile.YamlProblem as exc:
+        # A syntax error in one section must not hide the actuators in another.
+        data, lines = _sections_that_parse(text)
+        found = salvage(data, source, lines)
+        return dataclasses.replace(found, problems=[_located(source, exc), *found.problems])
+    return salvage(data, source, lines)
+
+
+def _sections_that_parse(text: str) -> tuple[dict, dict[tuple, int]]:
+    """Parse each top-level block (a line starting in column 0) on its own."""
+    starts = [i for i, line in enumerate(text.splitlines()) if line[:1].isalpha()]
+    all_lines = text.splitlines()
+    data: dict = {}
+    lines: dict[tuple, int] = {}
+    for start, end in zip(starts, [*starts[1:], len(all_lines)], strict=True):
+        try:
+            part, part_lines = yamlfile.load("\n".join(all_lines[start:end]))
+        except yamlfile.YamlProblem:
+            continue
+        if isinstance(part, dict):
+            data.update(part)
+            lines.update({path: line + start for path, line in part_lines.items()})
+    return data, lines
 
 
 def _device(

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from anse_hw import __version__, realtime
+from anse_hw import __version__, realtime, safestop
 from anse_hw.config import Config
 from anse_hw.engine import Engine
 from anse_hw.sdnotify import Notifier
@@ -72,16 +72,6 @@ def close_all(devices: Any) -> None:
             device.close()
         except Exception:
             log.exception("could not close %s", device.name)
-
-
-def safe_stop(config: Config) -> int:
-    """Drive every actuator to its stop state and release it (systemd ExecStopPost)."""
-    actuators = build_actuators(config, open_pin_factory(config))
-    for name, actuator in actuators.items():
-        actuator.stop()
-        log.info("%s: %s (%s)", name, actuator.state, actuator.describe())
-    close_all(actuators.values())
-    return EXIT_OK
 
 
 def raise_fd_limit() -> None:
@@ -145,6 +135,7 @@ class Daemon:
             self.engine.start()
             realtime.leave()  # the event loop itself stays an ordinary thread
             log.info("✓ Engine initialized, world model ready (motors STOPPED)")
+            safestop.write_record(self.config)
             self._announce()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._loop.add_signal_handler(sig, self._on_signal, sig)

@@ -124,6 +124,12 @@ def pin(pins_file: Path, name: str) -> float | None:
     return read_pin_states(pins_file).get(name, {}).get("state")
 
 
+def daemon_env(directory: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a test daemon: its state lives in `directory`/state,
+    as it would in systemd's StateDirectory, never in /var/lib/anse-hw."""
+    return {**os.environ, "STATE_DIRECTORY": str(directory / "state"), **(extra or {})}
+
+
 class DaemonProcess:
     """`anse-hw` as a child process, with its log captured to a file."""
 
@@ -138,7 +144,7 @@ class DaemonProcess:
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env=daemon_env(log.parent, env),
         )
 
     @property

@@ -27,6 +27,7 @@ from drivers.pins import read_pin_states
 from drivers.protocols import tfmini_frame
 from tests.conftest import (
     ROOT,
+    daemon_env,
     free_port,
     hardware_config,
     http_get,
@@ -382,7 +383,20 @@ reflexes:
 # -- S6 -----------------------------------------------------------------------
 
 
-def test_s6_safe_stop_after_sigkill_forces_the_pins_to_stop(rig, tmp_path):
+DAMAGE = {
+    "intact": lambda text: text,
+    "reflex-typo": lambda text: text.replace("sensor: lidar, below", "sensor: lidr, below"),
+    "yaml-syntax-error": lambda text: text.replace("command: move}", "command: move"),
+    "actuator-typo": lambda text: text.replace("speed: 0.6}", "speed: 0.6, sped: 1}"),
+}
+
+
+@pytest.mark.parametrize("record", [True, False], ids=["with-record", "without-record"])
+@pytest.mark.parametrize("damage", [*DAMAGE, "deleted"])
+def test_s6_safe_stop_after_sigkill_forces_the_pins_to_stop(rig, tmp_path, damage, record):
+    """After a SIGKILL the config may have been broken or removed since the
+    daemon started; --safe-stop still stops what it can identify, from the
+    record of the last start or from what is still valid in the file."""
     r = rig(max_age=5)
     r.moving()
     r.daemon.proc.kill()
@@ -390,16 +404,30 @@ def test_s6_safe_stop_after_sigkill_forces_the_pins_to_stop(rig, tmp_path):
     # Like a Raspberry Pi kernel: the dead process's outputs stay driven.
     assert pin(r.pins, "GPIO17") == 0.6
     config_file = tmp_path / "robot0.yaml"
+    if damage == "deleted":
+        config_file.unlink()
+    else:
+        config_file.write_text(DAMAGE[damage](config_file.read_text()))
+    if not record:
+        (tmp_path / "state" / "safe-stop.json").unlink()
     result = subprocess.run(
         [sys.executable, "-m", "anse_hw", "--config", str(config_file), "--safe-stop"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=30,
+        env=daemon_env(tmp_path),
     )
-    assert result.returncode == 0, result.stderr
-    assert "movement: STOPPED" in result.stderr
-    assert pin(r.pins, "GPIO17") == 0.0 and pin(r.pins, "GPIO18") == 0.0
+    assert "Traceback" not in result.stderr
+    can_stop = record or damage not in ("deleted", "actuator-typo")
+    if can_stop:
+        assert result.returncode == 0, result.stderr
+        assert "movement: STOPPED" in result.stderr
+        assert pin(r.pins, "GPIO17") == 0.0 and pin(r.pins, "GPIO18") == 0.0
+    else:  # truly nothing to go on: say so, and fail so systemd shows it
+        assert result.returncode == 1, result.stderr
+        assert "nothing could be stopped" in result.stderr
+        assert pin(r.pins, "GPIO17") == 0.6
 
 
 # -- S7 -----------------------------------------------------------------------

@@ -1,0 +1,81 @@
+"""What the daemon keeps between runs, and where (SPEC §13 `state_dir`).
+
+Small JSON files, each written atomically (a temporary file in the same
+directory, fsync, rename), so a crash or a power cut leaves the old version or
+the new one, never half of each.  A file that cannot be read is reported by
+the caller, who decides what "unknown" means for it (for the safety records:
+the safe choice).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+#: Larger than any record we write; a bigger file is not ours.
+MAX_BYTES = 1024 * 1024
+
+
+def default_state_dir() -> Path:
+    """$STATE_DIRECTORY (systemd's StateDirectory=), else /var/lib/anse-hw for
+    root, else $XDG_STATE_HOME/anse-hw (~/.local/state/anse-hw)."""
+    given = os.environ.get("STATE_DIRECTORY")
+    if given:
+        return Path(given.split(":")[0])
+    if os.geteuid() == 0:
+        return Path("/var/lib/anse-hw")
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "anse-hw"
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Replace `path` atomically with `data` as JSON; raises OSError on failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class StateFileError(Exception):
+    """A state file is missing, unreadable or not what we wrote."""
+
+
+def read_json(path: Path) -> Any:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise StateFileError(f"{path} does not exist") from None
+    except OSError as exc:
+        raise StateFileError(f"cannot read {path} ({exc.strerror})") from None
+    if len(data) > MAX_BYTES:
+        raise StateFileError(f"{path} is too large to be a state file")
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise StateFileError(f"{path} is corrupt ({exc})") from None
