@@ -25,7 +25,7 @@ class Outbox:
     def __init__(self, conflate_after: int = CONFLATE_AFTER, max_critical: int = 256) -> None:
         self.conflate_after = conflate_after
         self.max_critical = max_critical
-        self._frames: OrderedDict[int, tuple[Hashable | None, str]] = OrderedDict()
+        self._frames: OrderedDict[int, tuple[Hashable | None, int, str]] = OrderedDict()
         self._latest: dict[Hashable, int] = {}
         self._next = 0
         self.critical = 0
@@ -40,7 +40,7 @@ class Outbox:
         """The client is not keeping up: its telemetry is being conflated."""
         return len(self._frames) >= CONFLATE_AFTER
 
-    def push(self, key: Hashable | None, frame: str) -> None:
+    def push(self, key: Hashable | None, frame: str, seq: int = 0) -> None:
         if key is None:
             self.critical += 1
             if self.critical > self.max_critical:
@@ -50,7 +50,7 @@ class Outbox:
             self.conflated += 1
         slot = self._next
         self._next += 1
-        self._frames[slot] = (key, frame)
+        self._frames[slot] = (key, seq, frame)
         if key is not None:
             self._latest[key] = slot
 
@@ -58,11 +58,11 @@ class Outbox:
         """push() each (key, frame, seq) newer than `after`: one call per batch."""
         for key, frame, seq in items:
             if seq > after:
-                self.push(key, frame)
+                self.push(key, frame, seq)
 
-    def take(self) -> list[str]:
-        """Everything pending, oldest first; the buffer is empty afterwards."""
-        frames = [frame for _, frame in self._frames.values()]
+    def take(self) -> list[tuple[int, str]]:
+        """Everything pending as (seq, frame), oldest first; the buffer is empty afterwards."""
+        frames = [(seq, frame) for _, seq, frame in self._frames.values()]
         self._frames.clear()
         self._latest.clear()
         self.critical = 0

@@ -10,9 +10,11 @@ reflex arc, which never waits on this module at all.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 import json
 import logging
+import math
 import mimetypes
 import socket
 import sys
@@ -94,6 +96,11 @@ class Hub:
         self.clients: set[Client] = set()
         self.started = time.monotonic()
         self.dashboard = dashboard_dir() if config.dashboard else None
+        self.dashboard_files = {
+            file.name: file
+            for file in (self.dashboard.iterdir() if self.dashboard else ())
+            if file.is_file()
+        }
         self._numbers = itertools.count(1)
         #: The newest frame per telemetry key, for rate-limited clients.
         self.latest: dict[Hashable, tuple[int, str]] = {}
@@ -108,7 +115,8 @@ class Hub:
             if key is not None:
                 self.latest[key] = (seq, frame)
         for client in tuple(self.clients):
-            # Rate-limited clients take telemetry from `latest` when their timer fires.
+            # Rate-limited clients take telemetry from `latest` when their timer
+            # fires; reflex and actuator events wake every client at once.
             items = critical if client.period else frames
             if not items:
                 continue
@@ -116,18 +124,18 @@ class Hub:
             outbox.extend(items, client.joined)
             if outbox.overflowed:
                 self._drop(client, f"fell {outbox.max_critical} reflex/actuator events behind")
-            elif not client.period:
+            else:
                 client.wake.set()
         if self.debug:
             kinds = ", ".join(e["type"] for e in batch if e["type"] != events.WORLDMODEL)
             log.debug("[broadcast] %s → %d clients notified", kinds, len(self.clients))
 
-    def _fresh_telemetry(self, client: Client) -> list[str]:
+    def _fresh_telemetry(self, client: Client) -> list[tuple[int, str]]:
         """The newest value of each telemetry key this client has not been sent."""
         fresh = sorted(item for item in self.latest.values() if item[0] > client.telemetry_seq)
         if fresh:
             client.telemetry_seq = fresh[-1][0]
-        return [frame for _, frame in fresh]
+        return fresh
 
     def _drop(self, client: Client, reason: str) -> None:
         client.dropped = True
@@ -158,11 +166,10 @@ class Hub:
             # A fixed kernel send buffer instead of autotuning (up to 4 MB per client):
             # a stalled client's backlog shows up in our outbox, where it is conflated.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-        query = parse_qs(urlsplit(ws.request.path).query)
-        max_hz = _positive_float(query.get("max_hz", [None])[0])
+        max_hz = stream_options(ws.request.path)  # validated in _process_request
         snapshot = self.snapshot()
         outbox = Outbox(max_critical=self.config.client_buffer)
-        outbox.push(conflation_key(snapshot), events.encode(snapshot))
+        outbox.push(conflation_key(snapshot), events.encode(snapshot), snapshot["seq"])
         client = Client(next(self._numbers), ws, outbox, snapshot["seq"], max_hz)
         client.wake.set()
         self.clients.add(client)
@@ -175,14 +182,17 @@ class Hub:
             rate,
             len(self.clients),
         )
-        writer = asyncio.create_task(self._write(client))
+        tasks = [asyncio.create_task(self._write(client))]
+        if client.period:
+            tasks.append(asyncio.create_task(self._tick(client)))
         try:
             async for _ in ws:  # inbound messages are not part of the protocol
                 pass
         except ConnectionClosed:
             pass
         finally:
-            writer.cancel()
+            for task in tasks:
+                task.cancel()
             self.clients.discard(client)
             if not client.dropped:
                 log.info("← Client %d disconnected (%d remain)", client.number, len(self.clients))
@@ -190,18 +200,23 @@ class Hub:
     async def _write(self, client: Client) -> None:
         try:
             while True:
+                await client.wake.wait()
+                client.wake.clear()
+                frames = client.outbox.take()
                 if client.period:
-                    frames = client.outbox.take() + self._fresh_telemetry(client)
-                else:
-                    await client.wake.wait()
-                    client.wake.clear()
-                    frames = client.outbox.take()
-                for frame in frames:
+                    # With a reflex or actuator event goes the telemetry that
+                    # explains it (the reading before, the world model after).
+                    frames = list(heapq.merge(frames, self._fresh_telemetry(client)))
+                for _, frame in frames:
                     await client.ws.send(frame)
-                if client.period:
-                    await asyncio.sleep(client.period)
         except ConnectionClosed:
             pass
+
+    async def _tick(self, client: Client) -> None:
+        """A rate-limited client's telemetry timer."""
+        while True:
+            await asyncio.sleep(client.period)
+            client.wake.set()
 
     async def flush(self, timeout: float) -> None:
         """Give every client a moment to receive what is queued (used at shutdown)."""
@@ -223,6 +238,10 @@ class Hub:
                     b"too many clients (server.max_clients)\n",
                     "text/plain",
                 )
+            try:
+                stream_options(request.path)
+            except ValueError as exc:
+                return _response(HTTPStatus.BAD_REQUEST, f"{exc}\n".encode(), "text/plain")
             return None
         path = urlsplit(request.path).path
         if path == "/healthz":
@@ -252,12 +271,17 @@ class Hub:
                 b"turned off (server.dashboard); the event stream is here\n",
                 "text/plain",
             )
-        name = "index.html" if path in ("/", "") else path.lstrip("/")
-        file = (self.dashboard / name).resolve()
-        if file.parent != self.dashboard.resolve() or not file.is_file():
+        # Only the files that were there at start: a request path never reaches
+        # the filesystem, so no traversal, NUL byte or overlong name can either.
+        file = self.dashboard_files.get("index.html" if path in ("/", "") else path[1:])
+        if file is None:
             return _response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
         kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-        return _response(HTTPStatus.OK, file.read_bytes(), kind)
+        try:
+            return _response(HTTPStatus.OK, file.read_bytes(), kind)
+        except OSError as exc:
+            log.warning("cannot serve %s: %s", file, exc.strerror)
+            return _response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
 
 
 def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
@@ -272,9 +296,24 @@ def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
     return Response(status.value, status.phrase, headers, body)
 
 
-def _positive_float(text: str | None) -> float | None:
-    try:
-        value = float(text) if text else None
-    except ValueError:
+#: Telemetry rates a client may ask for with ?max_hz=N.
+MAX_HZ_RANGE = (0.1, 1000.0)
+
+
+def stream_options(path: str) -> float | None:
+    """The stream's one query parameter, `max_hz`; ValueError says what is wrong."""
+    query = parse_qs(urlsplit(path).query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"max_hz"})
+    if unknown:
+        raise ValueError(f"unknown query parameter {unknown[0][:40]!r}; the stream takes max_hz")
+    if "max_hz" not in query:
         return None
-    return value if value and value > 0 else None
+    low, high = MAX_HZ_RANGE
+    values = query["max_hz"]
+    try:
+        value = float(values[0])
+    except ValueError:
+        value = math.nan
+    if len(values) != 1 or not low <= value <= high:  # also NaN and inf
+        raise ValueError(f"max_hz must be one number of updates per second, {low:g} to {high:g}")
+    return value

@@ -102,13 +102,20 @@ def test_max_hz_limits_telemetry_not_reflexes(start_daemon):
                     pass
             return got
 
-        return await asyncio.gather(gather(daemon.url), gather(daemon.url + "/?max_hz=5"))
+        # One telemetry flush per 5 s: within the 2 s window, every reflex and
+        # actuator event must still arrive, each at once and with its telemetry.
+        return await asyncio.gather(gather(daemon.url), gather(daemon.url + "/?max_hz=0.2"))
 
     full, limited = asyncio.run(scenario())
     count = lambda events, kind: sum(e["type"] == kind for e in events)  # noqa: E731
     assert count(full, "sensor") > 100
-    assert count(limited, "sensor") <= 15
+    assert count(full, "actuator") >= 4
     assert count(limited, "actuator") >= count(full, "actuator") - 2
+    assert count(limited, "reflex") >= count(full, "reflex") - 2
+    # Telemetry only with those events (plus the snapshot), never at the full rate.
+    assert count(limited, "sensor") <= count(limited, "actuator") + 2
+    seqs = [e["seq"] for e in limited]
+    assert seqs == sorted(seqs), "in stream order"
 
 
 def test_connection_cap_answers_503(start_daemon):
