@@ -40,6 +40,7 @@ from anse_hw import config as configuration
 from anse_hw import realtime
 from anse_hw.daemon import Daemon
 from benchmarks.baseline import SeedStyleServer, bench_motor
+from benchmarks.markdown import keep_other_sections
 from drivers.protocols import tfmini_frame
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -553,7 +554,8 @@ def main() -> None:
         run_cost(report, clients=100 if args.quick else 1000, seconds=3 if args.quick else 10)
     command = "python -m benchmarks.run" + (" --quick" if args.quick else "")
     text = write_markdown(report, command, started, time.monotonic() - began)
-    Path(args.output).write_text(text)
+    output = Path(args.output)
+    output.write_text(keep_other_sections(output, text))
     print(f"wrote {args.output}")
 
 
