@@ -32,10 +32,17 @@ MAX_AGE_RANGE = (0.05, 120.0)
 SYSTEM_CONFIG = "/etc/anse-hw/config.yaml"
 
 
+#: A file with more problems than this is probably not a config at all.
+MAX_PROBLEMS = 30
+
+
 class ConfigError(Exception):
     """Everything wrong with a config file, one message per line."""
 
     def __init__(self, problems: list[str]) -> None:
+        if len(problems) > MAX_PROBLEMS:
+            more = len(problems) - MAX_PROBLEMS
+            problems = [*problems[:MAX_PROBLEMS], f"... and {more} more problems"]
         super().__init__("\n".join(problems))
         self.problems = problems
 

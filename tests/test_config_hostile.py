@@ -124,12 +124,12 @@ def test_a_fifo_a_device_a_directory_and_a_huge_file_are_refused(tmp_path):
     fifo = tmp_path / "robot.fifo"
     os.mkfifo(fifo)
     huge = tmp_path / "huge.yaml"
-    huge.write_text("# " + "x" * 100_000 + "\n" + GOOD)
+    huge.write_text("# " + "x" * 40_000 + "\n" + GOOD)
     for path, message in (
         (fifo, "is not a regular file (a FIFO)"),
         ("/dev/zero", "is not a regular file (a character device)"),
         (tmp_path, "is not a regular file (a directory)"),
-        (huge, "is larger than 64 KiB"),
+        (huge, "is larger than 32 KiB"),
     ):
         # A FIFO with no writer would block a plain open() forever: the timeout
         # in run_cli turns that hang into a failure.
