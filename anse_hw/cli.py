@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import logging
 import logging.handlers
-import os
 import queue
 import sys
 
@@ -19,6 +18,7 @@ from anse_hw import __version__, safestop
 from anse_hw.config import Config, ConfigError, describe, find_config_file, load, sim_defaults
 from anse_hw.daemon import Daemon
 from drivers.base import DriverError
+from drivers.registry import SENSOR_DRIVERS, find
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("anse_hw")
@@ -96,16 +96,15 @@ def resolve_config(args: argparse.Namespace) -> Config:
 
 
 def check_devices(config: Config) -> list[str]:
-    """What `--check` can see without touching hardware: ports that do not exist."""
-    problems = []
-    for sensor in config.sensors:
-        port = sensor.options.get("port")
-        if port and not os.path.exists(port):
-            problems.append(
-                f"{config.source}: sensors.{sensor.name}.port: serial port {port} "
-                "does not exist (is the device plugged in? is the UART enabled?)"
-            )
-    return problems
+    """What `--check` can see without opening a device: serial ports and sysfs
+    files that do not exist."""
+    return [
+        f"{config.source}: sensors.{sensor.name}.{key}: {problem}"
+        for sensor in config.sensors
+        for key, problem in find(SENSOR_DRIVERS, sensor.type, sensor.driver).device_problems(
+            sensor.options
+        )
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from anse_hw import yamlfile
+from drivers import registry
 from drivers.base import REQUIRED, Option, bcm_pin, one_of, positive
-from drivers.kinds import SENSOR_KINDS, SensorKind
-from drivers.registry import ACTUATORS, SENSORS
+from drivers.kinds import ACTUATOR_KINDS, BINARY_THRESHOLD, SENSOR_KINDS, STOPPED, SensorKind
 
 DEFAULT_MAX_AGE = 0.5
 #: Sane bounds, in seconds.  Faster than 5 ms is more than any sensor we drive
@@ -63,6 +63,7 @@ class ServerConfig:
 class GpioConfig:
     pin_factory: str | None = None
     mock_state_file: str | None = None
+    mock_input_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,10 @@ class SensorConfig:
     options: dict[str, Any]
     type: str = "distance"
 
+    @property
+    def kind(self) -> SensorKind:
+        return SENSOR_KINDS[self.type]
+
 
 @dataclass(frozen=True)
 class ActuatorConfig:
@@ -81,6 +86,7 @@ class ActuatorConfig:
     driver: str
     options: dict[str, Any]
     type: str = "motor"
+    safe_state: str = STOPPED
 
 
 @dataclass(frozen=True)
@@ -88,10 +94,15 @@ class ReflexConfig:
     name: str
     sensor: str
     actuator: str
-    command: str  # "stop" | "move"
+    command: str  # one of the actuator kind's commands
     below: float | None = None
     above: float | None = None
     kind: SensorKind = SENSOR_KINDS["distance"]
+    #: The state the command drives the actuator to.
+    target: str = STOPPED
+    #: It drives the actuator to its safe state: its sensor guards the actuator
+    #: (silence or a fault puts the actuator in its safe state; S1, S2, S5, S6).
+    guard: bool = True
 
     @property
     def condition(self) -> str:
@@ -123,8 +134,8 @@ class Config:
     state_dir: str | None = None
 
     def watched_sensors(self) -> set[str]:
-        """Sensors a stop reflex depends on: their silence stops the motor (S2)."""
-        return {r.sensor for r in self.reflexes if r.command == "stop"}
+        """The guards: sensors whose silence puts an actuator in its safe state (S2)."""
+        return {r.sensor for r in self.reflexes if r.guard}
 
 
 # The built-in `--sim` setup, identical to config/sim.yaml (a test keeps them equal).
@@ -201,11 +212,17 @@ GPIO_OPTIONS = (
         one_of("lgpio", "rpigpio", "pigpio", "native", "mock"),
     ),
     Option("mock_state_file", str, None, "pin_factory: mock — write pin states to this JSON file"),
+    Option(
+        "mock_input_file",
+        str,
+        None,
+        'pin_factory: mock — drive input pins from this JSON file ({"GPIO5": 0})',
+    ),
 )
 SENSOR_COMMON = (
     Option("name", str, help="unique name, shown on the stream", check=_name),
     Option("type", str, "distance", " | ".join(SENSOR_KINDS), one_of(*SENSOR_KINDS)),
-    Option("driver", str, help=" | ".join(SENSORS), check=one_of(*SENSORS)),
+    Option("driver", str, help=" | ".join(registry.names(registry.SENSOR_DRIVERS))),
     Option("interval", (int, float), None, "seconds between readings", _seconds(*INTERVAL_RANGE)),
     Option(
         "max_age",
@@ -217,16 +234,18 @@ SENSOR_COMMON = (
 )
 ACTUATOR_COMMON = (
     Option("name", str, help="unique name, shown on the stream", check=_name),
-    Option("type", str, "motor", "motor", one_of("motor")),
-    Option("driver", str, help=" | ".join(ACTUATORS), check=one_of(*ACTUATORS)),
+    Option("type", str, "motor", " | ".join(ACTUATOR_KINDS), one_of(*ACTUATOR_KINDS)),
+    Option("driver", str, help=" | ".join(registry.names(registry.ACTUATOR_DRIVERS))),
+    Option("safe", str, None, "output: off | on — its state when in doubt (default off)"),
 )
 REFLEX_OPTIONS = (
     Option("name", str, help="shown on the stream as reflex_name", check=_name),
     Option("sensor", str, help="name of a configured sensor"),
     Option("actuator", str, help="name of a configured actuator"),
-    Option("command", str, help="stop | move", check=one_of("stop", "move")),
-    Option("below", (int, float), None, "fires when the reading is below this"),
-    Option("above", (int, float), None, "fires when the reading is above this"),
+    Option("command", str, help="motor: stop | move; output: on | off"),
+    Option("below", (int, float), None, "numeric sensors: fires when the reading is below this"),
+    Option("above", (int, float), None, "numeric sensors: fires when the reading is above this"),
+    Option("active", bool, None, "binary sensors: fires when the sensor is active (or not)"),
 )
 TOP_LEVEL = ("server", "gpio", "sensors", "actuators", "reflexes", "state_dir")
 _TYPE_NAMES = {
@@ -264,7 +283,7 @@ def _unknown(key: Any, known: Iterable[str]) -> str:
 def _path_text(path: tuple[str | int, ...]) -> str:
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "(top level)"
 
 
@@ -351,8 +370,9 @@ def build(
             check.problem((key,), _unknown(key, TOP_LEVEL))
     server = check.mapping(data.get("server") or {}, ("server",), SERVER_OPTIONS) or {}
     gpio = check.mapping(data.get("gpio") or {}, ("gpio",), GPIO_OPTIONS) or {}
-    if gpio.get("mock_state_file") and gpio.get("pin_factory") != "mock":
-        check.problem(("gpio", "mock_state_file"), "is only used with pin_factory: mock")
+    for key in ("mock_state_file", "mock_input_file"):
+        if gpio.get(key) and gpio.get("pin_factory") != "mock":
+            check.problem(("gpio", key), "is only used with pin_factory: mock")
     sensor_items = check.items(data, "sensors")
     if "sensors" not in data:
         check.problem((), "missing required key 'sensors' (a list of at least one sensor)")
@@ -360,11 +380,9 @@ def build(
         check.problem(("sensors",), "needs at least one sensor")
     # Each valid item keeps its YAML path, so later checks point at the right line
     # even when an item before it was rejected.
-    sensors_at = [(at, s) for at, item in sensor_items if (s := _sensor(check, at, item, sim))]
+    sensors_at = [(at, s) for at, item in sensor_items if (s := _sensor(check, at, item))]
     actuators_at = [
-        (at, a)
-        for at, item in check.items(data, "actuators")
-        if (a := _actuator(check, at, item, sim))
+        (at, a) for at, item in check.items(data, "actuators") if (a := _actuator(check, at, item))
     ]
     sensors = [s for _, s in sensors_at]
     actuators = [a for _, a in actuators_at]
@@ -376,11 +394,14 @@ def build(
     for placed in (sensors_at, actuators_at, reflexes_at):
         _unique(check, placed)
     _pins_used_once(check, [*sensors_at, *actuators_at])
+    _shared_devices(check, sensors_at)
     _no_overlapping_pairs(check, reflexes_at)
     reflexes = [r for _, r in reflexes_at]
     state_dir = _state_dir(check, data)
     if check.problems:
         raise ConfigError(check.problems)
+    if sim:
+        sensors, actuators = _simulated(sensors), _simulated(actuators)
     return Config(
         source,
         ServerConfig(**server),
@@ -425,7 +446,7 @@ def salvage(data: Any, source: str, lines: dict[tuple, int] | None = None) -> Sa
     actuators = []
     for at, item in check.items(data, "actuators"):
         before = len(check.problems)
-        actuator = _actuator(check, at, item, sim=False)
+        actuator = _actuator(check, at, item)
         if actuator is not None and len(check.problems) == before:
             actuators.append(actuator)
     state_dir = _state_dir(check, data)
@@ -470,34 +491,57 @@ def _device(
     path: tuple,
     item: Any,
     common: tuple[Option, ...],
-    registry: dict[str, type],
-    sim: bool,
-) -> tuple[dict, str, dict] | None:
-    """Common keys + the driver's own; with `sim`, the fake replaces the driver."""
+    drivers: tuple[type, ...],
+) -> tuple[dict, type, dict] | None:
+    """Common keys + the driver's own, for the driver that serves this kind."""
     if not isinstance(item, dict):
         check.problem(path, f"expected a mapping, got {item!r}")
         return None
+    kind = item.get("type", next(o.default for o in common if o.key == "type"))
     driver = item.get("driver")
-    cls = registry.get(driver) if isinstance(driver, str) else None
+    cls = registry.find(drivers, kind, driver) if isinstance(driver, str) else None
     values = check.mapping(item, path, common, cls.OPTIONS if cls else ())
-    if values is None or cls is None or values["name"] is None:
+    if values is None or values["name"] is None or values["type"] is None:
+        return None
+    if cls is None:
+        if isinstance(driver, str):
+            check.problem(
+                (*path, "driver"),
+                f"'{driver}' must be one of {', '.join(registry.names(drivers, kind))} "
+                f"(the drivers for type {kind})",
+            )
         return None
     options = {o.key: values.pop(o.key) for o in cls.OPTIONS}
     if all(options[o.key] is not None for o in cls.OPTIONS if o.default is REQUIRED):
         for key, problem in cls.problems(options):
             check.problem((*path, key), problem)
-    if sim and driver != "sim":
-        options = {o.key: o.default for o in registry["sim"].OPTIONS}
-    return values, driver, options
+    return values, cls, options
 
 
-def _sensor(check: _Checker, path: tuple, item: Any, sim: bool) -> SensorConfig | None:
-    built = _device(check, path, item, SENSOR_COMMON, SENSORS, sim)
+def _simulated(devices: list) -> list:
+    """--sim: every driver swapped for the fake of its kind, with the fake's
+    defaults; names, kinds, pace, safe states and reflexes stay as configured."""
+    swapped = []
+    for device in devices:
+        if device.driver != "sim":
+            drivers = (
+                registry.SENSOR_DRIVERS
+                if isinstance(device, SensorConfig)
+                else registry.ACTUATOR_DRIVERS
+            )
+            fake = registry.find(drivers, device.type, "sim")
+            options = {o.key: o.default for o in fake.OPTIONS}
+            device = dataclasses.replace(device, driver="sim", options=options)
+        swapped.append(device)
+    return swapped
+
+
+def _sensor(check: _Checker, path: tuple, item: Any) -> SensorConfig | None:
+    built = _device(check, path, item, SENSOR_COMMON, registry.SENSOR_DRIVERS)
     if built is None:
         return None
-    values, driver, options = built
-    # A swapped-in fake keeps the real sensor's pace, so --sim timing stays faithful.
-    interval = values["interval"] or SENSORS[driver].DEFAULT_INTERVAL
+    values, cls, options = built
+    interval = values["interval"] or cls.DEFAULT_INTERVAL
     max_age = values["max_age"] or max(DEFAULT_MAX_AGE, 3 * interval)
     if max_age <= interval:
         check.problem(
@@ -506,21 +550,25 @@ def _sensor(check: _Checker, path: tuple, item: Any, sim: bool) -> SensorConfig 
             "is stale between every two readings (3 intervals is a good value)",
         )
     return SensorConfig(
-        values["name"],
-        "sim" if sim else driver,
-        float(interval),
-        float(max_age),
-        options,
-        values["type"],
+        values["name"], cls.DRIVER, float(interval), float(max_age), options, values["type"]
     )
 
 
-def _actuator(check: _Checker, path: tuple, item: Any, sim: bool) -> ActuatorConfig | None:
-    built = _device(check, path, item, ACTUATOR_COMMON, ACTUATORS, sim)
+def _actuator(check: _Checker, path: tuple, item: Any) -> ActuatorConfig | None:
+    built = _device(check, path, item, ACTUATOR_COMMON, registry.ACTUATOR_DRIVERS)
     if built is None:
         return None
-    values, driver, options = built
-    return ActuatorConfig(values["name"], "sim" if sim else driver, options, values["type"])
+    values, cls, options = built
+    kind = ACTUATOR_KINDS[values["type"]]
+    if values["safe"] is not None and values["safe"] not in kind.safe:
+        check.problem(
+            (*path, "safe"),
+            f"'{values['safe']}' must be one of {', '.join(kind.safe)} for a {kind.name}",
+        )
+        return None
+    return ActuatorConfig(
+        values["name"], cls.DRIVER, options, values["type"], kind.safe_state(values["safe"])
+    )
 
 
 def _reflex(
@@ -547,36 +595,78 @@ def _reflex(
                 f"(configured: {', '.join(names) or 'none'}){tip}",
             )
             ok = False
-    if (values["below"] is None) == (values["above"] is None):
-        check.problem(path, "give exactly one of 'below' or 'above' (the threshold)")
-        ok = False
     if not ok or any(values[k] is None for k in ("name", "sensor", "actuator", "command")):
         return None
-    kind = SENSOR_KINDS[next(s.type for s in sensors if s.name == values["sensor"])]
-    for key in ("below", "above"):
-        threshold = values[key]
-        if threshold is not None and not kind.low < threshold < kind.high:
+    kind = next(s.kind for s in sensors if s.name == values["sensor"])
+    actuator = next(a for a in actuators if a.name == values["actuator"])
+    commands = ACTUATOR_KINDS[actuator.type].commands
+    if values["command"] not in commands:
+        check.problem(
+            (*path, "command"),
+            f"'{values['command']}' is not a command for {actuator.type} "
+            f"'{actuator.name}'; it takes {' | '.join(commands)}",
+        )
+        return None
+    below, above = _threshold(check, path, values, kind)
+    if below is None and above is None:
+        return None
+    target = commands[values["command"]]
+    return ReflexConfig(
+        values["name"],
+        values["sensor"],
+        values["actuator"],
+        values["command"],
+        below,
+        above,
+        kind,
+        target,
+        guard=target == actuator.safe_state,
+    )
+
+
+def _threshold(
+    check: _Checker, path: tuple, values: dict, kind: SensorKind
+) -> tuple[float | None, float | None]:
+    """(below, above); a binary sensor's `active` becomes a threshold between 0 and 1."""
+    given = [k for k in ("below", "above", "active") if values[k] is not None]
+    if kind.binary:
+        if given != ["active"]:
             check.problem(
-                (*path, key),
-                f"{threshold:g} is outside what a {kind.name} sensor can read "
-                f"({kind.low:g} to {kind.high:g} {kind.unit}), so the reflex would "
-                f"{'never' if (key == 'below') == (threshold <= kind.low) else 'always'} fire",
+                path,
+                f"a binary sensor takes 'active: true' or 'active: false', "
+                f"not {' and '.join(given) or 'nothing'}",
             )
-            return None
-    return ReflexConfig(**values, kind=kind)
+            return None, None
+        return (None, BINARY_THRESHOLD) if values["active"] else (BINARY_THRESHOLD, None)
+    if len(given) != 1 or given == ["active"]:
+        check.problem(
+            path,
+            f"give exactly one of 'below' or 'above' (the threshold in "
+            f"{kind.unit}); 'active' is for binary sensors",
+        )
+        return None, None
+    key = given[0]
+    threshold = values[key]
+    if not kind.low < threshold < kind.high:
+        check.problem(
+            (*path, key),
+            f"{threshold:g} is outside what a {kind.name} sensor can read "
+            f"({kind.low:g} to {kind.high:g} {kind.unit}), so the reflex would "
+            f"{'never' if (key == 'below') == (threshold <= kind.low) else 'always'} fire",
+        )
+        return None, None
+    return (threshold, None) if key == "below" else (None, threshold)
 
 
 def _no_overlapping_pairs(check: _Checker, placed: list[tuple[tuple, ReflexConfig]]) -> None:
-    """A stop and a move reflex on the same sensor and actuator must never both
-    hold: where they overlap the actuator flaps at the rate of the readings."""
+    """A guard and a reflex that drives the same actuator out of its safe state,
+    on the same sensor, must never both hold: where they overlap the actuator
+    flaps at the rate of the readings."""
     for at, move in placed:
-        if move.command == "stop":
+        if move.guard:
             continue
         for _, stop in placed:
-            if stop.command != "stop" or (stop.sensor, stop.actuator) != (
-                move.sensor,
-                move.actuator,
-            ):
+            if not stop.guard or (stop.sensor, stop.actuator) != (move.sensor, move.actuator):
                 continue
             low = max(stop.region[0], move.region[0])
             high = min(stop.region[1], move.region[1])
@@ -587,6 +677,14 @@ def _no_overlapping_pairs(check: _Checker, placed: list[tuple[tuple, ReflexConfi
                     f"both hold between {low:g} and {high:g}: {move.actuator} would flap; "
                     "the resume threshold must lie beyond the stop threshold (hysteresis)",
                 )
+
+
+def _shared_devices(check: _Checker, placed: list[tuple[tuple, SensorConfig]]) -> None:
+    """Rules between sensors of one driver (two on one serial port, ...)."""
+    for cls in registry.SENSOR_DRIVERS:
+        mine = [(at, s) for at, s in placed if s.driver == cls.DRIVER and s.type in cls.KINDS]
+        for index, key, problem in cls.problems_across([(s.name, s.options) for _, s in mine]):
+            check.problem((*mine[index][0], key), problem)
 
 
 def _unique(check: _Checker, placed: list[tuple[tuple, Any]]) -> None:
@@ -602,8 +700,9 @@ def _pins_used_once(
 ) -> None:
     owners: dict[int, str] = {}
     for at, device in placed:
-        registry = SENSORS if isinstance(device, SensorConfig) else ACTUATORS
-        for option in registry[device.driver].OPTIONS:
+        sensor = isinstance(device, SensorConfig)
+        drivers = registry.SENSOR_DRIVERS if sensor else registry.ACTUATOR_DRIVERS
+        for option in registry.find(drivers, device.type, device.driver).OPTIONS:
             pin = device.options.get(option.key)
             if not option.pin or pin is None or bcm_pin(pin):
                 continue
@@ -657,10 +756,13 @@ def describe(config: Config) -> str:
     out.append("actuators:")
     for act in config.actuators:
         opts = ", ".join(f"{k}={v}" for k, v in act.options.items() if v is not None)
-        out.append(f"  {act.name}: {act.type} via {act.driver} ({opts})")
+        out.append(f"  {act.name}: {act.type} via {act.driver}, safe {act.safe_state} ({opts})")
     out.append("reflexes:")
     for r in config.reflexes:
-        out.append(f"  {r.name}: {r.sensor} {r.condition} -> {r.command} {r.actuator}")
+        role = "guard" if r.guard else "resume"
+        out.append(f"  {r.name}: {r.sensor} {r.condition} -> {r.command} {r.actuator} ({role})")
     watched = sorted(config.watched_sensors())
-    out.append(f"watched (silence stops the motor): {', '.join(watched) or 'none'}")
+    out.append(
+        f"guards (silence puts an actuator in its safe state): {', '.join(watched) or 'none'}"
+    )
     return "\n".join(out)

@@ -21,7 +21,13 @@ from anse_hw.sdnotify import Notifier
 from anse_hw.server import Hub
 from drivers.base import ActuatorDriver, DriverError, SensorDriver
 from drivers.pins import make_pin_factory
-from drivers.registry import ACTUATORS, SENSORS, USES_GPIO, build_actuator, build_sensor
+from drivers.registry import (
+    ACTUATOR_DRIVERS,
+    SENSOR_DRIVERS,
+    build_actuator,
+    build_sensor,
+    find,
+)
 
 log = logging.getLogger("anse_hw")
 
@@ -30,28 +36,24 @@ SWITCH_INTERVAL = 0.0005  # seconds; see Daemon.run
 
 
 def needs_gpio(config: Config) -> bool:
-    classes = [SENSORS[s.driver] for s in config.sensors]
-    classes += [ACTUATORS[a.driver] for a in config.actuators]
-    return any(cls in USES_GPIO for cls in classes)
+    classes = [find(SENSOR_DRIVERS, s.type, s.driver) for s in config.sensors]
+    classes += [find(ACTUATOR_DRIVERS, a.type, a.driver) for a in config.actuators]
+    return any(cls.USES_GPIO for cls in classes)
 
 
 def open_pin_factory(config: Config) -> Any:
     if not needs_gpio(config):
         return None
-    return make_pin_factory(config.gpio.pin_factory, config.gpio.mock_state_file)
+    gpio = config.gpio
+    return make_pin_factory(gpio.pin_factory, gpio.mock_state_file, gpio.mock_input_file)
 
 
 def build_actuators(config: Config, pin_factory: Any) -> dict[str, ActuatorDriver]:
-    return _build_all(
-        config.actuators, lambda a: build_actuator(a.driver, a.name, a.options, pin_factory)
-    )
+    return _build_all(config.actuators, lambda a: build_actuator(a, pin_factory))
 
 
 def build_sensors(config: Config, pin_factory: Any) -> dict[str, SensorDriver]:
-    return _build_all(
-        config.sensors,
-        lambda s: build_sensor(s.driver, s.name, s.interval, s.max_age, s.options, pin_factory),
-    )
+    return _build_all(config.sensors, lambda s: build_sensor(s, pin_factory))
 
 
 def _build_all(configs: Iterable[Any], make: Callable[[Any], Any]) -> dict[str, Any]:
@@ -134,7 +136,7 @@ class Daemon:
         try:
             self.engine.start()
             realtime.leave()  # the event loop itself stays an ordinary thread
-            log.info("✓ Engine initialized, world model ready (motors STOPPED)")
+            log.info("✓ Engine initialized, world model ready (actuators in their safe state)")
             safestop.write_record(self.config)
             self._announce()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -153,7 +155,8 @@ class Daemon:
             server.close()
             await server.wait_closed()
             threading.excepthook = previous_hook
-            log.info("anse-hw stopped; motors STOPPED, pins released (exit %d)", self.exit_code)
+            final = ", ".join(f"{n} {s}" for n, s in self.engine.world.actuators.items())
+            log.info("anse-hw stopped; %s; pins released (exit %d)", final, self.exit_code)
         return self.exit_code
 
     def _publisher(self, hub: Hub) -> Callable[[list[dict[str, Any]]], None]:

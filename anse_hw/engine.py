@@ -1,12 +1,14 @@
 """The nervous system: sensor phase → world model → reflex phase → actuator phase → broadcast.
 
-Where the reading arrives, the motor is commanded.  Each driver calls
+Where the reading arrives, the actuators are commanded.  Each driver calls
 `Engine.on_sample` from its own thread; under one lock the engine updates the
-world model, decides, and drives the motor pins, all before a single event is
+world model, decides, and drives the pins, all before a single event is
 handed to the broadcast side (`publish`, which only queues and returns).  No
 WebSocket client, no broadcast work, no log write sits between a reading and
-the motor (SPEC §7 S4).  A monitor thread turns silence into a stop (S2) and
-is also the heartbeat the systemd watchdog checks (S8).
+an actuator (SPEC §7 S4).  A monitor thread turns a guard's silence into its
+actuators' safe state (S2) and is also the heartbeat the systemd watchdog
+checks (S8).  Which state is safe, and which reflex guards what, comes from
+the config (drivers.kinds); nothing here knows about motors or relays.
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ from typing import Any
 from anse_hw import events
 from anse_hw.config import Config, ReflexConfig
 from anse_hw.worldmodel import WorldModel
-from drivers.base import MOVING, STOPPED, ActuatorDriver, Sample, SensorDriver
-from drivers.kinds import SENSOR_KINDS
+from drivers.base import ActuatorDriver, Sample, SensorDriver
 
 log = logging.getLogger("anse_hw.engine")
 
@@ -48,15 +49,12 @@ class Engine:
         self.on_crash = on_crash
         self.clock = clock
         self.debug = debug
-        self.sensor_types = {s.name: s.type for s in config.sensors}
-        self.kinds = {s.name: SENSOR_KINDS[s.type] for s in config.sensors}
+        self.kinds = {s.name: s.kind for s in config.sensors}
+        self.actuator_types = {a.name: a.type for a in config.actuators}
         self.reflexes: dict[str, list[ReflexConfig]] = {name: [] for name in sensors}
         for reflex in config.reflexes:
             self.reflexes[reflex.sensor].append(reflex)
-        stops = [r for r in config.reflexes if r.command == "stop"]
-        self.world = WorldModel(
-            {s.name: s.max_age for s in config.sensors}, actuators, stops, clock()
-        )
+        self.world = WorldModel(config, clock())
         self._lock = threading.Lock()
         self._seq = 0
         self._closing = threading.Event()
@@ -67,10 +65,10 @@ class Engine:
     # -- lifecycle ---------------------------------------------------------
 
     def start(self) -> None:
-        """S1: every motor is STOPPED before the first reading can arrive."""
+        """S1: every actuator is in its safe state before the first reading can arrive."""
         with self._lock:
             for name, actuator in self.actuators.items():
-                actuator.stop()
+                actuator.drive(actuator.safe_state)
                 self.world.actuators[name] = actuator.state
             now = self.clock()
             for state in self.world.sensors.values():
@@ -85,31 +83,31 @@ class Engine:
         self._monitor.start()
 
     def stop_all(self, reason: str) -> None:
-        """Drive every motor to STOPPED and say so on the stream."""
+        """Drive every actuator to its safe state and say so on the stream."""
         batch: list[dict[str, Any]] = []
         with self._lock:
-            for name in self.actuators:
-                self._actuator_phase(name, STOPPED, batch)
+            for name, actuator in self.actuators.items():
+                self._actuator_phase(name, actuator.safe_state, batch)
             if batch:
                 self.publish(batch)
         if batch:
-            log.info("motors stopped: %s", reason)
+            log.info("actuators in their safe state: %s", reason)
 
     def emergency_stop(self) -> None:
-        """Stop the motors even if the lock is wedged: used when the daemon is failing."""
+        """Safe states even if the lock is wedged: used when the daemon is failing."""
         acquired = self._lock.acquire(timeout=1.0)
         try:
             for actuator in self.actuators.values():
                 try:
-                    actuator.stop()
+                    actuator.drive(actuator.safe_state)
                 except Exception:
-                    log.exception("could not stop %s", actuator.name)
+                    log.exception("could not put %s in its safe state", actuator.name)
         finally:
             if acquired:
                 self._lock.release()
 
     def close(self) -> None:
-        """Stop motors, stop sensors, release every pin and port."""
+        """Safe states, then stop the sensors and release every pin and port."""
         self._closing.set()
         self.stop_all("shutting down")
         for sensor in self.sensors.values():
@@ -130,7 +128,7 @@ class Engine:
         with self._lock:
             state = self.world.sensors[name]
             value = sample.value
-            if not sample.valid or not self.kinds[name].plausible(value):
+            if not sample.valid or not state.kind.plausible(value):
                 state.invalid += 1  # S3: never a value, never fresh
                 return
             taken = received if sample.taken is None else min(sample.taken, received)
@@ -148,19 +146,21 @@ class Engine:
                 self.publish(batch)
         if self.debug and len(batch) > 2:
             log.debug(
-                "[reflex] %s: %.1f cm → motor driven %.3f ms after the reading",
+                "[reflex] %s: %g%s → actuator driven %.3f ms after the reading",
                 name,
                 sample.value,
+                self.kinds[name].unit,
                 (self.clock() - received) * 1000,
             )
 
     def _sensor_phase(self, name: str, value: float, taken: float, batch: list) -> None:
         self.world.record(name, value, taken)
-        self._emit(batch, events.SENSOR, events.sensor_data(name, value, self.sensor_types[name]))
+        kind = self.kinds[name]
+        self._emit(batch, events.SENSOR, events.sensor_data(name, value, kind.name, kind.unit))
 
     def _old_reading(self, name: str, value: float, batch: list) -> None:
         for reflex in self.reflexes[name]:
-            if reflex.command == "stop":
+            if reflex.guard:
                 self._reflex_phase(reflex, value, batch)
         state = self.world.sensors[name]
         if not state.old:
@@ -169,29 +169,32 @@ class Engine:
                 "%s: readings older than %gs arrive; they can stop, not move", name, state.max_age
             )
 
-    def _reflex_phase(self, reflex: ReflexConfig, cm: float, batch: list) -> None:
-        target = STOPPED if reflex.command == "stop" else MOVING
-        if not reflex.holds(cm) or self.world.actuators[reflex.actuator] == target:
+    def _reflex_phase(self, reflex: ReflexConfig, value: float, batch: list) -> None:
+        if not reflex.holds(value) or self.world.actuators[reflex.actuator] == reflex.target:
             return
-        if target == MOVING and not self.world.clear_for(reflex.actuator):
-            return  # another guard still says stop, or a watched sensor is silent
+        if not reflex.guard and not self.world.clear_for(reflex.actuator):
+            return  # another guard still calls for the safe state, or is silent
         self.world.last_reflex = reflex.name
         self._emit(
             batch,
             events.REFLEX,
             events.reflex_data(
-                reflex.name, reflex.condition, sensor=reflex.sensor, value=round(cm, 2)
+                reflex.name, reflex.condition, sensor=reflex.sensor, value=round(value, 2)
             ),
         )
-        self._actuator_phase(reflex.actuator, target, batch)
+        self._actuator_phase(reflex.actuator, reflex.target, batch)
 
     def _actuator_phase(self, name: str, target: str, batch: list) -> None:
         actuator = self.actuators[name]
         if actuator.state == target and self.world.actuators[name] == target:
             return
-        actuator.stop() if target == STOPPED else actuator.move()
+        actuator.drive(target)
         self.world.actuators[name] = actuator.state
-        self._emit(batch, events.ACTUATOR, events.actuator_data(name, actuator.state))
+        self._emit(
+            batch,
+            events.ACTUATOR,
+            events.actuator_data(name, actuator.state, self.actuator_types[name]),
+        )
 
     def _emit(self, batch: list, event_type: str, data: dict[str, Any]) -> None:
         """Queue an event and the world-model update that follows every event."""
@@ -222,12 +225,13 @@ class Engine:
             self.world.last_reflex = reflex
         self._emit(batch, events.REFLEX, events.reflex_data(reflex, condition, active, sensor=name))
         if active and name in self.world.watched:
-            for guard in self.world.stop_reflexes:
+            for guard in self.world.guards:
                 if guard.sensor == name:
-                    self._actuator_phase(guard.actuator, STOPPED, batch)
+                    self._actuator_phase(guard.actuator, guard.target, batch)
 
     def _watch(self) -> None:
-        """S2: a sensor silent for max_age is stale, and a watched one stops its motor."""
+        """S2: a sensor silent for max_age is stale, and a guard puts its actuators in
+        their safe state."""
         try:
             while not self._closing.wait(self.tick):
                 batch: list[dict[str, Any]] = []
@@ -265,9 +269,13 @@ class Engine:
                 "below": r.below,
                 "above": r.above,
                 "condition": r.condition,
+                "guard": r.guard,
             }
             for r in self.config.reflexes
         ]
+        data["actuator_kinds"] = {
+            a.name: {"type": a.type, "safe": a.safe_state} for a in self.config.actuators
+        }
         return events.make(events.WORLDMODEL, seq, data)
 
     def healthy(self, within: float) -> bool:

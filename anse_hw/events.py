@@ -27,15 +27,15 @@ def make(event_type: str, seq: int, data: dict[str, Any]) -> dict[str, Any]:
     return {"type": event_type, "timestamp": timestamp(), "seq": seq, "data": data}
 
 
-def sensor_data(name: str, value: float, sensor_type: str = "distance") -> dict[str, Any]:
-    return {"sensor_name": name, "sensor_type": sensor_type, "value": round(value, 2)}
+def sensor_data(name: str, value: float, sensor_type: str, unit: str) -> dict[str, Any]:
+    return {"sensor_name": name, "sensor_type": sensor_type, "value": round(value, 2), "unit": unit}
 
 
 def reflex_data(name: str, condition: str, triggered: bool = True, **extra: Any) -> dict[str, Any]:
     return {"reflex_name": name, "condition": condition, "triggered": triggered, **extra}
 
 
-def actuator_data(name: str, state: str, actuator_type: str = "motor") -> dict[str, Any]:
+def actuator_data(name: str, state: str, actuator_type: str) -> dict[str, Any]:
     return {"actuator_name": name, "actuator_type": actuator_type, "state": state}
 
 

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from anse_hw import statefile
 from anse_hw.config import ActuatorConfig, Config, GpioConfig, salvage, salvage_file
+from drivers.kinds import ACTUATOR_KINDS
 from drivers.pins import make_pin_factory
-from drivers.registry import ACTUATORS, USES_GPIO, build_actuator
+from drivers.registry import ACTUATOR_DRIVERS, build_actuator, find
 
 log = logging.getLogger("anse_hw")
 
@@ -34,7 +35,7 @@ def state_dir(configured: str | None) -> Path:
 
 
 def drives_pins(actuator: ActuatorConfig) -> bool:
-    return ACTUATORS[actuator.driver] in USES_GPIO
+    return find(ACTUATOR_DRIVERS, actuator.type, actuator.driver).USES_GPIO
 
 
 def write_record(config: Config) -> None:
@@ -49,7 +50,14 @@ def write_record(config: Config) -> None:
         "config": config.source,
         "gpio": dataclasses.asdict(config.gpio),
         "actuators": [
-            {"name": a.name, "type": a.type, "driver": a.driver, **a.options} for a in actuators
+            {
+                "name": a.name,
+                "type": a.type,
+                "driver": a.driver,
+                **({"safe": _safe_choice(a)} if a.type != "motor" else {}),
+                **a.options,
+            }
+            for a in actuators
         ],
     }
     try:
@@ -61,6 +69,12 @@ def write_record(config: Config) -> None:
             path,
             exc.strerror,
         )
+
+
+def _safe_choice(actuator: ActuatorConfig) -> str:
+    """The `safe:` value that gives this actuator's safe state."""
+    choices = ACTUATOR_KINDS[actuator.type].safe
+    return next(choice for choice, state in choices.items() if state == actuator.safe_state)
 
 
 def run(config_path: str | None) -> int:
@@ -112,7 +126,7 @@ def _targets(found: list) -> dict[GpioConfig, list[ActuatorConfig]]:
 
 def _stop_group(gpio: GpioConfig, actuators: list[ActuatorConfig]) -> int:
     try:
-        factory = make_pin_factory(gpio.pin_factory, gpio.mock_state_file)
+        factory = make_pin_factory(gpio.pin_factory, gpio.mock_state_file, gpio.mock_input_file)
     except Exception as exc:
         log.error("safe-stop: %s", exc)
         return 0
@@ -121,9 +135,9 @@ def _stop_group(gpio: GpioConfig, actuators: list[ActuatorConfig]) -> int:
         # One at a time: the config and the record may name the same pin twice.
         for item in actuators:
             try:
-                actuator = build_actuator(item.driver, item.name, item.options, factory)
+                actuator = build_actuator(item, factory)
                 try:
-                    actuator.stop()
+                    actuator.drive(actuator.safe_state)
                     log.info("%s: %s (%s)", item.name, actuator.state, actuator.describe())
                     stopped += 1
                 finally:

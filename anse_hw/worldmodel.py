@@ -1,22 +1,22 @@
 """The world model: what the daemon believes about its surroundings.
 
 Plain state, no threads and no I/O: the engine owns the lock and calls in.
-`safe` and `clear_for` are where "when in doubt the motor stops" is decided:
-a sensor with no fresh valid reading is doubt.
+`safe` and `clear_for` are where "when in doubt, the safe state" is decided:
+a guarding sensor with no fresh valid reading is doubt.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from anse_hw.config import ReflexConfig
-from drivers.base import STOPPED
+from anse_hw.config import Config, ReflexConfig
+from drivers.kinds import SensorKind
 
 
 @dataclass
 class SensorState:
+    kind: SensorKind
     max_age: float
     since: float  # when we started waiting for a reading (startup or recovery)
     value: float | None = None
@@ -34,18 +34,13 @@ class SensorState:
 
 
 class WorldModel:
-    def __init__(
-        self,
-        sensors: dict[str, float],
-        actuators: Iterable[str],
-        stop_reflexes: Iterable[ReflexConfig],
-        now: float,
-    ) -> None:
-        self.sensors = {name: SensorState(max_age, now) for name, max_age in sensors.items()}
-        self.actuators = dict.fromkeys(actuators, STOPPED)
+    def __init__(self, config: Config, now: float) -> None:
+        self.sensors = {s.name: SensorState(s.kind, s.max_age, now) for s in config.sensors}
+        #: Every actuator starts in its safe state (S1).
+        self.actuators = {a.name: a.safe_state for a in config.actuators}
         self.primary = next(iter(self.actuators), None)
-        self.stop_reflexes = list(stop_reflexes)
-        self.watched = {r.sensor for r in self.stop_reflexes}
+        self.guards = [r for r in config.reflexes if r.guard]
+        self.watched = {r.sensor for r in self.guards}
         self.last_reflex: str | None = None
         self.total_events = 0
 
@@ -55,28 +50,28 @@ class WorldModel:
 
     def distance_cm(self) -> float | None:
         """The nearest fresh distance: the one that matters to a moving robot."""
-        values = [s.value for s in self.sensors.values() if s.fresh()]
+        values = [s.value for s in self.sensors.values() if s.kind.name == "distance" and s.fresh()]
         return min(values) if values else None
 
-    def _quiet(self, reflex: ReflexConfig) -> bool:
-        """A stop reflex whose sensor is fresh and does not call for a stop."""
-        state = self.sensors[reflex.sensor]
-        return state.fresh() and not reflex.holds(state.value)
+    def _quiet(self, guard: ReflexConfig) -> bool:
+        """A guard whose sensor is fresh and does not call for the safe state."""
+        state = self.sensors[guard.sensor]
+        return state.fresh() and not guard.holds(state.value)
 
     def clear_for(self, actuator: str) -> bool:
-        """True when every stop reflex guarding `actuator` is quiet."""
-        return all(self._quiet(r) for r in self.stop_reflexes if r.actuator == actuator)
+        """True when every guard of `actuator` is quiet."""
+        return all(self._quiet(g) for g in self.guards if g.actuator == actuator)
 
     def safe(self) -> bool:
-        """Every stop reflex is quiet: no guarding sensor is silent or too close."""
-        return all(self._quiet(r) for r in self.stop_reflexes)
+        """Every guard is quiet: no guarding sensor is silent or calling for the safe state."""
+        return all(self._quiet(g) for g in self.guards)
 
     def snapshot(self, now: float) -> dict[str, Any]:
         """The `worldmodel` event data: the seed's keys, then our additions."""
         return {
             "distance_cm": self.distance_cm(),
             "safe": self.safe(),
-            "actuator_state": self.actuators.get(self.primary, STOPPED),
+            "actuator_state": self.actuators.get(self.primary, "STOPPED"),
             "last_reflex": self.last_reflex,
             "total_events": self.total_events,
             "actuators": dict(self.actuators),
@@ -86,6 +81,8 @@ class WorldModel:
                     "fresh": s.fresh(),
                     "age_ms": round(s.age(now) * 1000),
                     "fault": s.fault or ("stale" if s.stale else None),
+                    "type": s.kind.name,
+                    "unit": s.kind.unit,
                 }
                 for name, s in self.sensors.items()
             },

@@ -17,8 +17,8 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection, serve
 
 from anse_hw import events
-from drivers.base import MOVING, STOPPED
 from drivers.gpio_motor import GpioMotor
+from drivers.kinds import MOVING, STOPPED
 from drivers.protocols import TFminiParser
 
 
@@ -67,7 +67,7 @@ class SeedStyleServer:
 
     async def step(self, cm: float) -> None:
         self.distance = cm
-        await self.broadcast(events.SENSOR, events.sensor_data("lidar", cm))
+        await self.broadcast(events.SENSOR, events.sensor_data("lidar", cm, "distance", "cm"))
         await self.world()
         target = None
         if cm < 10 and self.state != STOPPED:
@@ -78,9 +78,9 @@ class SeedStyleServer:
             return
         await self.broadcast(events.REFLEX, events.reflex_data(self.last_reflex, condition))
         await self.world()
-        self.motor.stop() if target == STOPPED else self.motor.move()
+        self.motor.drive(target)
         self.state = target
-        await self.broadcast(events.ACTUATOR, events.actuator_data("movement", target))
+        await self.broadcast(events.ACTUATOR, events.actuator_data("movement", target, "motor"))
         await self.world()
 
     async def run(self) -> None:

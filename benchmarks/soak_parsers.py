@@ -92,7 +92,7 @@ def soak(name: str, source: Callable, size: int, seed: int) -> dict[str, float]:
                     raise AssertionError(
                         f"{name} seed {seed}: {sample.value} outside {low}..{high}"
                     )
-        biggest = max(biggest, len(parser._buf))
+        biggest = max(biggest, parser.buffered)
     took = time.perf_counter() - started
     again = [(s.value, s.problem) for s in make().feed(data)]
     if again != whole:

@@ -14,8 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-MOVING = "MOVING"
-STOPPED = "STOPPED"
+from drivers.kinds import SENSOR_KINDS, SensorKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +82,15 @@ class DriverError(Exception):
 
 
 class SensorDriver(ABC):
-    """A distance sensor that reports every measurement from its own thread."""
+    """A sensor that reports every measurement from its own thread.
 
+    `DRIVER` is the YAML `driver:` name, `KINDS` the sensor kinds it can read
+    (`type:`), `USES_GPIO` whether it needs a gpiozero pin factory.
+    """
+
+    DRIVER: ClassVar[str]
+    KINDS: ClassVar[tuple[str, ...]]
+    USES_GPIO: ClassVar[bool] = False
     OPTIONS: ClassVar[tuple[Option, ...]] = ()
     DEFAULT_INTERVAL: ClassVar[float] = 0.1
 
@@ -93,12 +99,32 @@ class SensorDriver(ABC):
         """(key, problem) pairs for rules that span several options."""
         return []
 
-    def __init__(self, name: str, interval: float, max_age: float = 0.5) -> None:
+    @classmethod
+    def problems_across(cls, items: list[tuple[str, dict[str, Any]]]) -> list[tuple[int, str, str]]:
+        """(item index, key, problem) for rules between the (name, options)
+        of this driver's sensors, such as two that want one serial port."""
+        return []
+
+    @classmethod
+    def device_problems(cls, options: dict[str, Any]) -> list[tuple[str, str]]:
+        """What `--check` can see on this machine without opening the device
+        (a serial port or a sysfs file that does not exist)."""
+        return []
+
+    def __init__(
+        self,
+        name: str,
+        interval: float,
+        max_age: float = 0.5,
+        *,
+        kind: SensorKind = SENSOR_KINDS["distance"],
+    ) -> None:
         self.name = name
         self.interval = interval
         #: What the engine considers stale; a driver that can tell its input
         #: sat in a buffer for longer than this throws that input away.
         self.max_age = max_age
+        self.kind = kind
 
     @abstractmethod
     def start(
@@ -123,8 +149,15 @@ class SensorDriver(ABC):
 
 
 class ActuatorDriver(ABC):
-    """A motor that is either MOVING or STOPPED."""
+    """An actuator driven to one of its kind's states (drivers.kinds).
 
+    It starts in `safe_state` (never a glitch to the other state while its
+    outputs are set up) and `close()` leaves it there before releasing them.
+    """
+
+    DRIVER: ClassVar[str]
+    KINDS: ClassVar[tuple[str, ...]]
+    USES_GPIO: ClassVar[bool] = False
     OPTIONS: ClassVar[tuple[Option, ...]] = ()
 
     @classmethod
@@ -132,8 +165,9 @@ class ActuatorDriver(ABC):
         """(key, problem) pairs for rules that span several options."""
         return []
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, safe_state: str) -> None:
         self.name = name
+        self.safe_state = safe_state
 
     @property
     @abstractmethod
@@ -141,14 +175,12 @@ class ActuatorDriver(ABC):
         """The state the outputs are driven to right now."""
 
     @abstractmethod
-    def move(self) -> None: ...
-
-    @abstractmethod
-    def stop(self) -> None: ...
+    def drive(self, state: str) -> None:
+        """Drive the outputs to `state`, one of the kind's states."""
 
     @abstractmethod
     def close(self) -> None:
-        """Leave the outputs stopped and release them; safe to call twice."""
+        """Leave the outputs in the safe state and release them; safe to call twice."""
 
     def describe(self) -> str:
         return type(self).__name__

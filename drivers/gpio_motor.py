@@ -15,8 +15,6 @@ from gpiozero import Motor, PhaseEnableMotor
 from gpiozero.exc import GPIOZeroError
 
 from drivers.base import (
-    MOVING,
-    STOPPED,
     ActuatorDriver,
     DriverError,
     Option,
@@ -24,9 +22,13 @@ from drivers.base import (
     one_of,
     unit_interval,
 )
+from drivers.kinds import MOVING, STOPPED
 
 
 class GpioMotor(ActuatorDriver):
+    DRIVER = "gpio"
+    KINDS = ("motor",)
+    USES_GPIO = True
     OPTIONS: ClassVar[tuple[Option, ...]] = (
         Option("forward", int, None, "BCM pin to the bridge's IN1 (forward)", bcm_pin, pin=True),
         Option("backward", int, None, "BCM pin to IN2 (backward)", bcm_pin, pin=True),
@@ -71,8 +73,10 @@ class GpioMotor(ActuatorDriver):
             found.append(("speed", "must be 1 when pwm is false (an on/off motor)"))
         return found
 
-    def __init__(self, name: str, *, pin_factory: Any = None, **options: Any) -> None:
-        super().__init__(name)
+    def __init__(
+        self, name: str, safe_state: str = STOPPED, *, pin_factory: Any = None, **options: Any
+    ) -> None:
+        super().__init__(name, safe_state)
         self.options = options
         self.speed = float(options["speed"])
         self.reverse = options["direction"] == "backward"
@@ -107,14 +111,13 @@ class GpioMotor(ActuatorDriver):
         device = self._device
         return MOVING if device is not None and not device.closed and device.value else STOPPED
 
-    def move(self) -> None:
-        if self.reverse:
+    def drive(self, state: str) -> None:
+        if state != MOVING:
+            self._device.stop()
+        elif self.reverse:
             self._device.backward(self.speed)
         else:
             self._device.forward(self.speed)
-
-    def stop(self) -> None:
-        self._device.stop()
 
     def close(self) -> None:
         if not self._device.closed:

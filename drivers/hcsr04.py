@@ -21,6 +21,7 @@ from gpiozero import DistanceSensor
 from gpiozero.exc import DistanceSensorNoEcho, GPIOZeroError, PWMSoftwareFallback
 
 from drivers.base import DriverError, Option, Sample, SensorDriver, bcm_pin, positive
+from drivers.kinds import SENSOR_KINDS, SensorKind
 
 
 class _SampledDistanceSensor(DistanceSensor):
@@ -45,6 +46,9 @@ class _SampledDistanceSensor(DistanceSensor):
 
 
 class HCSR04Sensor(SensorDriver):
+    DRIVER = "hcsr04"
+    KINDS = ("distance",)
+    USES_GPIO = True
     DEFAULT_INTERVAL = 0.06
     OPTIONS: ClassVar[tuple[Option, ...]] = (
         Option("trigger", int, help="BCM pin wired to TRIG", check=bcm_pin, pin=True),
@@ -65,10 +69,11 @@ class HCSR04Sensor(SensorDriver):
         interval: float,
         max_age: float = 0.5,
         *,
+        kind: SensorKind = SENSOR_KINDS["distance"],
         pin_factory: Any = None,
         **options: Any,
     ) -> None:
-        super().__init__(name, interval, max_age)
+        super().__init__(name, interval, max_age, kind=kind)
         self.trigger = options["trigger"]
         self.echo = options["echo"]
         self.max_distance = float(options["max_distance"])

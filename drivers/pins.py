@@ -2,10 +2,12 @@
 
 One factory object is made per daemon and handed to every GPIO device, so the
 backend is a config choice and never an `if sim:` in the engine.  `mock` is
-gpiozero's own MockFactory with PWM-capable pins; with `mock_state_file` set,
-every pin change is also written to a JSON file, which is how a test (or you)
-can see the pins of a daemon running in another process, and how the pins
-"stay driven" after a SIGKILL, as they do on a Raspberry Pi.
+gpiozero's own MockFactory with PWM-capable pins.  Two files connect it to
+the world outside the process: with `mock_state_file`, every pin change is
+written to a JSON file (how a test, or you, sees the pins of a running
+daemon, and how the pins "stay driven" after a SIGKILL, as on a Raspberry
+Pi); with `mock_input_file`, input pins follow the levels in a JSON file
+(`{"GPIO5": 0}` presses a bumper wired to GND), polled every 10 ms.
 """
 
 from __future__ import annotations
@@ -30,14 +32,14 @@ FACTORIES = {
 }
 
 
-def make_pin_factory(name: str | None, mock_state_file: str | None = None) -> Any:
+def make_pin_factory(
+    name: str | None, mock_state_file: str | None = None, mock_input_file: str | None = None
+) -> Any:
     """The pin factory for `name`, or gpiozero's own default when None."""
     if name == "mock":
-        return (
-            PersistentMockFactory(mock_state_file)
-            if mock_state_file
-            else MockFactory(pin_class=MockPWMPin)
-        )
+        if mock_state_file or mock_input_file:
+            return FileMockFactory(mock_state_file, mock_input_file)
+        return MockFactory(pin_class=MockPWMPin)
     if name is None:
         from gpiozero import Device
 
@@ -58,7 +60,7 @@ def make_pin_factory(name: str | None, mock_state_file: str | None = None) -> An
 
 
 class PersistentPin(MockPWMPin):
-    """A MockPWMPin that records every change in its factory's state file."""
+    """A MockPWMPin that records every change in its factory's state file (if any)."""
 
     def _change_state(self, value: Any) -> bool:
         changed = super()._change_state(value)
@@ -70,14 +72,27 @@ class PersistentPin(MockPWMPin):
         self.factory.persist(self)
 
 
-class PersistentMockFactory(MockFactory):
-    def __init__(self, path: str) -> None:
+class FileMockFactory(MockFactory):
+    """MockFactory whose pins are visible in, and drivable from, JSON files."""
+
+    INPUT_POLL = 0.01
+
+    def __init__(self, state_file: str | None, input_file: str | None) -> None:
         super().__init__(pin_class=PersistentPin)
-        self.path = Path(path)
+        self.path = Path(state_file) if state_file else None
         self._lock = threading.Lock()
-        self._states: dict[str, dict[str, Any]] = read_pin_states(self.path)
+        self._states: dict[str, dict[str, Any]] = read_pin_states(self.path) if self.path else {}
+        self._closed = threading.Event()
+        if input_file:
+            follow = threading.Thread(
+                target=self._follow_inputs, args=(Path(input_file),), name="mock-inputs"
+            )
+            follow.daemon = True
+            follow.start()
 
     def persist(self, pin: PersistentPin) -> None:
+        if self.path is None:
+            return
         with self._lock:
             self._states[str(pin.info.name)] = {
                 "function": pin._function,
@@ -85,13 +100,27 @@ class PersistentMockFactory(MockFactory):
             }
             write_atomically(self.path, json.dumps(self._states, sort_keys=True))
 
+    def _follow_inputs(self, path: Path) -> None:
+        while not self._closed.wait(self.INPUT_POLL):
+            levels = read_pin_states(path)
+            for pin in list(self.pins.values()):
+                level = levels.get(str(pin.info.name))
+                if level is None or pin._function != "input" or bool(level) == bool(pin.state):
+                    continue
+                pin.drive_high() if level else pin.drive_low()
 
-def read_pin_states(path: Path) -> dict[str, dict[str, Any]]:
-    """The pin states a PersistentMockFactory wrote, or {} if none yet."""
+    def close(self) -> None:
+        self._closed.set()
+        super().close()
+
+
+def read_pin_states(path: Path) -> dict[str, Any]:
+    """A JSON object from one of the mock factory's files, or {} if none yet."""
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -37,6 +37,11 @@ class FixedFrameParser:
     def __init__(self) -> None:
         self._buf = bytearray()
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held for the next feed: never more than one frame."""
+        return len(self._buf)
+
     def feed(self, data: bytes) -> Iterator[Sample]:
         buf = self._buf
         buf += data
@@ -121,35 +126,25 @@ class A02YYUWParser(FixedFrameParser):
 LINE_GROUPS = {"value": 1.0, "cm": 1.0, "mm": 0.1}
 
 
-class LineParser:
-    """One reading per text line, matched by a regular expression.
+class LineSplitter:
+    """Bytes in, complete lines out (without the newline or a trailing CR).
 
-    The pattern has a named group `value` (or `cm` / `mm` for distances), e.g.
-    ``^D,(?P<cm>[0-9.]+)$`` for an Arduino printing ``D,42.5``.  Lines that do
-    not match are skipped.  A line longer than `max_line` bytes is garbage and
-    is dropped whole, up to its newline, however it arrives: that is what makes
-    the output independent of chunking.  Values outside [low, high] are not
-    readings.
+    A line longer than `max_line` bytes is garbage and is dropped whole, up
+    to its newline, however it arrives: that is what makes the output
+    independent of chunking.
     """
 
-    def __init__(
-        self,
-        pattern: str,
-        low: float = -math.inf,
-        high: float = math.inf,
-        max_line: int = 256,
-    ) -> None:
-        self.pattern = re.compile(pattern)
-        group = next((g for g in LINE_GROUPS if g in self.pattern.groupindex), None)
-        if group is None:
-            raise ValueError(f"pattern needs a named group: {', '.join(LINE_GROUPS)}")
-        self._group, self._scale = group, LINE_GROUPS[group]
-        self.low, self.high = low, high
+    def __init__(self, max_line: int = 256) -> None:
         self.max_line = max_line
         self._buf = bytearray()
         self._skipping = False  # inside an overlong line: drop bytes up to its newline
 
-    def feed(self, data: bytes) -> Iterator[Sample]:
+    @property
+    def buffered(self) -> int:
+        """Bytes held for the next feed: never more than one line."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
         buf = self._buf
         buf += data
         while True:
@@ -164,9 +159,25 @@ class LineParser:
             if self._skipping or len(line) > self.max_line:
                 self._skipping = False
                 continue
-            sample = self.decode(line.rstrip(b"\r"))
-            if sample is not None:
-                yield sample
+            yield line.rstrip(b"\r")
+
+
+class LinePattern:
+    """One reading from a text line, matched by a regular expression.
+
+    The pattern has a named group `value` (or `cm` / `mm` for distances), e.g.
+    ``^D,(?P<cm>[0-9.]+)$`` for an Arduino printing ``D,42.5``.  Lines that do
+    not match are not for this sensor (None); values outside [low, high] are
+    not readings.
+    """
+
+    def __init__(self, pattern: str, low: float = -math.inf, high: float = math.inf) -> None:
+        self.pattern = re.compile(pattern)
+        group = next((g for g in LINE_GROUPS if g in self.pattern.groupindex), None)
+        if group is None:
+            raise ValueError(f"pattern needs a named group: {', '.join(LINE_GROUPS)}")
+        self._group, self._scale = group, LINE_GROUPS[group]
+        self.low, self.high = low, high
 
     def decode(self, line: bytes) -> Sample | None:
         match = self.pattern.search(line.decode("ascii", "replace").strip())
@@ -176,12 +187,37 @@ class LineParser:
         try:
             value = float(text) * self._scale
         except (TypeError, ValueError):
-            return Sample.none(f"unreadable value in {line!r}")
+            return Sample.none(f"unreadable value in {line[:40]!r}")
         if not self.low <= value <= self.high:  # also NaN and inf
             return Sample.none(f"{text[:20]} is outside {self.low:g}..{self.high:g}")
         return Sample(value)
 
 
+class LineParser:
+    """A line protocol for one sensor: a LineSplitter and a LinePattern."""
+
+    def __init__(
+        self,
+        pattern: str,
+        low: float = -math.inf,
+        high: float = math.inf,
+        max_line: int = 256,
+    ) -> None:
+        self.splitter = LineSplitter(max_line)
+        self.pattern = LinePattern(pattern, low, high)
+
+    @property
+    def buffered(self) -> int:
+        return self.splitter.buffered
+
+    def feed(self, data: bytes) -> Iterator[Sample]:
+        for line in self.splitter.feed(data):
+            sample = self.pattern.decode(line)
+            if sample is not None:
+                yield sample
+
+
+DEFAULT_LINE_PATTERN = r"(?P<value>-?[0-9]+(?:\.[0-9]+)?)"
 BAUDRATES = {"tfmini": 115200, "a02yyuw": 9600, "line": 115200}
 
 
@@ -193,7 +229,7 @@ def make_parser(
     if protocol == "a02yyuw":
         return A02YYUWParser()
     if protocol == "line":
-        return LineParser(pattern or r"(?P<value>-?[0-9]+(?:\.[0-9]+)?)", low, high)
+        return LineParser(pattern or DEFAULT_LINE_PATTERN, low, high)
     raise ValueError(f"unknown protocol {protocol!r}")
 
 

@@ -1,51 +1,82 @@
-"""Driver names in the YAML (`driver: hcsr04`) mapped to their classes.
+"""Which driver classes exist, and which kinds each can serve.
 
-The only place that knows which classes exist; the config validates options
-against `OPTIONS`, the daemon builds devices with `build_sensor` /
-`build_actuator`.  `--sim` maps every driver to its fake of the same kind.
+The only place that lists the classes: the config validates `type:` +
+`driver:` and the options against them, the daemon builds devices with
+`build_sensor` / `build_actuator`, and `--sim` maps every driver to the fake
+of the same kind.  A YAML driver name may serve several kinds (`sim` serves
+all; `gpio` is a binary input for sensors and a motor or an output for
+actuators).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from drivers.base import ActuatorDriver, SensorDriver
+from drivers.gpio_io import GpioInputSensor, GpioOutput
 from drivers.gpio_motor import GpioMotor
 from drivers.hcsr04 import HCSR04Sensor
-from drivers.serial_sensor import SerialDistanceSensor
-from drivers.sim import SimDistanceSensor, SimMotor
+from drivers.kinds import SENSOR_KINDS
+from drivers.serial_sensor import SerialSensor
+from drivers.sim import SimActuator, SimSensor
+from drivers.sysfs_temperature import CpuTemperatureSensor, DS18B20Sensor
 
-SENSORS: dict[str, type[SensorDriver]] = {
-    "sim": SimDistanceSensor,
-    "hcsr04": HCSR04Sensor,
-    "serial": SerialDistanceSensor,
-}
-ACTUATORS: dict[str, type[ActuatorDriver]] = {
-    "sim": SimMotor,
-    "gpio": GpioMotor,
-}
-#: Drivers that need a gpiozero pin factory.
-USES_GPIO = {HCSR04Sensor, GpioMotor}
-
-
-def build_sensor(
-    driver: str,
-    name: str,
-    interval: float,
-    max_age: float,
-    options: dict[str, Any],
-    pin_factory: Any = None,
-) -> SensorDriver:
-    cls = SENSORS[driver]
-    if cls in USES_GPIO:
-        return cls(name, interval, max_age, pin_factory=pin_factory, **options)
-    return cls(name, interval, max_age, **options)
+SENSOR_DRIVERS: tuple[type[SensorDriver], ...] = (
+    SimSensor,
+    HCSR04Sensor,
+    SerialSensor,
+    DS18B20Sensor,
+    CpuTemperatureSensor,
+    GpioInputSensor,
+)
+ACTUATOR_DRIVERS: tuple[type[ActuatorDriver], ...] = (SimActuator, GpioMotor, GpioOutput)
 
 
-def build_actuator(
-    driver: str, name: str, options: dict[str, Any], pin_factory: Any = None
-) -> ActuatorDriver:
-    cls = ACTUATORS[driver]
-    if cls in USES_GPIO:
-        return cls(name, pin_factory=pin_factory, **options)
-    return cls(name, **options)
+def find(drivers: tuple[type, ...], kind: str, driver: str) -> type | None:
+    return next((d for d in drivers if driver == d.DRIVER and kind in d.KINDS), None)
+
+
+def names(drivers: tuple[type, ...], kind: str | None = None) -> list[str]:
+    """Driver names, in registry order; only those serving `kind` when given."""
+    found = [d.DRIVER for d in drivers if kind is None or kind in d.KINDS]
+    return list(dict.fromkeys(found))
+
+
+class SensorSpec(Protocol):
+    """What building a sensor needs (anse_hw.config.SensorConfig is one)."""
+
+    name: str
+    type: str
+    driver: str
+    interval: float
+    max_age: float
+    options: dict[str, Any]
+
+
+class ActuatorSpec(Protocol):
+    """What building an actuator needs (anse_hw.config.ActuatorConfig is one)."""
+
+    name: str
+    type: str
+    driver: str
+    safe_state: str
+    options: dict[str, Any]
+
+
+def build_sensor(spec: SensorSpec, pin_factory: Any = None) -> SensorDriver:
+    cls = find(SENSOR_DRIVERS, spec.type, spec.driver)
+    extra = {"pin_factory": pin_factory} if cls.USES_GPIO else {}
+    return cls(
+        spec.name,
+        spec.interval,
+        spec.max_age,
+        kind=SENSOR_KINDS[spec.type],
+        **extra,
+        **spec.options,
+    )
+
+
+def build_actuator(spec: ActuatorSpec, pin_factory: Any = None) -> ActuatorDriver:
+    cls = find(ACTUATOR_DRIVERS, spec.type, spec.driver)
+    extra = {"pin_factory": pin_factory} if cls.USES_GPIO else {}
+    return cls(spec.name, spec.safe_state, **extra, **spec.options)

@@ -1,9 +1,14 @@
-"""Serial distance sensors (TFmini, A02YYUW, anything printing lines).
+"""Serial sensors: a TFmini, an A02YYUW, or anything printing lines (an Arduino).
 
-One reader thread per port, as in pyserial's `serial.threaded`: it owns the
-port, hands every chunk to a pure frame parser, and pushes samples.  When the
-port vanishes (USB adapter pulled, pty closed) it reports the fault, then
-reopens with capped exponential back-off so a missing device costs no CPU.
+One reader thread per port, as in pyserial's `serial.threaded`: a `SharedPort`
+owns the port, hands every chunk to the protocol's framing (the pure parsers
+of drivers.protocols) and passes the readings to the sensors on it.  With
+`protocol: line` several sensors may name the same port: it is opened once,
+and every line goes to each sensor whose pattern matches (an Arduino printing
+`D,42.5` and `T,23.4,41` feeds a distance, a temperature and a humidity
+sensor).  When the port vanishes (USB adapter pulled, pty closed) every
+sensor on it is faulted, and the port is reopened with capped exponential
+back-off so a missing device costs no CPU.
 """
 
 from __future__ import annotations
@@ -16,12 +21,21 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import serial
 
 from drivers.base import DriverError, Option, Sample, SensorDriver, one_of, positive
-from drivers.protocols import BAUDRATES, LINE_GROUPS, make_parser
+from drivers.kinds import SENSOR_KINDS, SensorKind
+from drivers.protocols import (
+    BAUDRATES,
+    DEFAULT_LINE_PATTERN,
+    LINE_GROUPS,
+    LinePattern,
+    LineSplitter,
+    make_parser,
+)
 
 log = logging.getLogger("anse_hw.drivers")
 
@@ -36,7 +50,9 @@ def _valid_pattern(pattern: str) -> str | None:
     return None
 
 
-class SerialDistanceSensor(SensorDriver):
+class SerialSensor(SensorDriver):
+    DRIVER = "serial"
+    KINDS = ("distance", "temperature", "humidity")
     DEFAULT_INTERVAL = 0.01
     OPTIONS: ClassVar[tuple[Option, ...]] = (
         Option("port", str, help="device path, e.g. /dev/serial0 or /dev/ttyUSB0"),
@@ -51,7 +67,7 @@ class SerialDistanceSensor(SensorDriver):
             "pattern",
             str,
             None,
-            "protocol: line — regex with a named group cm or mm",
+            "protocol: line — regex with a named group value (or cm / mm)",
             _valid_pattern,
         ),
         Option("min", (int, float), None, "protocol: line — smallest plausible value"),
@@ -73,114 +89,240 @@ class SerialDistanceSensor(SensorDriver):
             found.append(("max", f"must be greater than min ({low:g})"))
         return found
 
+    @classmethod
+    def problems_across(cls, items: list[tuple[str, dict[str, Any]]]) -> list[tuple[int, str, str]]:
+        """Only line sensors share a port, and they must agree on how to open it."""
+        found = []
+        first: dict[str, int] = {}
+        for index, (_, options) in enumerate(items):
+            owner = first.setdefault(options["port"], index)
+            if owner == index:
+                continue
+            owner_name, owner_options = items[owner]
+            if not options["protocol"] == owner_options["protocol"] == "line":
+                found.append(
+                    (
+                        index,
+                        "port",
+                        f"is already used by sensor '{owner_name}'; only protocol: line "
+                        "sensors can share a port",
+                    )
+                )
+            elif options["baudrate"] != owner_options["baudrate"]:
+                found.append((index, "baudrate", f"must match sensor '{owner_name}' on this port"))
+        return found
+
+    @classmethod
+    def device_problems(cls, options: dict[str, Any]) -> list[tuple[str, str]]:
+        if os.path.exists(options["port"]):
+            return []
+        return [
+            (
+                "port",
+                f"serial port {options['port']} does not exist "
+                "(is the device plugged in? is the UART enabled?)",
+            )
+        ]
+
+    def __init__(
+        self,
+        name: str,
+        interval: float,
+        max_age: float = 0.5,
+        *,
+        kind: SensorKind = SENSOR_KINDS["distance"],
+        **options: Any,
+    ) -> None:
+        super().__init__(name, interval, max_age, kind=kind)
+        self.protocol = options["protocol"]
+        low, high = options.get("min"), options.get("max")
+        self.pattern = (
+            LinePattern(
+                options.get("pattern") or DEFAULT_LINE_PATTERN,
+                -math.inf if low is None else low,
+                math.inf if high is None else high,
+            )
+            if self.protocol == "line"
+            else None
+        )
+        # Open (or join) the port now, so a wrong path or a port in use is a startup error.
+        self.port = SharedPort.acquire(
+            options["port"],
+            options["baudrate"] or BAUDRATES[self.protocol],
+            self.protocol,
+            float(options["reconnect_max"]),
+            max_age,
+        )
+
+    def describe(self) -> str:
+        p = self.port
+        return f"serial {self.protocol} on {p.path} at {p.baudrate} baud"
+
+    def start(self, on_sample, on_fault, on_crash) -> None:
+        self.port.subscribe(_Subscriber(self, self.pattern, on_sample, on_fault, on_crash))
+
+    def close(self) -> None:
+        self.port.release(self)
+
+
+@dataclass(frozen=True)
+class _Subscriber:
+    sensor: SerialSensor
+    pattern: LinePattern | None  # None: the port's own frames are this sensor's
+    on_sample: Callable[[Sample], None]
+    on_fault: Callable[[str, bool], None]
+    on_crash: Callable[[BaseException], None]
+
+
+class SharedPort:
+    """One open serial port, its reader thread, and the sensors it feeds."""
+
     #: First reopen delay; doubles up to `reconnect_max`.
     RECONNECT_MIN = 0.05
     #: How long one read may block, so close() is noticed promptly.
     READ_TIMEOUT = 0.1
 
-    def __init__(self, name: str, interval: float, max_age: float = 0.5, **options: Any) -> None:
-        super().__init__(name, interval, max_age)
-        self.port = options["port"]
-        self.protocol = options["protocol"]
-        self.baudrate = options["baudrate"] or BAUDRATES[self.protocol]
-        self.pattern = options.get("pattern")
-        # Outside this range a line is not a reading; the kind's range applies too.
-        low, high = options.get("min"), options.get("max")
-        self.range = (-math.inf if low is None else low, math.inf if high is None else high)
-        self.reconnect_max = float(options["reconnect_max"])
+    _open: ClassVar[dict[str, SharedPort]] = {}
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def acquire(
+        cls, path: str, baudrate: int, protocol: str, reconnect_max: float, max_age: float
+    ) -> SharedPort:
+        with cls._registry_lock:
+            port = cls._open.get(path)
+            if port is None:
+                port = cls(path, baudrate, protocol, reconnect_max, max_age)
+                cls._open[path] = port
+            port.max_age = min(port.max_age, max_age)
+            port.users += 1
+            return port
+
+    def __init__(
+        self, path: str, baudrate: int, protocol: str, reconnect_max: float, max_age: float
+    ) -> None:
+        self.path = path
+        self.baudrate = baudrate
+        self.protocol = protocol
+        self.reconnect_max = reconnect_max
+        self.max_age = max_age
+        self.users = 0
+        self.reopen_attempts = 0
+        self._subscribers: tuple[_Subscriber, ...] = ()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._serial: serial.Serial | None = None
-        self.reopen_attempts = 0
-        # Open once now so a wrong path or a port in use is a startup error.
-        self._serial = self._open()
+        self._serial: serial.Serial | None = self._open_port()
 
-    def describe(self) -> str:
-        return f"serial {self.protocol} on {self.port} at {self.baudrate} baud"
+    def subscribe(self, subscriber: _Subscriber) -> None:
+        self._subscribers = (*self._subscribers, subscriber)
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name=f"serial-{os.path.basename(self.path)}", daemon=True
+            )
+            self._thread.start()
 
-    def _open(self) -> serial.Serial:
-        if not os.path.exists(self.port):
-            raise DriverError(f"serial port {self.port} does not exist")
+    def release(self, sensor: SerialSensor) -> None:
+        with self._registry_lock:
+            self._subscribers = tuple(s for s in self._subscribers if s.sensor is not sensor)
+            self.users -= 1
+            if self.users > 0:
+                return
+            if self._open.get(self.path) is self:
+                del self._open[self.path]
+        self._stop.set()
+        if self._thread and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+        self._close_port()
+
+    def _open_port(self) -> serial.Serial:
+        if not os.path.exists(self.path):
+            raise DriverError(f"serial port {self.path} does not exist")
         try:
             # An idle read returns well within max_age, so a longer gap is a stall.
             timeout = min(self.READ_TIMEOUT, self.max_age / 4)
-            port = serial.Serial(self.port, self.baudrate, timeout=timeout, exclusive=True)
+            port = serial.Serial(self.path, self.baudrate, timeout=timeout, exclusive=True)
         except (serial.SerialException, OSError) as exc:
-            raise DriverError(f"cannot open serial port {self.port}: {exc}") from exc
+            raise DriverError(f"cannot open serial port {self.path}: {exc}") from exc
         port.reset_input_buffer()
         return port
 
-    def start(self, on_sample, on_fault, on_crash) -> None:
-        self._thread = threading.Thread(
-            target=self._run,
-            args=(on_sample, on_fault, on_crash),
-            name=f"serial-{self.name}",
-            daemon=True,
-        )
-        self._thread.start()
+    def _fault(self, text: str, active: bool) -> None:
+        for subscriber in self._subscribers:
+            subscriber.on_fault(text, active)
 
-    def _run(self, on_sample, on_fault, on_crash) -> None:
+    def _run(self) -> None:
         try:
             while not self._stop.is_set():
                 if self._serial is None:
-                    self._serial = self._reopen(on_fault)
+                    self._serial = self._reopen()
                     if self._serial is None:
                         return
-                problem = self._read_until_lost(self._serial, on_sample)
+                problem = self._read_until_lost(self._serial)
                 self._close_port()
                 if problem and not self._stop.is_set():
-                    on_fault(f"serial port {self.port} lost ({problem})", True)
+                    self._fault(f"serial port {self.path} lost ({problem})", True)
         except Exception as exc:
-            on_crash(exc)
+            for subscriber in self._subscribers[:1]:
+                subscriber.on_crash(exc)
 
-    def _read_until_lost(self, port: serial.Serial, on_sample: Callable[[Sample], None]) -> str:
-        parser = make_parser(self.protocol, self.pattern, *self.range)
+    def _framing(self) -> Any:
+        """Fresh framing state: after a reopen or a stall, old partial frames are void."""
+        return LineSplitter() if self.protocol == "line" else make_parser(self.protocol)
+
+    def _read_until_lost(self, port: serial.Serial) -> str:
+        framing = self._framing()
         last = time.monotonic()
         while not self._stop.is_set():
             try:
                 data = port.read(port.in_waiting or 1)
                 now = time.monotonic()
                 if data and now - last > self.max_age:
-                    on_sample(self._discard_backlog(port, len(data), now - last))
-                    parser = make_parser(self.protocol, self.pattern, *self.range)
-                    data = b""
+                    self._discard_backlog(port, len(data), now - last)
+                    framing, data = self._framing(), b""
             except (serial.SerialException, OSError, TypeError) as exc:
                 # pyserial raises TypeError when the fd was closed under it.
                 return str(exc) or type(exc).__name__
             last = now
-            for sample in parser.feed(data):
-                # Stamped when the bytes were read, so time spent waiting for
-                # the engine counts against the reading's age.
-                on_sample(Sample(sample.value, sample.problem, now))
+            if data:
+                self._dispatch(framing, data, now)
         return ""
 
-    @staticmethod
-    def _discard_backlog(port: serial.Serial, already_read: int, gap: float) -> Sample:
+    def _dispatch(self, framing: Any, data: bytes, now: float) -> None:
+        """Readings are stamped with when their bytes were read, so time spent
+        waiting for the engine counts against their age."""
+        subscribers = self._subscribers
+        if self.protocol != "line":
+            for sample in framing.feed(data):
+                for subscriber in subscribers:
+                    subscriber.on_sample(Sample(sample.value, sample.problem, now))
+            return
+        for line in framing.feed(data):
+            for subscriber in subscribers:
+                sample = subscriber.pattern.decode(line)
+                if sample is not None:
+                    subscriber.on_sample(Sample(sample.value, sample.problem, now))
+
+    def _discard_backlog(self, port: serial.Serial, already_read: int, gap: float) -> None:
         """This thread did not run for longer than max_age (the process was
         frozen, the machine stalled): what waits in the kernel buffer is old
         news, and old news must not move anything."""
         waiting = port.in_waiting
         port.reset_input_buffer()
-        log.warning(
-            "serial %s: discarded %d bytes buffered during a %.1f s stall",
-            port.port,
-            already_read + waiting,
-            gap,
-        )
-        return Sample.none(
-            f"discarded {already_read + waiting} bytes buffered during a {gap:.1f} s stall"
-        )
+        text = f"discarded {already_read + waiting} bytes buffered during a {gap:.1f} s stall"
+        log.warning("serial %s: %s", self.path, text)
+        for subscriber in self._subscribers:
+            subscriber.on_sample(Sample.none(text))
 
-    def _reopen(self, on_fault) -> serial.Serial | None:
+    def _reopen(self) -> serial.Serial | None:
         delay = self.RECONNECT_MIN
         while not self._stop.wait(delay):
             self.reopen_attempts += 1
             try:
-                port = self._open()
+                port = self._open_port()
             except DriverError:
                 delay = min(delay * 2, self.reconnect_max)
                 continue
-            on_fault(f"serial port {self.port} reopened", False)
+            self._fault(f"serial port {self.path} reopened", False)
             return port
         return None
 
@@ -189,9 +331,3 @@ class SerialDistanceSensor(SensorDriver):
         if port is not None:
             with contextlib.suppress(serial.SerialException, OSError):
                 port.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2)
-        self._close_port()

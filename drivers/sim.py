@@ -1,7 +1,8 @@
-"""Faithful fakes: a distance sensor with scripted profiles and a motor.
+"""Faithful fakes: a sensor of any kind with scripted profiles, and an actuator.
 
 They run on their own threads and push samples exactly like the real drivers,
-so `anse-hw --sim` exercises the same engine, reflexes and fail-safes.
+so `anse-hw --sim` exercises the same engine, reflexes and fail-safes.  Values
+are in the sensor kind's unit; a binary sim plays 1 (active) and 0.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from drivers.base import (
-    MOVING,
-    STOPPED,
     ActuatorDriver,
     DriverError,
     Option,
@@ -24,17 +23,22 @@ from drivers.base import (
     one_of,
     unit_interval,
 )
+from drivers.kinds import ACTUATOR_KINDS, SENSOR_KINDS
 
 
-def seed_pattern() -> Iterator[float]:
-    """The seed document's sweep, 50 → 5 → 50 cm over 16 readings, forever."""
+def sweep(start: float, end: float, step: float) -> Iterator[float]:
+    """The seed document's pattern, generalised: eight readings from `start`
+    towards `end`, eight back, forever (distance: 50 → 5 → 50 cm in 5.5 cm
+    steps, exactly the seed's `max(5, 50 - i*5.5)` / `min(50, 5 + (i-8)*5.5)`)."""
+    low, high = min(start, end), max(start, end)
+    toward = step if end > start else -step
     i = 0
     while True:
-        step = i % 16
-        if step < 8:
-            yield max(5.0, 50 - step * 5.5)
+        phase = i % 16
+        if phase < 8:
+            yield min(high, max(low, start + phase * toward))
         else:
-            yield min(50.0, 5 + (step - 8) * 5.5)
+            yield min(high, max(low, end - (phase - 8) * toward))
         i += 1
 
 
@@ -45,29 +49,31 @@ def _non_negative(value: float | int) -> str | None:
 def _script_values(values: list[Any]) -> str | None:
     if not values:
         return "must list at least one value"
-    bad = [
-        v
-        for v in values
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float))
-    ]
-    return f"entries must be numbers (cm) or null, got {bad[0]!r}" if bad else None
+    bad = [v for v in values if v is not None and not isinstance(v, int | float)]
+    return f"entries must be numbers, true/false or null, got {bad[0]!r}" if bad else None
 
 
-class SimDistanceSensor(SensorDriver):
-    """A distance sensor that plays a profile: seed, constant, script or trace."""
+class SimSensor(SensorDriver):
+    """A sensor of any kind that plays a profile: seed, constant, script or trace."""
 
+    DRIVER = "sim"
+    KINDS = tuple(SENSOR_KINDS)
     DEFAULT_INTERVAL = 1.5
     OPTIONS: ClassVar[tuple[Option, ...]] = (
         Option(
             "profile",
             str,
             "seed",
-            "seed | constant | script | trace",
+            "seed (the kind's sweep) | constant | script | trace",
             one_of("seed", "constant", "script", "trace"),
         ),
-        Option("value", (int, float), 50.0, "cm, for profile: constant", _non_negative),
+        Option("value", (int, float), None, "profile: constant (default: the sweep's start)"),
         Option(
-            "values", list, None, "cm list for profile: script (null = no reading)", _script_values
+            "values",
+            list,
+            None,
+            "profile: script, in the kind's unit; true/false for binary; null = no reading",
+            _script_values,
         ),
         Option("trace", str, None, "file with one reading per line, for profile: trace"),
         Option("repeat", bool, True, "script/trace: start again at the end (else go silent)"),
@@ -75,7 +81,7 @@ class SimDistanceSensor(SensorDriver):
             "noise",
             (int, float),
             0.0,
-            "standard deviation in cm added to each reading",
+            "standard deviation added to each reading, in the kind's unit",
             _non_negative,
         ),
         Option(
@@ -98,27 +104,36 @@ class SimDistanceSensor(SensorDriver):
             return [(needs, f"required with profile: {options['profile']}")]
         return []
 
-    def __init__(self, name: str, interval: float, max_age: float = 0.5, **options: Any) -> None:
-        super().__init__(name, interval, max_age)
+    def __init__(
+        self,
+        name: str,
+        interval: float,
+        max_age: float = 0.5,
+        *,
+        kind=SENSOR_KINDS["distance"],
+        **options: Any,
+    ) -> None:
+        super().__init__(name, interval, max_age, kind=kind)
         self.options = options
         self._values = self._profile(options)
         self._rng = random.Random(options["random_seed"])
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    @staticmethod
-    def _profile(options: dict[str, Any]) -> Iterator[float | None]:
+    def _profile(self, options: dict[str, Any]) -> Iterator[float | None]:
         profile = options["profile"]
         if profile == "seed":
-            return seed_pattern()
+            return sweep(*self.kind.sweep)
         if profile == "constant":
-            return iter(lambda: float(options["value"]), None)
+            value = options["value"] if options["value"] is not None else self.kind.sweep[0]
+            return iter(lambda: float(value), None)
         if profile == "script":
-            return _replay(list(options["values"]), options["repeat"])
+            values = [None if v is None else float(v) for v in options["values"]]
+            return _replay(values, options["repeat"])
         return _replay(_read_trace(Path(options["trace"])), options["repeat"])
 
     def describe(self) -> str:
-        return f"simulated ({self.options['profile']})"
+        return f"simulated {self.kind.name} ({self.options['profile']})"
 
     def start(self, on_sample, on_fault, on_crash) -> None:
         self._thread = threading.Thread(
@@ -144,8 +159,9 @@ class SimDistanceSensor(SensorDriver):
         if value is None or self._rng.random() < self.options["dropout"]:
             return Sample.none("simulated dropout")
         noise = self.options["noise"]
-        cm = value + self._rng.gauss(0, noise) if noise else value
-        return Sample(max(0.0, cm))
+        if noise and not self.kind.binary:
+            value += self._rng.gauss(0, noise)
+        return Sample(min(self.kind.high, max(self.kind.low, value)))
 
     def close(self) -> None:
         self._stop.set()
@@ -174,15 +190,17 @@ def _read_trace(path: Path) -> list[float | None]:
         try:
             values.append(float(text))
         except ValueError:
-            raise DriverError(f"{path}:{number}: expected a distance in cm, got {text!r}") from None
+            raise DriverError(f"{path}:{number}: expected a number, got {text!r}") from None
     if not values:
         raise DriverError(f"trace file {path} has no readings")
     return values
 
 
-class SimMotor(ActuatorDriver):
-    """A motor with no pins: it is whatever it was last commanded to be."""
+class SimActuator(ActuatorDriver):
+    """A motor or an output with no pins: it is whatever it was last driven to."""
 
+    DRIVER = "sim"
+    KINDS = tuple(ACTUATOR_KINDS)
     OPTIONS: ClassVar[tuple[Option, ...]] = (
         Option(
             "stall_after",
@@ -194,9 +212,9 @@ class SimMotor(ActuatorDriver):
         ),
     )
 
-    def __init__(self, name: str, **options: Any) -> None:
-        super().__init__(name)
-        self._state = STOPPED
+    def __init__(self, name: str, safe_state: str, **options: Any) -> None:
+        super().__init__(name, safe_state)
+        self._state = safe_state
         self._commands = 0
         self._stall_after = options.get("stall_after")
 
@@ -204,20 +222,14 @@ class SimMotor(ActuatorDriver):
     def state(self) -> str:
         return self._state
 
-    def _command(self, state: str) -> None:
+    def drive(self, state: str) -> None:
         if self._stall_after is not None and self._commands >= self._stall_after:
             threading.Event().wait()
         self._commands += 1
         self._state = state
 
-    def move(self) -> None:
-        self._command(MOVING)
-
-    def stop(self) -> None:
-        self._command(STOPPED)
-
     def close(self) -> None:
-        self._state = STOPPED
+        self._state = self.safe_state
 
     def describe(self) -> str:
-        return "simulated motor"
+        return "simulated"

@@ -8,9 +8,10 @@ import statistics
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin, MockTriggerPin
 
-from drivers.base import MOVING, STOPPED, Sample
+from drivers.base import Sample
 from drivers.gpio_motor import GpioMotor
 from drivers.hcsr04 import HCSR04Sensor
+from drivers.kinds import MOVING, STOPPED
 
 SPEED_OF_SOUND = 343.26  # m/s, as gpiozero uses
 
@@ -149,11 +150,11 @@ def test_motor_forward_stop_and_speed_on_mock_pwm_pins():
     m, factory = motor(forward=17, backward=18, enable=12)
     assert m.state == STOPPED
     assert levels(factory, 17, 18, 12) == [0.0, 0.0, 1.0]  # enable held high
-    m.move()
+    m.drive(MOVING)
     assert m.state == MOVING
     assert levels(factory, 17, 18) == [0.6, 0.0]
     assert factory.pin(17).frequency is not None, "speed is PWM"
-    m.stop()
+    m.drive(STOPPED)
     assert m.state == STOPPED
     assert levels(factory, 17, 18) == [0.0, 0.0]
     m.close()
@@ -162,7 +163,7 @@ def test_motor_forward_stop_and_speed_on_mock_pwm_pins():
 
 def test_motor_direction_backward_uses_the_other_pin():
     m, factory = motor(forward=17, backward=18, direction="backward", speed=1.0)
-    m.move()
+    m.drive(MOVING)
     assert levels(factory, 17, 18) == [0.0, 1.0]
     assert m.state == MOVING
     m.close()
@@ -170,9 +171,9 @@ def test_motor_direction_backward_uses_the_other_pin():
 
 def test_phase_enable_motor():
     m, factory = motor(phase=5, enable=6, speed=0.5)
-    m.move()
+    m.drive(MOVING)
     assert levels(factory, 5, 6) == [0.0, 0.5]
-    m.stop()
+    m.drive(STOPPED)
     assert levels(factory, 6) == [0.0]
     assert m.state == STOPPED
     m.close()
@@ -180,7 +181,7 @@ def test_phase_enable_motor():
 
 def test_motor_state_is_read_back_from_the_pins():
     m, factory = motor(forward=17, backward=18)
-    m.move()
+    m.drive(MOVING)
     factory.pin(17).state = 0  # something else drove the pin low
     assert m.state == STOPPED
     m.close()

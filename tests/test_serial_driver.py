@@ -9,7 +9,7 @@ import pytest
 
 from drivers.base import DriverError, Sample
 from drivers.protocols import a02yyuw_frame, tfmini_frame
-from drivers.serial_sensor import SerialDistanceSensor
+from drivers.serial_sensor import SerialSensor
 from tests.conftest import wait_for
 from tests.serialdev import PtyDevice
 
@@ -20,7 +20,7 @@ class Recorder:
         self.faults: list[tuple[str, bool]] = []
         self.crashes: list[BaseException] = []
 
-    def start(self, sensor: SerialDistanceSensor) -> None:
+    def start(self, sensor: SerialSensor) -> None:
         sensor.start(
             self.samples.put,
             lambda text, active: self.faults.append((text, active)),
@@ -31,7 +31,7 @@ class Recorder:
         return [self.samples.get(timeout=timeout) for _ in range(count)]
 
 
-def open_sensor(device: PtyDevice, protocol: str, **options) -> SerialDistanceSensor:
+def open_sensor(device: PtyDevice, protocol: str, **options) -> SerialSensor:
     defaults = {
         "port": device.path,
         "protocol": protocol,
@@ -39,7 +39,7 @@ def open_sensor(device: PtyDevice, protocol: str, **options) -> SerialDistanceSe
         "pattern": None,
         "reconnect_max": 0.2,
     }
-    return SerialDistanceSensor("lidar", 0.01, **{**defaults, **options})
+    return SerialSensor("lidar", 0.01, **{**defaults, **options})
 
 
 def corrupted(frame: bytes) -> bytes:
@@ -111,7 +111,7 @@ def test_tfmini_low_signal_is_reported_as_no_reading(device):
 
 def test_a_missing_port_is_a_clear_startup_error(tmp_path):
     with pytest.raises(DriverError, match="does not exist"):
-        SerialDistanceSensor(
+        SerialSensor(
             "lidar",
             0.01,
             port=str(tmp_path / "ttyUSB9"),
@@ -135,8 +135,8 @@ def test_unplug_reports_loss_then_reopens_with_backoff(tmp_path):
         wait_for(lambda: recorder.faults, what="the loss to be reported")
         text, active = recorder.faults[0]
         assert active and "lost" in text
-        attempts_before = sensor.reopen_attempts
-        wait_for(lambda: sensor.reopen_attempts >= attempts_before + 5, what="reopen attempts")
+        attempts_before = sensor.port.reopen_attempts
+        wait_for(lambda: sensor.port.reopen_attempts >= attempts_before + 5, what="reopen attempts")
         device = PtyDevice(link)  # plugged in again, same name, new pty
         wait_for(lambda: len(recorder.faults) >= 2, what="the port to be reopened")
         assert recorder.faults[1] == (f"serial port {link} reopened", False)
@@ -157,11 +157,11 @@ def test_reopen_delay_is_capped_and_does_not_spin(tmp_path):
     try:
         device.unplug()
         wait_for(lambda: recorder.faults, what="the loss")
-        start, began = sensor.reopen_attempts, time.monotonic()
+        start, began = sensor.port.reopen_attempts, time.monotonic()
         # Back-off doubles from 50 ms up to the 200 ms cap: 10 attempts take at
         # least 0.1 + 0.2 + 8 x 0.2 s.  A busy loop would do them in microseconds.
-        wait_for(lambda: sensor.reopen_attempts >= start + 10, timeout=10, what="attempts")
+        wait_for(lambda: sensor.port.reopen_attempts >= start + 10, timeout=10, what="attempts")
         assert time.monotonic() - began >= 1.5
-        assert sensor.reopen_attempts < start + 13
+        assert sensor.port.reopen_attempts < start + 13
     finally:
         sensor.close()

@@ -142,4 +142,4 @@ def test_signal_stops_the_motor_and_exits_zero(start_daemon, sig):
     assert daemon.proc.wait(timeout=10) == 0
     assert actuator_states(received)[-1] == "STOPPED"
     assert received[-1]["data"]["actuator_state"] == "STOPPED"
-    assert "motors STOPPED" in daemon.log()
+    assert "anse-hw stopped; movement STOPPED; pins released (exit 0)" in daemon.log()

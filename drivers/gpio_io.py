@@ -1,0 +1,171 @@
+"""Plain GPIO through gpiozero: a binary input (bumper, limit switch, IR
+obstacle module, PIR) and an on/off output (relay, LED, fan, buzzer).
+
+The input reports every edge the moment gpiozero sees it, and its level every
+`interval` so a guard built on it is known to be alive.  The output is set up
+at its safe level (gpiozero's `initial_value` writes the level as the pin
+becomes an output, so an active-low relay board never clicks on at start) and
+is left at the safe level when it is released.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, ClassVar
+
+from gpiozero import DigitalInputDevice, DigitalOutputDevice
+from gpiozero.exc import GPIOZeroError
+
+from drivers.base import (
+    ActuatorDriver,
+    DriverError,
+    Option,
+    Sample,
+    SensorDriver,
+    bcm_pin,
+    positive,
+)
+from drivers.kinds import OFF, ON, SENSOR_KINDS, SensorKind
+
+_ERRORS = (GPIOZeroError, OSError, RuntimeError, ValueError)
+
+
+class GpioInputSensor(SensorDriver):
+    DRIVER = "gpio"
+    KINDS = ("binary",)
+    USES_GPIO = True
+    DEFAULT_INTERVAL = 0.05
+    OPTIONS: ClassVar[tuple[Option, ...]] = (
+        Option(
+            "pin",
+            int,
+            help="BCM pin the switch or module output is wired to",
+            check=bcm_pin,
+            pin=True,
+        ),
+        Option(
+            "pull_up",
+            bool,
+            True,
+            "true: internal pull-up, active when the pin is pulled to GND (a switch to GND); "
+            "false: pull-down, active when driven high",
+        ),
+        Option("bounce_time", (int, float), None, "seconds to ignore after an edge", positive),
+    )
+
+    def __init__(
+        self,
+        name: str,
+        interval: float,
+        max_age: float = 0.5,
+        *,
+        kind: SensorKind = SENSOR_KINDS["binary"],
+        pin_factory: Any = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(name, interval, max_age, kind=kind)
+        self.pin = options["pin"]
+        self.pull_up = options["pull_up"]
+        try:
+            self._device = DigitalInputDevice(
+                self.pin,
+                pull_up=self.pull_up,
+                bounce_time=options["bounce_time"],
+                pin_factory=pin_factory,
+            )
+        except _ERRORS as exc:
+            raise DriverError(f"{name}: cannot use GPIO{self.pin} as an input: {exc}") from exc
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def describe(self) -> str:
+        pull = "pull-up, active low" if self.pull_up else "pull-down, active high"
+        return f"GPIO{self.pin} input ({pull})"
+
+    def start(self, on_sample, on_fault, on_crash) -> None:
+        def edge(active: bool) -> None:
+            try:
+                on_sample(Sample(1.0 if active else 0.0))
+            except Exception as exc:
+                on_crash(exc)
+
+        self._device.when_activated = lambda: edge(True)
+        self._device.when_deactivated = lambda: edge(False)
+        self._thread = threading.Thread(
+            target=self._poll, args=(on_sample, on_crash), name=f"gpio-{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def _poll(self, on_sample, on_crash) -> None:
+        try:
+            while not self._stop.is_set():
+                on_sample(Sample(float(self._device.value)))
+                self._stop.wait(self.interval)
+        except Exception as exc:
+            if not self._stop.is_set():
+                on_crash(exc)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+        if not self._device.closed:
+            self._device.when_activated = self._device.when_deactivated = None
+            self._device.close()
+
+
+class GpioOutput(ActuatorDriver):
+    DRIVER = "gpio"
+    KINDS = ("output",)
+    USES_GPIO = True
+    OPTIONS: ClassVar[tuple[Option, ...]] = (
+        Option(
+            "pin",
+            int,
+            help="BCM pin to the relay's IN, the LED or the buzzer",
+            check=bcm_pin,
+            pin=True,
+        ),
+        Option(
+            "active_high",
+            bool,
+            True,
+            "false for the common active-low relay boards (IN low = relay on)",
+        ),
+    )
+
+    def __init__(
+        self, name: str, safe_state: str = OFF, *, pin_factory: Any = None, **options: Any
+    ) -> None:
+        super().__init__(name, safe_state)
+        self.pin = options["pin"]
+        self.active_high = options["active_high"]
+        try:
+            self._device = DigitalOutputDevice(
+                self.pin,
+                active_high=self.active_high,
+                initial_value=safe_state == ON,
+                pin_factory=pin_factory,
+            )
+        except _ERRORS as exc:
+            raise DriverError(f"{name}: cannot drive GPIO{self.pin}: {exc}") from exc
+
+    def describe(self) -> str:
+        level = "active high" if self.active_high else "active low"
+        return f"GPIO{self.pin} output ({level}, safe {self.safe_state})"
+
+    @property
+    def state(self) -> str:
+        device = self._device
+        return ON if not device.closed and device.value else OFF
+
+    def drive(self, state: str) -> None:
+        if state == ON:
+            self._device.on()
+        else:
+            self._device.off()
+
+    def close(self) -> None:
+        if not self._device.closed:
+            self.drive(self.safe_state)
+            self._device.close()

@@ -1,0 +1,201 @@
+"""Temperature sensors the kernel exposes as files: a DS18B20 on the 1-wire
+bus (`dtoverlay=w1-gpio`), and the CPU's thermal zone.
+
+Both are polled by a thread of their own: reading a DS18B20's `w1_slave` makes
+the kernel start a conversion and wait for it (up to 750 ms), so it must
+never run on anyone else's thread.  The parsing is pure (`parse_w1_slave`,
+`parse_millidegrees`) and tested on text alone.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from drivers.base import DriverError, Option, Sample, SensorDriver
+from drivers.kinds import SENSOR_KINDS, SensorKind
+
+#: The DS18B20's datasheet range.
+DS18B20_RANGE = (-55.0, 125.0)
+#: What a DS18B20 reports when it never converted (power or wiring trouble).
+POWER_ON_MILLIDEGREES = 85000
+
+
+def parse_w1_slave(text: str) -> Sample:
+    """The kernel's two lines, e.g.::
+
+    72 01 4b 46 7f ff 0e 10 57 : crc=57 YES
+    72 01 4b 46 7f ff 0e 10 57 t=23125
+    """
+    lines = text.strip().splitlines()
+    if len(lines) < 2:
+        return Sample.none("short read from w1_slave")
+    if not lines[0].rstrip().endswith("YES"):
+        return Sample.none("CRC check failed (NO)")
+    _, found, raw = lines[1].rpartition("t=")
+    try:
+        if not found:
+            raise ValueError
+        milli = int(raw.strip())
+    except ValueError:
+        return Sample.none(f"no temperature in {lines[1][:60]!r}")
+    if milli == POWER_ON_MILLIDEGREES:
+        return Sample.none(
+            "85 °C power-on value: no conversion took place (check power and wiring)"
+        )
+    low, high = DS18B20_RANGE
+    if not low * 1000 <= milli <= high * 1000:
+        return Sample.none(f"{milli / 1000:g} °C is outside the DS18B20's {low:g}..{high:g} °C")
+    return Sample(milli / 1000)
+
+
+def parse_millidegrees(text: str) -> Sample:
+    """A thermal zone's `temp`: one integer, millidegrees Celsius."""
+    try:
+        return Sample(int(text.strip()) / 1000)
+    except ValueError:
+        return Sample.none(f"not a temperature: {text[:40]!r}")
+
+
+class PolledFileSensor(SensorDriver):
+    """Reads one file every `interval` on its own thread.
+
+    A file that cannot be read is a fault (every guard it has goes to its safe
+    state); the fault clears as soon as it can be read again.
+    """
+
+    DEFAULT_INTERVAL = 1.0
+
+    def __init__(
+        self,
+        name: str,
+        interval: float,
+        max_age: float = 0.5,
+        *,
+        kind: SensorKind = SENSOR_KINDS["temperature"],
+        **options: Any,
+    ) -> None:
+        super().__init__(name, interval, max_age, kind=kind)
+        self.path = self.locate(options)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def locate(self, options: dict[str, Any]) -> Path:
+        """The file to read; DriverError if it cannot be found now."""
+        raise NotImplementedError
+
+    def parse(self, text: str) -> Sample:
+        raise NotImplementedError
+
+    def start(self, on_sample, on_fault, on_crash) -> None:
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(on_sample, on_fault, on_crash),
+            name=f"{self.DRIVER}-{self.name}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _run(self, on_sample, on_fault, on_crash) -> None:
+        lost: str | None = None
+        try:
+            deadline = time.monotonic()
+            while not self._stop.is_set():
+                try:
+                    text = self.path.read_text(errors="replace")
+                except OSError as exc:
+                    if lost is None:
+                        lost = f"{self.path}: {exc.strerror or exc}"
+                        on_fault(lost, True)
+                else:
+                    if lost is not None:
+                        lost = None
+                        on_fault(f"{self.path} readable again", False)
+                    on_sample(self.parse(text))
+                deadline = max(deadline + self.interval, time.monotonic())
+                self._stop.wait(deadline - time.monotonic())
+        except Exception as exc:
+            on_crash(exc)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread and self._thread is not threading.current_thread():
+            # A read in the kernel cannot be interrupted; it ends within 750 ms.
+            self._thread.join(timeout=2)
+
+
+def _w1_device(options: dict[str, Any]) -> Path:
+    root = Path(options["w1_root"])
+    if options["device"]:
+        return root / options["device"]
+    found = sorted(root.glob("28-*"))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise DriverError(
+            f"no DS18B20 (28-…) under {root}: is `dtoverlay=w1-gpio` in config.txt "
+            "and the sensor wired with its 4.7 kΩ pull-up?"
+        )
+    names = ", ".join(p.name for p in found)
+    raise DriverError(f"several DS18B20 under {root} ({names}): name one with `device`")
+
+
+class DS18B20Sensor(PolledFileSensor):
+    DRIVER = "ds18b20"
+    KINDS = ("temperature",)
+    OPTIONS: ClassVar[tuple[Option, ...]] = (
+        Option("device", str, None, "1-wire id such as 28-0316a27936ff (optional if only one)"),
+        Option("w1_root", str, "/sys/bus/w1/devices", "where the kernel lists 1-wire devices"),
+    )
+
+    @classmethod
+    def device_problems(cls, options: dict[str, Any]) -> list[tuple[str, str]]:
+        try:
+            slave = _w1_device(options) / "w1_slave"
+        except DriverError as exc:
+            return [("device", str(exc))]
+        return [] if slave.exists() else [("device", f"{slave} does not exist")]
+
+    def locate(self, options: dict[str, Any]) -> Path:
+        slave = _w1_device(options) / "w1_slave"
+        if not slave.exists():
+            raise DriverError(f"{self.name}: {slave} does not exist (is the sensor connected?)")
+        return slave
+
+    def parse(self, text: str) -> Sample:
+        return parse_w1_slave(text)
+
+    def describe(self) -> str:
+        return f"DS18B20 {self.path.parent.name}"
+
+
+class CpuTemperatureSensor(PolledFileSensor):
+    DRIVER = "cpu"
+    KINDS = ("temperature",)
+    OPTIONS: ClassVar[tuple[Option, ...]] = (
+        Option(
+            "path",
+            str,
+            "/sys/class/thermal/thermal_zone0/temp",
+            "thermal zone file, millidegrees Celsius",
+        ),
+    )
+
+    @classmethod
+    def device_problems(cls, options: dict[str, Any]) -> list[tuple[str, str]]:
+        path = Path(options["path"])
+        return [] if path.exists() else [("path", f"{path} does not exist")]
+
+    def locate(self, options: dict[str, Any]) -> Path:
+        path = Path(options["path"])
+        if not path.exists():
+            raise DriverError(f"{self.name}: {path} does not exist (no thermal zone there)")
+        return path
+
+    def parse(self, text: str) -> Sample:
+        return parse_millidegrees(text)
+
+    def describe(self) -> str:
+        return f"CPU temperature {self.path}"
