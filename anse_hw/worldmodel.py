@@ -41,6 +41,15 @@ class WorldModel:
         self.primary = next(iter(self.actuators), None)
         self.guards = [r for r in config.reflexes if r.guard]
         self.watched = {r.sensor for r in self.guards}
+        #: Each guard's resume reflexes on the same sensor and actuator: its hysteresis.
+        self.resumes = {
+            g.name: [
+                r
+                for r in config.reflexes
+                if not r.guard and (r.sensor, r.actuator) == (g.sensor, g.actuator)
+            ]
+            for g in self.guards
+        }
         self.last_reflex: str | None = None
         self.total_events = 0
 
@@ -58,9 +67,20 @@ class WorldModel:
         state = self.sensors[guard.sensor]
         return state.fresh() and not guard.holds(state.value)
 
+    def _clear(self, guard: ReflexConfig) -> bool:
+        """Quiet, and past the hysteresis band: a guard with a resume reflex on
+        the same sensor and actuator is clear only where that reflex holds (a
+        front sensor at 12 cm, between `below: 10` and `above: 15`, keeps the
+        motor stopped even when another sensor says go)."""
+        if not self._quiet(guard):
+            return False
+        value = self.sensors[guard.sensor].value
+        resumes = self.resumes[guard.name]
+        return not resumes or any(r.holds(value) for r in resumes)
+
     def clear_for(self, actuator: str) -> bool:
-        """True when every guard of `actuator` is quiet."""
-        return all(self._quiet(g) for g in self.guards if g.actuator == actuator)
+        """True when every guard of `actuator` is clear: it may leave its safe state."""
+        return all(self._clear(g) for g in self.guards if g.actuator == actuator)
 
     def safe(self) -> bool:
         """Every guard is quiet: no guarding sensor is silent or calling for the safe state."""

@@ -6,7 +6,8 @@ forever, a device would never end), at most `MAX_BYTES`, UTF-8 only, at most
 `MAX_DEPTH` levels of nesting (PyYAML's composer recurses), at most
 `MAX_VALUES` values once aliases are expanded (an alias bomb is exponential),
 no duplicate keys (PyYAML silently keeps the last), no integers too long to
-be a setting, and no NaN or infinity anywhere.  Every refusal is a
+be a setting, and no NaN or infinity anywhere.  Booleans are YAML 1.2's
+`true`/`false` only, so `command: on` is the word "on".  Every refusal is a
 `YamlProblem` with the line it is about.
 """
 
@@ -145,6 +146,14 @@ class _BoundedLoader(yaml.SafeLoader):
         return value
 
 
+BOOL_TAG = "tag:yaml.org,2002:bool"
+# YAML 1.1 reads on/off/yes/no as booleans; `command: on` and `safe: off` mean
+# the words.  Only true and false are booleans here, as in YAML 1.2.
+for _first, _resolvers in _BoundedLoader.yaml_implicit_resolvers.items():
+    _resolvers[:] = [(tag, regexp) for tag, regexp in _resolvers if tag != BOOL_TAG]
+_BoundedLoader.add_implicit_resolver(
+    BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 # YAML 1.1 wants a dot in a float ("1.0e3"); people write 1e3 and mean a number.
 _BoundedLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",

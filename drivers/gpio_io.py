@@ -4,8 +4,13 @@ obstacle module, PIR) and an on/off output (relay, LED, fan, buzzer).
 The input reports every edge the moment gpiozero sees it, and its level every
 `interval` so a guard built on it is known to be alive.  The output is set up
 at its safe level (gpiozero's `initial_value` writes the level as the pin
-becomes an output, so an active-low relay board never clicks on at start) and
-is left at the safe level when it is released.
+becomes an output, so an active-low relay board never clicks on at start).
+On close it goes to its safe level and is released.  A pin whose safe level
+is *high* (an active-low relay that must stay off) is released as an input
+with its pull-up on, not as a bare input that the Pi's default pull-down
+(GPIO9-27) would take low and so switch the relay on.  Pin factories differ
+in what they leave behind (lgpio releases to a floating input), so an
+active-low board must hold its own input high; most do (README).
 """
 
 from __future__ import annotations
@@ -150,6 +155,10 @@ class GpioOutput(ActuatorDriver):
         except _ERRORS as exc:
             raise DriverError(f"{name}: cannot drive GPIO{self.pin}: {exc}") from exc
 
+    @property
+    def safe_level_high(self) -> bool:
+        return (self.safe_state == ON) == self.active_high
+
     def describe(self) -> str:
         level = "active high" if self.active_high else "active low"
         return f"GPIO{self.pin} output ({level}, safe {self.safe_state})"
@@ -166,6 +175,10 @@ class GpioOutput(ActuatorDriver):
             self._device.off()
 
     def close(self) -> None:
-        if not self._device.closed:
-            self.drive(self.safe_state)
-            self._device.close()
+        device = self._device
+        if device.closed:
+            return
+        self.drive(self.safe_state)
+        if self.safe_level_high:
+            device.pin.input_with_pull("up")
+        device.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import re
 import signal
 import socket
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
+from drivers.base import Sample, SensorDriver
 from drivers.pins import read_pin_states
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +38,25 @@ CONTRACT = {
     "reflex": {"reflex_name": str, "condition": str, "triggered": bool},
     "actuator": {"actuator_name": str, "actuator_type": str, "state": str},
 }
+
+
+class Recorder:
+    """Stands where the engine stands: takes a driver's samples, faults and crashes."""
+
+    def __init__(self) -> None:
+        self.samples: queue.Queue[Sample] = queue.Queue()
+        self.faults: list[tuple[str, bool]] = []
+        self.crashes: list[BaseException] = []
+
+    def start(self, sensor: SensorDriver) -> None:
+        sensor.start(
+            self.samples.put,
+            lambda text, active: self.faults.append((text, active)),
+            self.crashes.append,
+        )
+
+    def take(self, count: int, timeout: float = 5.0) -> list[Sample]:
+        return [self.samples.get(timeout=timeout) for _ in range(count)]
 
 
 def free_port() -> int:

@@ -63,3 +63,36 @@ def test_one_clear_sensor_never_overrides_another_that_says_stop():
     engine.on_sample("side", Sample(30.0))
     engine.on_sample("front", Sample(80.0))
     assert states(published) == ["MOVING", "STOPPED", "MOVING"]
+
+
+BAND = """
+sensors:
+  - {name: front, driver: sim, interval: 10, max_age: 30}
+  - {name: side, driver: sim, interval: 10, max_age: 30}
+actuators:
+  - {name: movement, driver: sim}
+reflexes:
+  - {name: front_stop, sensor: front, below: 10, actuator: movement, command: stop}
+  - {name: front_clear, sensor: front, above: 15, actuator: movement, command: move}
+  - {name: side_stop, sensor: side, below: 10, actuator: movement, command: stop}
+  - {name: side_clear, sensor: side, above: 15, actuator: movement, command: move}
+"""
+
+
+def test_a_guard_in_its_hysteresis_band_keeps_the_motor_stopped_whoever_says_go():
+    """Front stopped the motor and now reads 12 cm, between its stop (10) and
+    resume (15) thresholds: side being clear must not restart the motor."""
+    cfg = configuration.parse(BAND)
+    published: list[dict] = []
+    engine = Engine(
+        cfg, build_sensors(cfg, None), build_actuators(cfg, None), published.extend, print
+    )
+    engine.on_sample("side", Sample(40.0))
+    engine.on_sample("front", Sample(40.0))
+    assert states(published) == ["MOVING"]
+    engine.on_sample("front", Sample(5.0))
+    engine.on_sample("front", Sample(12.0))
+    engine.on_sample("side", Sample(40.0))
+    assert states(published) == ["MOVING", "STOPPED"], "front is in its band: not clear"
+    engine.on_sample("front", Sample(16.0))
+    assert states(published) == ["MOVING", "STOPPED", "MOVING"]

@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import queue
 import time
 
 import pytest
 
-from drivers.base import DriverError, Sample
+from drivers.base import DriverError
 from drivers.protocols import a02yyuw_frame, tfmini_frame
 from drivers.serial_sensor import SerialSensor
-from tests.conftest import wait_for
+from tests.conftest import Recorder, wait_for
 from tests.serialdev import PtyDevice
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.samples: queue.Queue[Sample] = queue.Queue()
-        self.faults: list[tuple[str, bool]] = []
-        self.crashes: list[BaseException] = []
-
-    def start(self, sensor: SerialSensor) -> None:
-        sensor.start(
-            self.samples.put,
-            lambda text, active: self.faults.append((text, active)),
-            self.crashes.append,
-        )
-
-    def take(self, count: int, timeout: float = 5.0) -> list[Sample]:
-        return [self.samples.get(timeout=timeout) for _ in range(count)]
 
 
 def open_sensor(device: PtyDevice, protocol: str, **options) -> SerialSensor:
