@@ -36,8 +36,15 @@ function clock(timestamp) {
     String(date.getMilliseconds()).padStart(3, '0');
 }
 
+// A value in its kind's unit ("23.4 °C", "41.0 %", "42.5 cm"); the unit comes
+// from the stream (sensor.data.unit), never from here.
+function fmt(value, unit = '') {
+  if (value === null || value === undefined) return '—';
+  return unit ? `${Number(value).toFixed(1)} ${unit}` : Number(value).toFixed(1);
+}
+
 function cm(value) {
-  return value === null || value === undefined ? '—' : `${Number(value).toFixed(1)} cm`;
+  return fmt(value, 'cm');
 }
 
 function duration(ms) {
@@ -180,10 +187,23 @@ function sizeCanvas(canvas) {
   return { ctx, width, height };
 }
 
-function drawSeries(canvas, points, { xOf, lines = [], axis = false }) {
+// The vertical range: every point and threshold, with a margin; a distance
+// chart keeps its floor at 0 and at least 60 cm of height, as it always had.
+function valueRange(points, lines, unit) {
+  const all = [...points.map((p) => p.v), ...lines.map((l) => l.value)];
+  let low = all.length ? Math.min(...all) : 0;
+  let high = all.length ? Math.max(...all) : 1;
+  if (unit === 'cm') return { low: 0, high: Math.max(60, high) * 1.1 };
+  const margin = Math.max((high - low) * 0.1, 5);
+  low -= margin;
+  high += margin;
+  return { low, high };
+}
+
+function drawSeries(canvas, points, { xOf, lines = [], axis = false, unit = '' }) {
   const { ctx, width, height } = sizeCanvas(canvas);
-  const top = Math.max(60, ...points.map((p) => p.v), ...lines.map((l) => l.value)) * 1.1;
-  const y = (v) => height - (v / top) * (height - 4) - 2;
+  const { low, high } = valueRange(points, lines, unit);
+  const y = (v) => height - ((v - low) / (high - low)) * (height - 4) - 2;
   for (const line of lines) {
     ctx.strokeStyle = line.color;
     ctx.setLineDash([6, 4]);
@@ -202,7 +222,8 @@ function drawSeries(canvas, points, { xOf, lines = [], axis = false }) {
   if (axis) {
     ctx.fillStyle = '#8a94a6';
     ctx.font = '11px system-ui, sans-serif';
-    ctx.fillText(`${Math.round(top)} cm`, width - 44, 12);
+    ctx.fillText(`${Math.round(high)} ${unit}`, width - 48, 12);
+    if (low !== 0) ctx.fillText(`${Math.round(low)} ${unit}`, width - 48, height - 4);
   }
   if (points.length < 2) return;
   ctx.strokeStyle = '#4da3ff';
@@ -219,8 +240,10 @@ function drawSeries(canvas, points, { xOf, lines = [], axis = false }) {
 // ---------------------------------------------------------------- panels
 
 class SensorPanel {
-  constructor(name, kind) {
+  constructor(name, kind, unit) {
     this.name = name;
+    this.kind = kind;
+    this.unit = unit;
     this.values = []; // {t, v}: the last chartSeconds of readings
     this.count = 0;
     this.sum = 0;
@@ -233,14 +256,14 @@ class SensorPanel {
         this.badge = el('span', { class: 'badge fault-badge', hidden: '' })),
       el('div', { class: 'reading' },
         this.value = el('span', { class: 'value big', text: '—' }),
-        el('span', { class: 'kind', text: kind })),
+        el('span', { class: 'kind', text: unit ? `${kind} · ${unit}` : kind })),
       this.spark = el('canvas', { class: 'spark', 'aria-label': 'last 50 readings' }),
       el('dl', { class: 'figures' },
         el('dt', { text: 'min' }), this.minNode = el('dd', { class: 'min', text: '—' }),
         el('dt', { text: 'max' }), this.maxNode = el('dd', { class: 'max', text: '—' }),
         el('dt', { text: 'avg' }), this.avgNode = el('dd', { class: 'avg', text: '—' }),
         el('dt', { text: 'readings' }), this.countNode = el('dd', { class: 'count', text: '0' })),
-      this.chart = el('canvas', { class: 'chart', 'aria-label': 'distance over the last minute' }));
+      this.chart = el('canvas', { class: 'chart', 'aria-label': `${kind} over the last minute` }));
   }
 
   reading(value, now) {
@@ -259,24 +282,20 @@ class SensorPanel {
   }
 
   render(now) {
-    this.value.textContent = cm(this.latest);
+    const unit = this.unit;
+    this.value.textContent = fmt(this.latest, unit);
     if (this.count) {
-      this.minNode.textContent = cm(this.min);
-      this.maxNode.textContent = cm(this.max);
-      this.avgNode.textContent = cm(this.sum / this.count);
+      this.minNode.textContent = fmt(this.min, unit);
+      this.maxNode.textContent = fmt(this.max, unit);
+      this.avgNode.textContent = fmt(this.sum / this.count, unit);
       this.countNode.textContent = String(this.count);
     }
-    this.node.classList.toggle('faulted', Boolean(this.fault));
-    if (this.fault) {
-      this.badge.hidden = false;
-      this.badge.textContent = this.fault === 'stale' ? 'STALE — no valid reading' : `FAULT — ${this.fault}`;
-    } else {
-      this.badge.hidden = true;
-    }
+    showFault(this);
     const spark = this.values.slice(-SETTINGS.sparkPoints);
     drawSeries(this.spark, spark, {
       xOf: (p, i, width) => (i / (SETTINGS.sparkPoints - 1)) * width,
       lines: this.thresholds,
+      unit,
     });
     // The last minute; until a minute has passed, the time since the first reading.
     const first = this.values.length ? this.values[0].t : now;
@@ -285,7 +304,68 @@ class SensorPanel {
       xOf: (p, i, width) => width - ((now - p.t) / span) * width,
       lines: this.thresholds,
       axis: true,
+      unit,
     });
+  }
+}
+
+// A panel turns red with STALE/FAULT when the world model says its sensor has
+// no fresh valid reading, whatever its kind.
+function showFault(panel) {
+  panel.node.classList.toggle('faulted', Boolean(panel.fault));
+  panel.badge.hidden = !panel.fault;
+  if (panel.fault) {
+    panel.badge.textContent = panel.fault === 'stale' ? 'STALE — no valid reading' : `FAULT — ${panel.fault}`;
+  }
+}
+
+// A bumper, a limit switch, a PIR: ACTIVE or INACTIVE, how often it went
+// active, and when.
+class BinaryPanel {
+  constructor(name) {
+    this.name = name;
+    this.kind = 'binary';
+    this.active = null;
+    this.activations = 0;
+    this.history = [];
+    this.thresholds = []; // a binary sensor has no threshold lines
+    this.node = el('section', { class: 'panel sensor-panel binary-panel', 'data-panel': `sensor:${name}` },
+      el('div', { class: 'panel-head' },
+        el('h2', { text: `Sensor · ${name}` }),
+        this.badge = el('span', { class: 'badge fault-badge', hidden: '' })),
+      this.stateNode = el('div', { class: 'state-badge binary-badge', 'data-state': 'UNKNOWN', text: '—' }),
+      el('dl', { class: 'figures' },
+        el('dt', { text: 'activations' }), this.countNode = el('dd', { class: 'activations', text: '0' }),
+        el('dt', { text: 'kind' }), el('dd', { class: 'kind', text: 'binary' })),
+      el('h3', { text: 'Changes' }),
+      this.list = el('ol', { class: 'history' }));
+  }
+
+  reading(value, now) {
+    const active = value >= 0.5;
+    if (active !== this.active) {
+      if (active) this.activations += 1;
+      if (this.active !== null || active) {
+        this.history.unshift({ state: active ? 'ACTIVE' : 'INACTIVE', time: clock(now) });
+        this.history.length = Math.min(this.history.length, SETTINGS.historySize);
+      }
+    }
+    this.active = active;
+    this.latest = value;
+  }
+
+  health(fresh, fault) {
+    this.fault = fresh ? null : (fault || null);
+  }
+
+  render() {
+    const state = this.active === null ? '—' : (this.active ? 'ACTIVE' : 'INACTIVE');
+    this.stateNode.textContent = state;
+    this.stateNode.dataset.state = state;
+    this.countNode.textContent = String(this.activations);
+    showFault(this);
+    this.list.replaceChildren(...this.history.map((h) =>
+      el('li', { 'data-state': h.state }, el('span', { class: 'time', text: h.time }), ` ${h.state}`)));
   }
 }
 
@@ -458,7 +538,9 @@ class EventLog {
 function describe(event) {
   const d = event.data;
   switch (event.type) {
-    case 'sensor': return `${d.sensor_name} = ${cm(d.value)}`;
+    case 'sensor':
+      if (d.sensor_type === 'binary') return `${d.sensor_name} ${d.value >= 0.5 ? 'ACTIVE' : 'INACTIVE'}`;
+      return `${d.sensor_name} = ${fmt(d.value, d.unit ?? 'cm')}`;
     case 'reflex': return `${d.reflex_name}: ${d.condition}${d.triggered ? ' → TRIGGER' : ' (cleared)'}`;
     case 'actuator': return `${d.actuator_name} ${d.state}`;
     default: return `${cm(d.distance_cm)} ${d.safe ? 'SAFE' : 'DANGER'} ${d.actuator_state}`;
@@ -531,9 +613,12 @@ class Dashboard {
     const d = event.data;
     switch (event.type) {
       case 'sensor':
-        this.sensor(d.sensor_name, d.sensor_type).reading(Number(d.value), now);
-        this.world?.nearest(Math.min(...[...this.sensors.values()]
-          .map((p) => p.latest).filter((v) => v !== undefined)));
+        this.sensor(d.sensor_name, d.sensor_type, d.unit ?? 'cm').reading(Number(d.value), now);
+        if (d.sensor_type === 'distance') {
+          this.world?.nearest(Math.min(...[...this.sensors.values()]
+            .filter((p) => p.kind === 'distance')
+            .map((p) => p.latest).filter((v) => v !== undefined)));
+        }
         break;
       case 'actuator':
         this.actuator(d.actuator_name, d.actuator_type).setState(d.state, event.timestamp, true);
@@ -557,33 +642,41 @@ class Dashboard {
       this.addPanel(this.world);
     }
     this.world.update(d, timestamp);
-    if (Array.isArray(d.reflexes)) { // only in the snapshot a new client gets first
-      this.reflexPanel().configure(d.reflexes);
-      for (const r of d.reflexes) this.sensor(r.sensor, 'distance');
-      this.applyThresholds(d.reflexes);
+    // Per-sensor entries carry their kind and unit (older daemons: distance in cm).
+    for (const [name, s] of Object.entries(d.sensors || {})) {
+      this.sensor(name, s.type ?? 'distance', s.unit ?? 'cm').health(s.fresh, s.fault);
     }
-    for (const [name, s] of Object.entries(d.sensors || {})) this.sensor(name, 'distance').health(s.fresh, s.fault);
+    const kinds = d.actuator_kinds || {}; // only in the snapshot a new client gets first
     for (const [name, state] of Object.entries(d.actuators || {})) {
-      const panel = this.actuator(name, 'motor');
+      const panel = this.actuator(name, kinds[name]?.type ?? 'motor');
       if (panel.state !== state) panel.setState(state, timestamp, false);
+    }
+    if (Array.isArray(d.reflexes)) { // only in the snapshot
+      this.reflexPanel().configure(d.reflexes);
+      this.applyThresholds(d.reflexes);
     }
   }
 
+  // Guards (they drive an actuator to its safe state) in red, resumes in green.
   applyThresholds(reflexes) {
     for (const r of reflexes) {
+      const panel = this.sensors.get(r.sensor);
       const value = r.below ?? r.above;
-      const stop = r.command === 'stop';
-      this.sensor(r.sensor, 'distance').thresholds.push({
+      if (!panel || panel.kind === 'binary' || value === null || value === undefined) continue;
+      const guard = r.guard ?? r.command === 'stop';
+      const op = r.below !== null && r.below !== undefined ? '<' : '>';
+      panel.thresholds.push({
         value,
-        color: stop ? '#ff5d5d' : '#3ecf8e',
-        below: stop, // label under the stop line, over the resume line
-        label: `${stop ? 'stop' : 'resume'} ${r.below !== null && r.below !== undefined ? '<' : '>'} ${value} cm`,
+        color: guard ? '#ff5d5d' : '#3ecf8e',
+        below: guard, // label under the guard's line, over the resume line
+        label: `${r.command} ${r.actuator} ${op} ${value} ${panel.unit}`,
       });
     }
   }
 
-  sensor(name, kind) {
-    return this.panelIn(this.sensors, name, () => new SensorPanel(name, kind));
+  sensor(name, kind, unit) {
+    return this.panelIn(this.sensors, name, () =>
+      kind === 'binary' ? new BinaryPanel(name) : new SensorPanel(name, kind, unit));
   }
 
   actuator(name, kind) {

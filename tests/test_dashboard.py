@@ -196,3 +196,59 @@ def test_phone_sized_screen_keeps_the_motor_state_readable(start_daemon, browser
     assert box["width"] <= 390 and box["height"] >= 60
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     context.close()
+
+
+KINDS = """
+server: {{host: 127.0.0.1, port: {port}}}
+sensors:
+  - {{name: front, driver: sim, interval: 0.1}}
+  - {{name: bumper, type: binary, driver: sim, interval: 0.1,
+      profile: script, values: [false, false, true, true, false, false]}}
+  - {{name: driver_temp, type: temperature, driver: sim, interval: 0.1,
+      profile: script, values: [38, 42, 47, 52, 44, 39, 36]}}
+  - {{name: air, type: humidity, driver: sim, interval: 0.2}}
+actuators:
+  - {{name: movement, driver: sim}}
+  - {{name: fan, type: output, driver: sim}}
+reflexes:
+  - {{name: proximity_safeguard, sensor: front, below: 10, actuator: movement, command: stop}}
+  - {{name: clear_to_move, sensor: front, above: 15, actuator: movement, command: move}}
+  - {{name: bumped, sensor: bumper, active: true, actuator: movement, command: stop}}
+  - {{name: fan_on, sensor: driver_temp, above: 45, actuator: fan, command: on}}
+  - {{name: fan_off, sensor: driver_temp, below: 40, actuator: fan, command: off}}
+"""
+
+
+def test_each_kind_is_drawn_in_its_own_unit(start_daemon, page, tmp_path):
+    port = free_port()
+    start_daemon(KINDS.format(port=port), port)
+    page.goto(f"http://127.0.0.1:{port}/")
+    temp = "[data-panel='sensor:driver_temp']"
+    page.wait_for_function(
+        f"() => document.querySelector(\"{temp} .value\")?.textContent.endsWith('°C')"
+    )
+    assert text(page, f"{temp} .kind") == "temperature · °C"
+    assert text(page, f"{temp} .max").endswith("°C")
+    assert "%" in text(page, "[data-panel='sensor:air'] .value")
+    assert text(page, "[data-panel='sensor:front'] .value").endswith("cm")
+    # The thresholds drawn on the temperature chart come from the reflexes.
+    lines = page.evaluate(
+        "() => window.dashboard.sensors.get('driver_temp').thresholds.map(l => l.label)"
+    )
+    assert sorted(lines) == ["off fan < 40 °C", "on fan > 45 °C"]
+
+    binary = "[data-panel='sensor:bumper']"
+    page.wait_for_selector(f"{binary} .binary-badge[data-state=ACTIVE]")
+    page.wait_for_selector(f"{binary} .binary-badge[data-state=INACTIVE]")
+    page.wait_for_function(
+        f'() => Number(document.querySelector("{binary} .activations").textContent) >= 2'
+    )
+    assert page.locator(f"{binary} canvas").count() == 0, "a badge, not a chart"
+
+    fan = "[data-panel='actuator:fan']"
+    page.wait_for_selector(f"{fan} .history li[data-state=ON]", timeout=15000)
+    page.wait_for_selector(f"{fan} .history li[data-state=OFF]", timeout=15000)
+    assert text(page, f"{fan} .kind") == "output"
+    assert page.locator("#log li[data-type=sensor]", has_text="°C").count() >= 1
+    page.screenshot(path=str(tmp_path / "kinds.png"), full_page=True)
+    assert page.errors == []
