@@ -154,7 +154,7 @@ def test_sim_yaml_is_exactly_the_builtin_defaults():
     assert from_file.server == builtin.server
 
 
-@pytest.mark.parametrize("name", ["sim.yaml", "pi-hcsr04.yaml", "pi-serial.yaml"])
+@pytest.mark.parametrize("name", ["sim.yaml", "pi-hcsr04.yaml", "pi-serial.yaml", "pi-robot.yaml"])
 def test_example_configs_are_valid(name):
     result = run_cli("--config", str(ROOT / "config" / name), "--sim", "--check")
     assert result.returncode == 0, result.stderr
