@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
+from anse_hw import config as configuration
+from anse_hw.engine import Engine
 from drivers.base import Sample, SensorDriver
 from drivers.pins import read_pin_states
 
@@ -57,6 +59,20 @@ class Recorder:
 
     def take(self, count: int, timeout: float = 5.0) -> list[Sample]:
         return [self.samples.get(timeout=timeout) for _ in range(count)]
+
+
+def engine_for(config_text: str) -> tuple[Engine, list[dict[str, Any]]]:
+    """A real engine on the drivers of `config_text` (no GPIO), not started: the test
+    feeds it samples itself.  Published events land in the returned list."""
+    from anse_hw.daemon import build_actuators, build_sensors
+
+    cfg = configuration.parse(config_text)
+    published: list[dict[str, Any]] = []
+    crashes: list[BaseException] = []
+    engine = Engine(
+        cfg, build_sensors(cfg, None), build_actuators(cfg, None), published.extend, crashes.append
+    )
+    return engine, published
 
 
 def free_port() -> int:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from anse_hw import config as configuration
-from anse_hw.daemon import build_actuators, build_sensors
 from anse_hw.engine import Engine
 from drivers.base import Sample
+from tests.conftest import engine_for
 
 TWO_SENSORS = """
 sensors:
@@ -21,16 +20,7 @@ reflexes:
 
 
 def make_engine() -> tuple[Engine, list[dict]]:
-    cfg = configuration.parse(TWO_SENSORS)
-    published: list[dict] = []
-    engine = Engine(
-        cfg,
-        build_sensors(cfg, None),
-        build_actuators(cfg, None),
-        published.extend,
-        lambda exc: None,
-    )
-    return engine, published
+    return engine_for(TWO_SENSORS)
 
 
 def states(published: list[dict]) -> list[str]:
@@ -65,28 +55,15 @@ def test_one_clear_sensor_never_overrides_another_that_says_stop():
     assert states(published) == ["MOVING", "STOPPED", "MOVING"]
 
 
-BAND = """
-sensors:
-  - {name: front, driver: sim, interval: 10, max_age: 30}
-  - {name: side, driver: sim, interval: 10, max_age: 30}
-actuators:
-  - {name: movement, driver: sim}
-reflexes:
-  - {name: front_stop, sensor: front, below: 10, actuator: movement, command: stop}
-  - {name: front_clear, sensor: front, above: 15, actuator: movement, command: move}
-  - {name: side_stop, sensor: side, below: 10, actuator: movement, command: stop}
-  - {name: side_clear, sensor: side, above: 15, actuator: movement, command: move}
-"""
+BAND = TWO_SENSORS + (
+    "  - {name: side_clear, sensor: side, above: 15, actuator: movement, command: move}\n"
+)
 
 
 def test_a_guard_in_its_hysteresis_band_keeps_the_motor_stopped_whoever_says_go():
     """Front stopped the motor and now reads 12 cm, between its stop (10) and
     resume (15) thresholds: side being clear must not restart the motor."""
-    cfg = configuration.parse(BAND)
-    published: list[dict] = []
-    engine = Engine(
-        cfg, build_sensors(cfg, None), build_actuators(cfg, None), published.extend, print
-    )
+    engine, published = engine_for(BAND)
     engine.on_sample("side", Sample(40.0))
     engine.on_sample("front", Sample(40.0))
     assert states(published) == ["MOVING"]

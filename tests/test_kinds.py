@@ -12,7 +12,6 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from anse_hw import config as configuration
-from anse_hw.engine import Engine
 from drivers.base import DriverError
 from drivers.gpio_io import GpioInputSensor, GpioOutput
 from drivers.kinds import OFF, ON, SENSOR_KINDS
@@ -23,7 +22,7 @@ from drivers.sysfs_temperature import (
     parse_millidegrees,
     parse_w1_slave,
 )
-from tests.conftest import Recorder, wait_for
+from tests.conftest import Recorder, engine_for, wait_for
 from tests.serialdev import PtyDevice
 from tests.test_config import GOOD, run_cli
 
@@ -117,7 +116,7 @@ def test_a_slow_1wire_read_never_holds_up_another_sensor(tmp_path):
     folder = tmp_path / DEVICE
     folder.mkdir()
     os.mkfifo(folder / "w1_slave")
-    cfg = configuration.parse(f"""
+    engine, published = engine_for(f"""
 sensors:
   - {{name: driver_temp, type: temperature, driver: ds18b20, w1_root: {tmp_path},
      interval: 0.1, max_age: 0.4}}
@@ -127,16 +126,6 @@ reflexes:
   - {{name: hot, sensor: driver_temp, above: 60, actuator: m, command: stop}}
   - {{name: go, sensor: front, above: 15, actuator: m, command: move}}
 """)
-    from anse_hw.daemon import build_actuators, build_sensors
-
-    published: list = []
-    engine = Engine(
-        cfg,
-        build_sensors(cfg, None),
-        build_actuators(cfg, None),
-        published.extend,
-        lambda exc: None,
-    )
     engine.start()
     try:
 
@@ -355,33 +344,34 @@ def test_kind_mistakes_are_caught_at_check(tmp_path, old, new, expected):
     assert "robot.yaml:" in result.stderr and "Traceback" not in result.stderr
 
 
+def check_with_sensors(tmp_path, sensors: str):
+    """--check on GOOD with its sensor list replaced (its reflexes name `front`)."""
+    path = tmp_path / "robot.yaml"
+    path.write_text(GOOD.replace("  - name: front\n    driver: sim\n    interval: 0.1\n", sensors))
+    result = run_cli("--config", str(path), "--check")
+    assert result.returncode == 2
+    return result
+
+
 def test_two_fixed_frame_sensors_cannot_share_a_port(tmp_path):
     device = PtyDevice()
     try:
-        text = GOOD.replace(
-            "  - name: front\n    driver: sim\n    interval: 0.1\n",
+        result = check_with_sensors(
+            tmp_path,
             f"  - {{name: front, driver: serial, port: {device.path}, protocol: tfmini}}\n"
             f"  - {{name: rear, driver: serial, port: {device.path}, protocol: line}}\n",
         )
-        path = tmp_path / "robot.yaml"
-        path.write_text(text)
-        result = run_cli("--config", str(path), "--check")
-        assert result.returncode == 2
         assert "robot.yaml:3: sensors[1].port: is already used by sensor 'front'" in result.stderr
     finally:
         device.close()
 
 
 def test_check_finds_missing_sysfs_devices(tmp_path):
-    text = GOOD.replace(
-        "  - name: front\n    driver: sim\n    interval: 0.1\n",
+    result = check_with_sensors(
+        tmp_path,
         f"  - {{name: front, driver: sim}}\n"
         f"  - {{name: t, type: temperature, driver: ds18b20, w1_root: {tmp_path}}}\n"
         f"  - {{name: c, type: temperature, driver: cpu, path: {tmp_path}/temp}}\n",
     )
-    path = tmp_path / "robot.yaml"
-    path.write_text(text)
-    result = run_cli("--config", str(path), "--check")
-    assert result.returncode == 2
     assert "sensors.t.device: no DS18B20" in result.stderr
     assert f"sensors.c.path: {tmp_path}/temp does not exist" in result.stderr
