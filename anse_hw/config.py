@@ -57,6 +57,9 @@ class ServerConfig:
     ping_interval: float = 20.0
     client_buffer: int = 256
     dashboard: bool = True
+    control_token_file: str | None = None
+    heartbeat: float = 0.5
+    allowed_origins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,11 @@ def _port(value: int) -> str | None:
     return None if 1 <= value <= 65535 else "must be a TCP port from 1 to 65535"
 
 
+def _origins(values: list) -> str | None:
+    bad = [v for v in values if not isinstance(v, str) or not re.match(r"^https?://[^/]+$", v)]
+    return f"entries must look like https://host[:port], got {bad[0]!r}" if bad else None
+
+
 def _seconds(low: float, high: float):
     def check(value: float) -> str | None:
         return None if low <= value <= high else f"must be from {low:g} to {high:g} seconds"
@@ -202,6 +210,27 @@ SERVER_OPTIONS = (
         positive,
     ),
     Option("dashboard", bool, True, "serve the dashboard over HTTP on the same port"),
+    Option(
+        "control_token_file",
+        str,
+        None,
+        "the operator token (created, mode 0600, when missing); default: "
+        "<state_dir>/control-token; $ANSE_HW_CONTROL_TOKEN overrides",
+    ),
+    Option(
+        "heartbeat",
+        (int, float),
+        0.5,
+        "a manual move/on lasts this many seconds without a heartbeat",
+        _seconds(0.1, 10.0),
+    ),
+    Option(
+        "allowed_origins",
+        list,
+        [],
+        "other origins whose pages may command, e.g. https://robot.example.org",
+        _origins,
+    ),
 )
 GPIO_OPTIONS = (
     Option(
@@ -402,6 +431,8 @@ def build(
         raise ConfigError(check.problems)
     if sim:
         sensors, actuators = _simulated(sensors), _simulated(actuators)
+    if server.get("allowed_origins") is not None:
+        server["allowed_origins"] = tuple(server["allowed_origins"])
     return Config(
         source,
         ServerConfig(**server),

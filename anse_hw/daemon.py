@@ -11,11 +11,15 @@ import resource
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from anse_hw import __version__, realtime, safestop
+from anse_hw.api import ControlApi
 from anse_hw.config import Config
+from anse_hw.control import TOKEN_FILE, Gate, load_latch, load_token, save_latch
 from anse_hw.engine import Engine
 from anse_hw.sdnotify import Notifier
 from anse_hw.server import Hub
@@ -105,6 +109,7 @@ class Daemon:
         # arc's worst case.  0.5 ms bounds that wait at a small cost in throughput.
         sys.setswitchinterval(SWITCH_INTERVAL)
         self._banner()
+        api = self._control()
         # Threads created from here until realtime.leave() (every sensor thread,
         # the safety monitor) inherit a real-time priority where the system allows.
         if realtime.enter():
@@ -116,9 +121,16 @@ class Daemon:
         except Exception:
             close_all(actuators.values())
             raise
-        hub = Hub(self.config.server, self._snapshot, self._health, self.debug)
+        hub = Hub(self.config.server, self._snapshot, self._health, self.debug, api)
         self.engine = Engine(
-            self.config, sensors, actuators, self._publisher(hub), self.crash, debug=self.debug
+            self.config,
+            sensors,
+            actuators,
+            self._publisher(hub),
+            self.crash,
+            debug=self.debug,
+            latched=self._latched,
+            heartbeat=self.config.server.heartbeat,
         )
         for name, device in (*sensors.items(), *actuators.items()):
             log.info("✓ %s: %s", name, device.describe())
@@ -167,6 +179,23 @@ class Daemon:
                 loop.call_soon_threadsafe(hub.publish, batch)
 
         return publish
+
+    def _control(self) -> ControlApi:
+        """The E-stop latch as it was left, the operator token, the API."""
+        state_dir = safestop.state_dir(self.config.state_dir)
+        self._latched = load_latch(state_dir)
+        save_latch(state_dir, self._latched, "start")  # from now on, missing means unknown
+        configured = self.config.server.control_token_file
+        self._token_file = Path(configured) if configured else state_dir / TOKEN_FILE
+        try:
+            self._token = load_token(self._token_file)
+        except OSError as exc:
+            raise DriverError(str(exc)) from None
+        gate = Gate(self._token, self.config.server.allowed_origins)
+        return ControlApi(self._operate, lambda: self.engine.latched, gate, state_dir)
+
+    def _operate(self, action: str, source: str, **target: Any) -> dict[str, Any]:
+        return self.engine.operator(action, source, **target)
 
     def _snapshot(self) -> dict[str, Any]:
         return self.engine.snapshot_event()
@@ -242,4 +271,16 @@ class Daemon:
         log.info(
             "Stream:     ws://%s:%d   Health: http://%s:%d/healthz", shown, s.port, shown, s.port
         )
+        if os.environ.get("JOURNAL_STREAM"):
+            log.info("Operator:   log in with the token in %s", self._token_file)
+        else:
+            # As Jupyter does: a URL that logs the dashboard in.  Printed, never
+            # logged (under journald it would land in the journal).
+            print(
+                f"{time.strftime('%H:%M:%S')} Operator:   http://{shown}:{s.port}/?token={self._token}",
+                file=sys.stderr,
+                flush=True,
+            )
+        if self._latched:
+            log.warning("E-STOP LATCHED from the last run: POST /api/reset to release")
         log.info("Waiting for connections...")

@@ -17,18 +17,41 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from anse_hw import events
 from anse_hw.config import Config, ReflexConfig
 from anse_hw.worldmodel import WorldModel
 from drivers.base import ActuatorDriver, Sample, SensorDriver
+from drivers.kinds import ACTUATOR_KINDS
 
 log = logging.getLogger("anse_hw.engine")
 
 Publish = Callable[[list[dict[str, Any]]], None]
 TIMEOUT_REFLEX = "sensor_timeout"
 FAULT_REFLEX = "sensor_fault"
+ESTOP_REFLEX = "operator_estop"
+COMMAND_REFLEX = "operator_command"
+
+
+class Refused(Exception):
+    """An operator command the engine will not carry out; the text says why."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class Hold:
+    """An operator's manual command on one actuator.  A hold away from the safe
+    state lasts until `deadline` (renewed by each heartbeat); a hold in the
+    safe state has none and lasts until the operator commands again or resets."""
+
+    state: str
+    deadline: float | None
 
 
 class Engine:
@@ -41,6 +64,8 @@ class Engine:
         on_crash: Callable[[BaseException], None],
         clock: Callable[[], float] = time.monotonic,
         debug: bool = False,
+        latched: bool = False,
+        heartbeat: float = 0.5,
     ) -> None:
         self.config = config
         self.sensors = sensors
@@ -50,6 +75,7 @@ class Engine:
         self.clock = clock
         self.debug = debug
         self.kinds = {s.name: s.kind for s in config.sensors}
+        self.config_actuators = {a.name: a for a in config.actuators}
         self.actuator_types = {a.name: a.type for a in config.actuators}
         self.reflexes: dict[str, list[ReflexConfig]] = {name: [] for name in sensors}
         for reflex in config.reflexes:
@@ -61,6 +87,13 @@ class Engine:
         self._monitor: threading.Thread | None = None
         self.heartbeat = clock()
         self.tick = min(0.1, max(0.01, min((s.max_age for s in config.sensors), default=1) / 5))
+        #: The E-stop latch (SPEC §13): while set, nothing leaves its safe state.
+        self.latched = latched
+        #: How long a manual move/on holds without a heartbeat.
+        self.hold_time = heartbeat
+        self.holds: dict[str, Hold] = {}
+        #: What last put an actuator in its safe state, for the dashboard.
+        self.last_stop: dict[str, Any] | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -172,8 +205,12 @@ class Engine:
     def _reflex_phase(self, reflex: ReflexConfig, value: float, batch: list) -> None:
         if not reflex.holds(value) or self.world.actuators[reflex.actuator] == reflex.target:
             return
-        if not reflex.guard and not self.world.clear_for(reflex.actuator):
-            return  # another guard still calls for the safe state, or is silent
+        if not reflex.guard and (
+            self.latched
+            or reflex.actuator in self.holds
+            or not self.world.clear_for(reflex.actuator)
+        ):
+            return  # E-stop latched, an operator holds it, or a guard is not clear
         self.world.last_reflex = reflex.name
         self._emit(
             batch,
@@ -182,13 +219,24 @@ class Engine:
                 reflex.name, reflex.condition, sensor=reflex.sensor, value=round(value, 2)
             ),
         )
-        self._actuator_phase(reflex.actuator, reflex.target, batch)
+        self._actuator_phase(reflex.actuator, reflex.target, batch, cause=reflex.name)
 
-    def _actuator_phase(self, name: str, target: str, batch: list) -> None:
+    def _actuator_phase(self, name: str, target: str, batch: list, cause: str = "") -> None:
         actuator = self.actuators[name]
+        safe = target == actuator.safe_state
+        hold = self.holds.get(name)
+        if safe and hold is not None and hold.state != target:
+            del self.holds[name]  # a guard beats a manual move: the operator must ask again
         if actuator.state == target and self.world.actuators[name] == target:
             return
         actuator.drive(target)
+        if safe:
+            self.last_stop = {
+                "actuator": name,
+                "state": target,
+                "cause": cause or "shutdown",
+                "timestamp": events.timestamp(),
+            }
         self.world.actuators[name] = actuator.state
         self._emit(
             batch,
@@ -200,7 +248,14 @@ class Engine:
         """Queue an event and the world-model update that follows every event."""
         self.world.total_events += 1
         batch.append(self._event(event_type, data))
-        batch.append(self._event(events.WORLDMODEL, self.world.snapshot(self.clock())))
+        batch.append(self._event(events.WORLDMODEL, self._world_data()))
+
+    def _world_data(self) -> dict[str, Any]:
+        """The world model as the stream shows it, with the operator's latch."""
+        data = self.world.snapshot(self.clock())
+        data["estop_latched"] = self.latched
+        data["last_stop"] = self.last_stop
+        return data
 
     def _event(self, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         self._seq += 1
@@ -227,7 +282,7 @@ class Engine:
         if active and name in self.world.watched:
             for guard in self.world.guards:
                 if guard.sensor == name:
-                    self._actuator_phase(guard.actuator, guard.target, batch)
+                    self._actuator_phase(guard.actuator, guard.target, batch, cause=reflex)
 
     def _watch(self) -> None:
         """S2: a sensor silent for max_age is stale, and a guard puts its actuators in
@@ -244,11 +299,112 @@ class Engine:
                         condition = f"no valid reading from {name} for {state.max_age * 1000:g}ms"
                         self._fault(name, TIMEOUT_REFLEX, condition, True, batch)
                         log.warning("%s", condition)
+                    self._expire_holds(now, batch)
                     if batch:
                         self.publish(batch)
                     self.heartbeat = now
         except Exception as exc:
             self.on_crash(exc)
+
+    # -- the operator (SPEC §13) ---------------------------------------------
+
+    def operator(
+        self, action: str, source: str, actuator: str | None = None, command: str | None = None
+    ) -> dict[str, Any]:
+        """Every command from the HTTP API, the dashboard and MQTT comes here, and
+        takes the reflexes' lock and path: the pins are driven before this returns.
+
+        action: "estop" | "reset" | "command" (with actuator and command).
+        Raises Refused with an HTTP status when it will not obey."""
+        batch: list[dict[str, Any]] = []
+        with self._lock:
+            if action == "estop":
+                result = self._estop(source, batch)
+            elif action == "reset":
+                result = self._reset(source, batch)
+            elif action == "command":
+                result = self._command(actuator, command, source, batch)
+            else:
+                raise Refused(400, f"unknown action {action!r}")
+            if batch:
+                self.publish(batch)
+        return result
+
+    def _estop(self, source: str, batch: list) -> dict[str, Any]:
+        self.latched = True
+        self.holds.clear()
+        self.world.last_reflex = ESTOP_REFLEX
+        self._emit(
+            batch,
+            events.REFLEX,
+            events.reflex_data(ESTOP_REFLEX, f"emergency stop from {source}", True),
+        )
+        for name, actuator in self.actuators.items():
+            self._actuator_phase(name, actuator.safe_state, batch, cause=ESTOP_REFLEX)
+        log.warning("E-STOP from %s: every actuator in its safe state, latched", source)
+        return {"latched": True, "actuators": dict(self.world.actuators)}
+
+    def _reset(self, source: str, batch: list) -> dict[str, Any]:
+        """Releases the latch and every manual hold; moves nothing by itself."""
+        was = self.latched
+        self.latched = False
+        self.holds.clear()
+        self._emit(
+            batch,
+            events.REFLEX,
+            events.reflex_data(ESTOP_REFLEX, f"reset from {source}", False),
+        )
+        log.info("E-stop reset from %s%s", source, "" if was else " (was not latched)")
+        return {"latched": False, "actuators": dict(self.world.actuators)}
+
+    def _command(
+        self, name: str | None, command: str | None, source: str, batch: list
+    ) -> dict[str, Any]:
+        if name not in self.actuators:
+            raise Refused(404, f"no actuator named {name!r}")
+        kind = self.config_actuators[name]
+        target = ACTUATOR_KINDS[kind.type].commands.get(command or "")
+        if target is None:
+            commands = " | ".join(ACTUATOR_KINDS[kind.type].commands)
+            raise Refused(400, f"{name} is a {kind.type}: command must be {commands}")
+        actuator = self.actuators[name]
+        if target == actuator.safe_state:  # a manual stop always wins
+            self.holds[name] = Hold(target, None)
+        else:
+            if self.latched:
+                raise Refused(409, "the E-stop is latched: reset first")
+            if not self.world.clear_for(name):
+                raise Refused(409, f"{name} is guarded: a guarding sensor is not clear")
+            hold = self.holds.get(name)
+            if hold is not None and hold.state == target:  # a heartbeat
+                hold.deadline = self.clock() + self.hold_time
+                return {"actuator": name, "state": target, "held_for_s": self.hold_time}
+            self.holds[name] = Hold(target, self.clock() + self.hold_time)
+        self.world.last_reflex = COMMAND_REFLEX
+        self._emit(
+            batch,
+            events.REFLEX,
+            events.reflex_data(COMMAND_REFLEX, f"{command} {name} from {source}", True),
+        )
+        self._actuator_phase(name, target, batch, cause=COMMAND_REFLEX)
+        return {"actuator": name, "state": self.world.actuators[name]}
+
+    def _expire_holds(self, now: float, batch: list) -> None:
+        """A manual move/on whose heartbeats stopped goes back to the safe state."""
+        for name, hold in list(self.holds.items()):
+            if hold.deadline is None or hold.deadline > now:
+                continue
+            del self.holds[name]
+            safe = self.actuators[name].safe_state
+            self._emit(
+                batch,
+                events.REFLEX,
+                events.reflex_data(
+                    COMMAND_REFLEX, f"{hold.state} {name}: no heartbeat, back to {safe}", False
+                ),
+            )
+            self._actuator_phase(name, safe, batch, cause=COMMAND_REFLEX)
+            log.info("%s: manual %s lapsed without a heartbeat", name, hold.state)
 
     # -- views for the server ------------------------------------------------
 
@@ -259,7 +415,7 @@ class Engine:
         thresholds without a second request.
         """
         with self._lock:
-            data, seq = self.world.snapshot(self.clock()), self._seq
+            data, seq = self._world_data(), self._seq
         data["reflexes"] = [
             {
                 "name": r.name,
@@ -300,6 +456,8 @@ class Engine:
                     for name, s in world.sensors.items()
                 },
                 "actuators": dict(world.actuators),
+                "estop_latched": self.latched,
+                "manual": sorted(self.holds),
                 "stale_watched": [
                     n for n in world.watched if world.sensors[n].stale or world.sensors[n].fault
                 ],

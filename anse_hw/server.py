@@ -31,7 +31,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from anse_hw import events
+from anse_hw.api import ControlApi
 from anse_hw.config import ServerConfig
+from anse_hw.httpbody import BodyConnection
 from anse_hw.outbox import Outbox
 
 log = logging.getLogger("anse_hw.server")
@@ -88,8 +90,10 @@ class Hub:
         snapshot: Callable[[], dict[str, Any]],
         health: Callable[[], dict[str, Any]],
         debug: bool = False,
+        api: ControlApi | None = None,
     ) -> None:
         self.config = config
+        self.api = api
         self.snapshot = snapshot
         self.health = health
         self.debug = debug
@@ -158,6 +162,7 @@ class Hub:
             ping_timeout=c.ping_interval,
             server_header="anse-hw",
             write_limit=WRITE_LIMIT_BYTES,
+            create_connection=BodyConnection,
         )
 
     async def _serve_client(self, ws: ServerConnection) -> None:
@@ -185,9 +190,13 @@ class Hub:
         tasks = [asyncio.create_task(self._write(client))]
         if client.period:
             tasks.append(asyncio.create_task(self._tick(client)))
+        operator = self.api is not None and self.api.ws_operator(ws.request)
         try:
-            async for _ in ws:  # inbound messages are not part of the protocol
-                pass
+            async for message in ws:  # only an operator's dashboard sends anything
+                if self.api is None:
+                    continue
+                answer = await self.api.ws_command(operator, peer, message)
+                await ws.send(json.dumps({"type": "reply", "data": answer}))
         except ConnectionClosed:
             pass
         finally:
@@ -226,7 +235,14 @@ class Hub:
 
     # -- plain HTTP on the same port ----------------------------------------
 
-    def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+    async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path.startswith("/api/"):
+            if self.api is None:
+                return _response(HTTPStatus.NOT_FOUND, b"operator control is off\n", "text/plain")
+            return await self.api.handle(ws, request, path)
+        if request.method != "GET":
+            return _response(HTTPStatus.METHOD_NOT_ALLOWED, b"GET only here\n", "text/plain")
         if request.headers.get("Upgrade", "").lower() == "websocket":
             if len(self.clients) >= self.config.max_clients:
                 log.warning(
@@ -243,7 +259,6 @@ class Hub:
             except ValueError as exc:
                 return _response(HTTPStatus.BAD_REQUEST, f"{exc}\n".encode(), "text/plain")
             return None
-        path = urlsplit(request.path).path
         if path == "/healthz":
             return self._healthz()
         return self._static(path)

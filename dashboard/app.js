@@ -15,6 +15,7 @@ const SETTINGS = {
   backoffMaxMs: 10000,
   quietMinMs: 5000,
   slowLinkMaxHz: 10,
+  heartbeatMs: 150,
 };
 
 // ---------------------------------------------------------------- helpers
@@ -169,6 +170,52 @@ class Stream {
   get open() {
     return Boolean(this.socket && this.socket.readyState === WebSocket.OPEN);
   }
+
+  send(message) {
+    if (!this.open) return false;
+    this.socket.send(JSON.stringify(message));
+    return true;
+  }
+}
+
+// ---------------------------------------------------------------- the operator
+
+// Logging in: the URL anse-hw prints carries ?token=…; it is traded once for an
+// HttpOnly session cookie (which the page cannot read) and removed from the
+// address bar.  Commands then go over the stream's WebSocket.
+async function logIn() {
+  const params = new URLSearchParams(location.search);
+  const token = params.get('token');
+  if (token) {
+    params.delete('token');
+    const rest = params.toString();
+    history.replaceState(null, '', location.pathname + (rest ? `?${rest}` : '') + location.hash);
+    try {
+      const reply = await fetch(apiUrl('login'), {
+        method: 'POST', headers: { Authorization: `Bearer ${token}` }, credentials: 'same-origin',
+      });
+      if (reply.ok) return true;
+    } catch (error) {
+      return false;
+    }
+  }
+  try {
+    const reply = await fetch(apiUrl('session'), { credentials: 'same-origin', cache: 'no-store' });
+    return reply.ok && (await reply.json()).operator === true;
+  } catch (error) {
+    return false;
+  }
+}
+
+function apiUrl(name) {
+  return new URL(`api/${name}`, location.href.replace(/[^/]*$/, '')).toString();
+}
+
+// For an actuator kind and its safe state: the command that goes to safety, and
+// the one that leaves it (held while the button is pressed).
+function commandsFor(kind, safe) {
+  if (kind === 'motor') return { safe: 'stop', active: 'move' };
+  return safe === 'ON' ? { safe: 'on', active: 'off' } : { safe: 'off', active: 'on' };
 }
 
 // ---------------------------------------------------------------- drawing
@@ -372,6 +419,7 @@ class BinaryPanel {
 class ActuatorPanel {
   constructor(name, kind) {
     this.name = name;
+    this.kind = kind;
     this.commands = 0;
     this.history = [];
     this.state = null;
@@ -379,10 +427,37 @@ class ActuatorPanel {
       el('div', { class: 'panel-head' }, el('h2', { text: `Actuator · ${name}` }),
         el('span', { class: 'kind', text: kind })),
       this.badgeNode = el('div', { class: 'state-badge', 'data-state': 'UNKNOWN', text: '—' }),
+      this.controls = el('div', { class: 'manual', hidden: '' }),
       el('dl', { class: 'figures' },
         el('dt', { text: 'commands' }), this.countNode = el('dd', { class: 'commands', text: '0' })),
       el('h3', { text: 'State history' }),
       this.list = el('ol', { class: 'history' }));
+  }
+
+  // Manual control for a logged-in operator: a safe-state button, and a
+  // hold-to-run button that sends heartbeats while pressed (the daemon puts
+  // the actuator back in its safe state when they stop).
+  addControls(safe, send) {
+    const { safe: safeCommand, active } = commandsFor(this.kind, safe);
+    const stop = el('button', { type: 'button', class: 'manual-safe', text: safeCommand });
+    const hold = el('button', { type: 'button', class: 'manual-hold', text: `hold to ${active}` });
+    stop.addEventListener('click', () => send({ action: 'command', actuator: this.name, command: safeCommand }));
+    let timer = null;
+    const release = () => {
+      if (timer === null) return;
+      clearInterval(timer);
+      timer = null;
+      send({ action: 'command', actuator: this.name, command: safeCommand });
+    };
+    hold.addEventListener('pointerdown', (event) => {
+      event.preventDefault();
+      const beat = () => send({ action: 'command', actuator: this.name, command: active });
+      beat();
+      timer = setInterval(beat, SETTINGS.heartbeatMs);
+    });
+    for (const type of ['pointerup', 'pointerleave', 'pointercancel']) hold.addEventListener(type, release);
+    window.addEventListener('blur', release);
+    this.controls.replaceChildren(stop, hold);
   }
 
   setState(state, timestamp, command) {
@@ -416,6 +491,7 @@ class WorldPanel {
         el('dt', { text: 'trend' }), this.trendNode = el('dd', { class: 'trend', text: 'STABLE' }),
         el('dt', { text: 'actuator' }), this.actuatorNode = el('dd', { class: 'actuator', text: '—' }),
         el('dt', { text: 'last reflex' }), this.reflexNode = el('dd', { class: 'last-reflex', text: '—' }),
+        el('dt', { text: 'last stop' }), this.stopNode = el('dd', { class: 'last-stop', text: '—' }),
         el('dt', { text: 'events' }), this.eventsNode = el('dd', { class: 'total-events', text: '0' })),
       el('h3', { text: 'Last five states' }),
       this.list = el('ol', { class: 'states' }));
@@ -449,6 +525,8 @@ class WorldPanel {
     this.safeNode.dataset.safe = String(d.safe);
     this.actuatorNode.textContent = d.actuator_state;
     this.reflexNode.textContent = d.last_reflex || '—';
+    const stop = d.last_stop;
+    this.stopNode.textContent = stop ? `${stop.actuator} ${stop.state} by ${stop.cause} at ${clock(stop.timestamp)}` : '—';
     this.eventsNode.textContent = String(d.total_events);
     this.trendNode.textContent = this.trend;
     this.trendNode.dataset.trend = this.trend;
@@ -563,7 +641,54 @@ class Dashboard {
     this.dirty = false;
     this.log = new EventLog(document.getElementById('log'),
       document.getElementById('log-paused'), document.getElementById('log-missed'));
+    this.operator = false;
+    this.actuatorKinds = {};
+    this.latched = false;
     this.bindControls();
+  }
+
+  // -- the operator ------------------------------------------------------
+
+  setOperator(operator) {
+    this.operator = operator;
+    document.getElementById('operator').dataset.operator = String(operator);
+    document.getElementById('operator-text').textContent = operator ? 'operator' : 'view only';
+    document.getElementById('estop-button').disabled = !operator;
+    this.showControls();
+  }
+
+  command(message) {
+    if (!this.stream.send(message)) this.message('Not connected: the command was not sent.');
+  }
+
+  message(text) {
+    const box = document.getElementById('operator-message');
+    box.textContent = text;
+    box.hidden = !text;
+    clearTimeout(this.messageTimer);
+    if (text) this.messageTimer = setTimeout(() => { box.hidden = true; }, 6000);
+  }
+
+  showControls() {
+    for (const [name, panel] of this.actuators) {
+      const info = this.actuatorKinds[name];
+      panel.controls.hidden = !(this.operator && info);
+      if (this.operator && info && !panel.controls.childElementCount) {
+        panel.addControls(info.safe, (m) => this.command(m));
+      }
+    }
+  }
+
+  showLatch(d) {
+    this.latched = Boolean(d.estop_latched);
+    const banner = document.getElementById('latch-banner');
+    banner.hidden = !this.latched;
+    if (this.latched) {
+      const stop = d.last_stop;
+      banner.textContent = 'E-STOP LATCHED — nothing moves until Reset' +
+        (stop ? ` (${stop.cause} at ${clock(stop.timestamp)})` : '');
+    }
+    document.getElementById('reset-button').hidden = !(this.latched && this.operator);
   }
 
   bindControls() {
@@ -585,6 +710,8 @@ class Dashboard {
       if (this.stream.wanted) this.stream.disconnect();
       else this.stream.connect();
     });
+    document.getElementById('estop-button').addEventListener('click', () => this.command({ action: 'estop' }));
+    document.getElementById('reset-button').addEventListener('click', () => this.command({ action: 'reset' }));
   }
 
   start(url) {
@@ -629,6 +756,9 @@ class Dashboard {
       case 'worldmodel':
         this.worldmodel(d, event.timestamp);
         break;
+      case 'reply': // to this dashboard's own command
+        if (!d.ok) this.message(`Refused: ${d.error}`);
+        return;
       default:
         return;
     }
@@ -646,11 +776,13 @@ class Dashboard {
     for (const [name, s] of Object.entries(d.sensors || {})) {
       this.sensor(name, s.type ?? 'distance', s.unit ?? 'cm').health(s.fresh, s.fault);
     }
-    const kinds = d.actuator_kinds || {}; // only in the snapshot a new client gets first
+    if (d.actuator_kinds) this.actuatorKinds = d.actuator_kinds; // only in the snapshot
     for (const [name, state] of Object.entries(d.actuators || {})) {
-      const panel = this.actuator(name, kinds[name]?.type ?? 'motor');
+      const panel = this.actuator(name, this.actuatorKinds[name]?.type ?? 'motor');
       if (panel.state !== state) panel.setState(state, timestamp, false);
     }
+    this.showControls();
+    this.showLatch(d);
     if (Array.isArray(d.reflexes)) { // only in the snapshot
       this.reflexPanel().configure(d.reflexes);
       this.applyThresholds(d.reflexes);
@@ -746,5 +878,8 @@ class Dashboard {
 
 window.addEventListener('DOMContentLoaded', async () => {
   window.dashboard = new Dashboard();
+  // Before the stream opens: its WebSocket may command only if the session
+  // cookie is there at the handshake.
+  window.dashboard.setOperator(await logIn());
   window.dashboard.start(await streamUrl());
 });

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, fast_sim_config, free_port, wait_for
+from tests.conftest import ROOT, fast_sim_config, free_port, http_get, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -195,6 +196,11 @@ def test_phone_sized_screen_keeps_the_motor_state_readable(start_daemon, browser
     box = badge.bounding_box()
     assert box["width"] <= 390 and box["height"] >= 60
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    # The E-stop stays in reach at the top of the screen, even scrolled down.
+    page.mouse.wheel(0, 2000)
+    page.wait_for_function("() => window.scrollY > 0")
+    estop = page.locator("#estop-button").bounding_box()
+    assert estop["y"] >= 0 and estop["y"] + estop["height"] <= 844 and estop["height"] >= 44
     context.close()
 
 
@@ -224,13 +230,13 @@ def test_each_kind_is_drawn_in_its_own_unit(start_daemon, page, tmp_path):
     start_daemon(KINDS.format(port=port), port)
     page.goto(f"http://127.0.0.1:{port}/")
     temp = "[data-panel='sensor:driver_temp']"
-    page.wait_for_function(
-        f"() => document.querySelector(\"{temp} .value\")?.textContent.endsWith('°C')"
-    )
+    for panel, unit in (("driver_temp", "°C"), ("air", "%"), ("front", "cm")):
+        page.wait_for_function(
+            "([sel, unit]) => document.querySelector(sel)?.textContent.endsWith(unit)",
+            arg=[f"[data-panel='sensor:{panel}'] .value", unit],
+        )
     assert text(page, f"{temp} .kind") == "temperature · °C"
     assert text(page, f"{temp} .max").endswith("°C")
-    assert "%" in text(page, "[data-panel='sensor:air'] .value")
-    assert text(page, "[data-panel='sensor:front'] .value").endswith("cm")
     # The thresholds drawn on the temperature chart come from the reflexes.
     lines = page.evaluate(
         "() => window.dashboard.sensors.get('driver_temp').thresholds.map(l => l.label)"
@@ -252,3 +258,88 @@ def test_each_kind_is_drawn_in_its_own_unit(start_daemon, page, tmp_path):
     assert page.locator("#log li[data-type=sensor]", has_text="°C").count() >= 1
     page.screenshot(path=str(tmp_path / "kinds.png"), full_page=True)
     assert page.errors == []
+
+
+def operator_url(daemon) -> str:
+    """The URL the daemon printed, as a user would copy it from the terminal."""
+    line = wait_for(
+        lambda: next((x for x in daemon.log().splitlines() if "Operator:" in x), None),
+        what="the Operator URL",
+    )
+    return line.split("Operator:", 1)[1].strip()
+
+
+def test_operator_logs_in_with_the_printed_url_stops_and_resets(start_daemon, page):
+    port = free_port()
+    daemon = start_daemon(fast_sim_config(port, interval=0.1), port)
+    url = operator_url(daemon)
+    assert url.startswith(f"http://127.0.0.1:{port}/?token=")
+    page.goto(url)
+    page.wait_for_selector("#operator[data-operator=true]")
+    assert "token=" not in page.url, "the token leaves the address bar"
+    page.wait_for_selector("#connection[data-state=connected]")
+    page.wait_for_selector("[data-panel='actuator:movement'] .manual button")
+    page.click("#estop-button")
+    page.wait_for_selector("#latch-banner:not([hidden])")
+    assert "E-STOP LATCHED" in text(page, "#latch-banner")
+    assert "operator_estop" in text(page, "#latch-banner")
+    page.wait_for_selector("[data-panel='actuator:movement'] .state-badge[data-state=STOPPED]")
+    assert json.loads(http_get(f"http://127.0.0.1:{port}/healthz")[1])["estop_latched"] is True
+    page.click("#reset-button")
+    page.wait_for_selector("#latch-banner", state="hidden")
+    # The sim sweep passes 15 cm again: the motor moves on its own reflex.
+    page.wait_for_selector(
+        "[data-panel='actuator:movement'] .state-badge[data-state=MOVING]", timeout=15000
+    )
+    assert page.errors == []
+
+
+EVIL_PAGE = """<!doctype html><script>
+window.results = [];
+fetch('http://127.0.0.1:{port}/api/estop',
+      {{method: 'POST', credentials: 'include', mode: 'no-cors'}})
+  .then(() => window.results.push('fetch sent'), () => window.results.push('fetch failed'));
+const ws = new WebSocket('ws://127.0.0.1:{port}/');
+ws.onmessage = (m) => {{
+  const e = JSON.parse(m.data);
+  if (e.type === 'reply') window.results.push('reply ' + e.data.status);
+  else if (e.type === 'worldmodel' && !window.sent) {{
+    window.sent = true; ws.send(JSON.stringify({{action: 'estop'}}));
+  }}
+}};
+</script>"""
+
+
+def test_a_page_on_another_origin_cannot_command(start_daemon, page, tmp_path):
+    """Same host, another port: the browser sends the operator's cookie along
+    (cookies ignore ports), so the daemon's Origin check is what refuses it."""
+    port = free_port()
+    daemon = start_daemon(fast_sim_config(port, interval=0.1), port)
+    page.goto(operator_url(daemon))
+    page.wait_for_selector("#operator[data-operator=true]")
+    (tmp_path / "evil.html").write_text(EVIL_PAGE.format(port=port))
+    evil_port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(evil_port), "--bind", "127.0.0.1"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def serving() -> bool:
+            try:
+                return http_get(f"http://127.0.0.1:{evil_port}/evil.html")[0] == 200
+            except OSError:
+                return False
+
+        wait_for(serving, what="the other origin")
+        page.goto(f"http://127.0.0.1:{evil_port}/evil.html")
+        page.wait_for_function("() => window.results.length >= 2")
+        results = page.evaluate("window.results")
+        assert "reply 401" in results, results
+    finally:
+        server.terminate()
+        server.wait()
+    assert json.loads(http_get(f"http://127.0.0.1:{port}/healthz")[1])["estop_latched"] is False
+    assert "commands from http://127.0.0.1:" in daemon.log(), "the POST was refused: 403"

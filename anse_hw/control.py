@@ -1,0 +1,177 @@
+"""Operator control (SPEC §13): who may command, and the E-stop latch on disk.
+
+The decisions themselves are the engine's (`Engine.operator`, under the same
+lock as the reflexes).  This module keeps what surrounds them: the latch file
+that outlives the process, the control token and the dashboard sessions made
+from it, the same-origin rule for commands, and the slow-down for bad tokens.
+Nothing here writes a token to a log.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from anse_hw import statefile
+
+log = logging.getLogger("anse_hw.control")
+
+LATCH_FILE = "estop.json"
+TOKEN_FILE = "control-token"
+SESSION_COOKIE = "anse_session"
+SESSION_SECONDS = 12 * 3600
+#: Bad credentials from one address before answers slow down, and the cap.
+FREE_FAILURES = 3
+MAX_DELAY = 5.0
+
+
+def load_latch(state_dir: Path) -> bool:
+    """Whether the E-stop was latched when the daemon last ran.
+
+    A first start (no state kept at all yet) is released.  A latch file that
+    is missing where the daemon has run before, or unreadable, is latched:
+    when in doubt, stay stopped until an operator resets."""
+    path = state_dir / LATCH_FILE
+    try:
+        data = statefile.read_json(path)
+    except statefile.StateFileError as exc:
+        first_start = not path.exists() and not any(_kept_files(state_dir))
+        if first_start:
+            return False
+        log.error("E-stop state unknown (%s): starting LATCHED; POST /api/reset to release", exc)
+        return True
+    if not isinstance(data, dict) or not isinstance(data.get("latched"), bool):
+        log.error("E-stop state in %s is not ours: starting LATCHED", path)
+        return True
+    if data["latched"]:
+        log.warning("E-stop is LATCHED (since %s); POST /api/reset to release", data.get("since"))
+    return data["latched"]
+
+
+def _kept_files(state_dir: Path) -> list[Path]:
+    try:
+        return [p for p in state_dir.iterdir() if not p.name.startswith(".")]
+    except OSError:
+        return []
+
+
+def save_latch(state_dir: Path, latched: bool, by: str) -> None:
+    """Atomically; a failure is logged, never raised (the pins are already safe)."""
+    try:
+        statefile.write_json(
+            state_dir / LATCH_FILE,
+            {
+                "latched": latched,
+                "by": by,
+                "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+        )
+    except OSError as exc:
+        log.error("could not save the E-stop state in %s (%s)", state_dir, exc.strerror)
+
+
+def load_token(token_file: Path) -> str:
+    """$ANSE_HW_CONTROL_TOKEN, else the token file, created (mode 0600) when missing."""
+    given = os.environ.get("ANSE_HW_CONTROL_TOKEN")
+    if given:
+        return given.strip()
+    try:
+        text = token_file.read_text().strip()
+        if text:
+            return text
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise OSError(f"cannot read the control token {token_file}: {exc.strerror}") from None
+    token = secrets.token_urlsafe(24)
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    log.info("✓ Created a control token in %s (mode 0600)", token_file)
+    return token
+
+
+@dataclass
+class Verdict:
+    """An authorisation decision: status 0 means allowed."""
+
+    status: int
+    reason: str = ""
+    delay: float = 0.0  # seconds to wait before answering (bad-token slow-down)
+
+    @property
+    def allowed(self) -> bool:
+        return self.status == 0
+
+
+class Gate:
+    """Bearer token, session cookies, the same-origin rule and the slow-down."""
+
+    def __init__(self, token: str, allowed_origins: tuple[str, ...] = ()) -> None:
+        self._token = token.encode()
+        self._sessions: dict[str, float] = {}
+        self._failures: dict[str, int] = {}
+        self.allowed_origins = {o.rstrip("/").lower() for o in allowed_origins}
+
+    def token_ok(self, token: str) -> bool:
+        return hmac.compare_digest(token.encode(), self._token)
+
+    def new_session(self) -> str:
+        session = secrets.token_urlsafe(24)
+        self._sessions[session] = time.monotonic() + SESSION_SECONDS
+        return session
+
+    def session_ok(self, session: str | None) -> bool:
+        expires = self._sessions.get(session or "")
+        return expires is not None and expires > time.monotonic()
+
+    def origin_ok(self, origin: str | None, host: str | None) -> bool:
+        """No Origin (a script) or the page's own host, or one configured."""
+        if origin is None:
+            return True
+        origin = origin.rstrip("/").lower()
+        return origin in self.allowed_origins or urlsplit(origin).netloc == (host or "").lower()
+
+    def check(
+        self,
+        peer: str,
+        authorization: str | None,
+        cookie: str | None,
+        origin: str | None,
+        host: str | None,
+    ) -> Verdict:
+        if not self.origin_ok(origin, host):
+            return Verdict(
+                403, f"commands from {origin[:80]} are refused (not this dashboard's origin)"
+            )
+        session = session_from_cookie(cookie)
+        if session and self.session_ok(session):
+            return Verdict(0)
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() == "bearer" and token and self.token_ok(token.strip()):
+            self._failures.pop(peer, None)
+            return Verdict(0)
+        failures = self._failures[peer] = self._failures.get(peer, 0) + 1
+        delay = (
+            0.0
+            if failures <= FREE_FAILURES
+            else min(MAX_DELAY, 0.25 * 2 ** (failures - FREE_FAILURES))
+        )
+        if not authorization and not session:
+            return Verdict(401, "credentials required: Authorization: Bearer <token>", delay)
+        return Verdict(401, "invalid credentials", delay)
+
+
+def session_from_cookie(cookie: str | None) -> str | None:
+    for part in (cookie or "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == SESSION_COOKIE:
+            return value
+    return None
