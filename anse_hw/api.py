@@ -35,7 +35,6 @@ from anse_hw.control import (
     session_from_cookie,
 )
 from anse_hw.engine import Refused
-from anse_hw.httpbody import MAX_BODY, body_length
 
 log = logging.getLogger("anse_hw.api")
 
@@ -68,8 +67,6 @@ class ControlApi:
             return reply(200, {"operator": operator, "estop_latched": self.latched()})
         if request.method != "POST":
             return reply(405, {"error": f"{request.method} is not allowed here; use POST"})
-        if body_length(request.headers) > MAX_BODY:
-            return reply(413, {"error": f"the body must be at most {MAX_BODY} bytes"})
         verdict = self.gate.check(
             peer,
             request.headers.get("Authorization"),

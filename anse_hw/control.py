@@ -29,6 +29,9 @@ SESSION_SECONDS = 12 * 3600
 #: Bad credentials from one address before answers slow down, and the cap.
 FREE_FAILURES = 3
 MAX_DELAY = 5.0
+#: Bounds on what the gate remembers, whatever the clients do.
+MAX_SESSIONS = 256
+MAX_PEERS = 1024
 
 
 def load_latch(state_dir: Path) -> bool:
@@ -124,8 +127,12 @@ class Gate:
         return hmac.compare_digest(token.encode(), self._token)
 
     def new_session(self) -> str:
+        now = time.monotonic()
+        self._sessions = {s: t for s, t in self._sessions.items() if t > now}
+        while len(self._sessions) >= MAX_SESSIONS:  # the oldest goes first
+            del self._sessions[next(iter(self._sessions))]
         session = secrets.token_urlsafe(24)
-        self._sessions[session] = time.monotonic() + SESSION_SECONDS
+        self._sessions[session] = now + SESSION_SECONDS
         return session
 
     def session_ok(self, session: str | None) -> bool:
@@ -158,6 +165,8 @@ class Gate:
         if scheme.lower() == "bearer" and token and self.token_ok(token.strip()):
             self._failures.pop(peer, None)
             return Verdict(0)
+        if len(self._failures) >= MAX_PEERS and peer not in self._failures:
+            self._failures.clear()
         failures = self._failures[peer] = self._failures.get(peer, 0) + 1
         delay = (
             0.0

@@ -7,7 +7,8 @@ API's POSTs carry a few bytes of JSON, so `BodyConnection` (passed to
 while the head is parsed: it hides Content-Length from websockets' check,
 and when the blank line after the headers arrives it takes up to `MAX_BODY`
 bytes from the same sans-I/O reader.  `process_request` then finds them in
-`connection.request_body`.
+`connection.request_body`.  A larger body keeps its Content-Length, so
+websockets refuses the request itself (400) without reading it.
 
 This leans on the sans-I/O reader (`ServerProtocol.reader`, whose
 `read_line`/`read_exact` generators websockets has kept since version 11);
@@ -38,7 +39,9 @@ class BodyConnection(ServerConnection):
             name, colon, value = bytes(line).partition(b":")
             if colon and name.strip().lower() == b"content-length":
                 length = value.strip()
-                announced[0] = int(length) if length.isdigit() else MAX_BODY + 1
+                if not length.isdigit() or int(length) > MAX_BODY:
+                    return line  # websockets answers 400 and never reads the body
+                announced[0] = int(length)
                 return BODY_LENGTH.encode() + b":" + value
             if line in (b"\r\n", b"\n") and 0 < announced[0] <= MAX_BODY:
                 self.request_body = bytes((yield from read_exact(announced[0])))
@@ -49,9 +52,3 @@ class BodyConnection(ServerConnection):
         # original method; start it again with ours (nothing has arrived yet).
         protocol.parser = protocol.parse()
         next(protocol.parser)
-
-
-def body_length(headers: Any) -> int:
-    """The Content-Length the client announced (0 if none)."""
-    value = headers.get(BODY_LENGTH, "0").strip()
-    return int(value) if value.isdigit() else MAX_BODY + 1

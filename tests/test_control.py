@@ -224,3 +224,20 @@ def test_commands_over_the_websocket_need_a_session(robot):
     refused = asyncio.run(send({"action": "estop"}))
     assert refused["ok"] is False and refused["status"] == 401
     assert health(r.port)["estop_latched"] is False
+
+
+def test_an_oversized_body_is_refused_without_a_traceback(robot):
+    import socket
+
+    r = robot(resume=False)
+    with socket.create_connection(("127.0.0.1", r.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /api/estop HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + r.token.encode()
+            + b"\r\nContent-Length: 6000\r\n\r\n"
+            + b"a" * 6000
+        )
+        answer = sock.recv(100)
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer
+    assert health(r.port)["estop_latched"] is False
+    assert r.daemon.proc.poll() is None and "Traceback" not in r.daemon.log()
