@@ -14,6 +14,7 @@ import difflib
 import math
 import os
 import re
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,20 @@ class GpioConfig:
     pin_factory: str | None = None
     mock_state_file: str | None = None
     mock_input_file: str | None = None
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str = "localhost"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    password_file: str | None = None
+    robot_id: str = ""
+    topic_prefix: str = "anse"
+    discovery_prefix: str | None = "homeassistant"
+    queue: int = 1000
+    tls: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,6 +150,7 @@ class Config:
     reflexes: tuple[ReflexConfig, ...] = ()
     #: Where the daemon keeps what outlives a run (None: statefile.default_state_dir()).
     state_dir: str | None = None
+    mqtt: MqttConfig | None = None
 
     def watched_sensors(self) -> set[str]:
         """The guards: sensors whose silence puts an actuator in its safe state (S2)."""
@@ -276,7 +292,34 @@ REFLEX_OPTIONS = (
     Option("above", (int, float), None, "numeric sensors: fires when the reading is above this"),
     Option("active", bool, None, "binary sensors: fires when the sensor is active (or not)"),
 )
-TOP_LEVEL = ("server", "gpio", "sensors", "actuators", "reflexes", "state_dir")
+
+
+def _topic_part(value: str) -> str | None:
+    bad = set(value) & set("+#/\0") or not value
+    return "must be non-empty, without / + # or NUL" if bad else None
+
+
+MQTT_OPTIONS = (
+    Option("host", str, "localhost", "the broker's host name or address"),
+    Option("port", int, 1883, "the broker's port (8883 with tls)", _port),
+    Option("username", str, None, "broker user name"),
+    Option("password", str, None, "broker password (better: password_file)"),
+    Option("password_file", str, None, "a file holding the broker password"),
+    Option("robot_id", str, None, "this robot in topics (default: the host name)", _topic_part),
+    Option("topic_prefix", str, "anse", "topics are <topic_prefix>/<robot_id>/...", _topic_part),
+    Option(
+        "discovery_prefix",
+        str,
+        "homeassistant",
+        "Home Assistant discovery prefix; null turns discovery off",
+        _topic_part,
+    ),
+    Option(
+        "queue", int, 1000, "events waiting for the broker before telemetry is dropped", positive
+    ),
+    Option("tls", bool, False, "connect with TLS (system CA certificates)"),
+)
+TOP_LEVEL = ("server", "gpio", "sensors", "actuators", "reflexes", "state_dir", "mqtt")
 _TYPE_NAMES = {
     int: "an integer",
     float: "a number",
@@ -427,6 +470,7 @@ def build(
     _no_overlapping_pairs(check, reflexes_at)
     reflexes = [r for _, r in reflexes_at]
     state_dir = _state_dir(check, data)
+    mqtt = _mqtt(check, data)
     if check.problems:
         raise ConfigError(check.problems)
     if sim:
@@ -441,7 +485,37 @@ def build(
         tuple(actuators),
         tuple(reflexes),
         state_dir,
+        mqtt,
     )
+
+
+def _mqtt(check: _Checker, data: dict) -> MqttConfig | None:
+    if "mqtt" not in data:
+        return None
+    explicit_null_discovery = isinstance(data["mqtt"], dict) and (
+        "discovery_prefix" in data["mqtt"] and data["mqtt"]["discovery_prefix"] is None
+    )
+    values = check.mapping(data["mqtt"] or {}, ("mqtt",), MQTT_OPTIONS)
+    if values is None:
+        return None
+    if values["password"] is not None and values["password_file"] is not None:
+        check.problem(("mqtt", "password"), "give password or password_file, not both")
+    if values["password_file"] is not None:
+        try:
+            values["password"] = Path(values["password_file"]).read_text().strip()
+        except OSError as exc:
+            check.problem(("mqtt", "password_file"), f"cannot read it ({exc.strerror})")
+    if (values["password"] or values["password_file"]) and not values["username"]:
+        check.problem(("mqtt", "username"), "required with a password")
+    if explicit_null_discovery:
+        values["discovery_prefix"] = None
+    values["robot_id"] = values["robot_id"] or _hostname()
+    return MqttConfig(**values)
+
+
+def _hostname() -> str:
+    """The default robot_id: this machine's name, made safe for a topic."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "robot"
 
 
 def _state_dir(check: _Checker, data: dict) -> str | None:
@@ -792,6 +866,15 @@ def describe(config: Config) -> str:
     for r in config.reflexes:
         role = "guard" if r.guard else "resume"
         out.append(f"  {r.name}: {r.sensor} {r.condition} -> {r.command} {r.actuator} ({role})")
+    if config.mqtt:
+        m = config.mqtt
+        discovery = (
+            f"discovery under {m.discovery_prefix}/" if m.discovery_prefix else "no discovery"
+        )
+        user = f" as user {m.username}" if m.username else ""
+        out.append(
+            f"mqtt: {m.host}:{m.port}{user}, topics {m.topic_prefix}/{m.robot_id}/..., {discovery}"
+        )
     watched = sorted(config.watched_sensors())
     out.append(
         f"guards (silence puts an actuator in its safe state): {', '.join(watched) or 'none'}"

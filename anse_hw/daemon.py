@@ -21,6 +21,8 @@ from anse_hw.api import ControlApi
 from anse_hw.config import Config
 from anse_hw.control import TOKEN_FILE, Gate, load_latch, load_token, save_latch
 from anse_hw.engine import Engine
+from anse_hw.metrics import Collector
+from anse_hw.mqtt import MqttBridge
 from anse_hw.sdnotify import Notifier
 from anse_hw.server import Hub
 from drivers.base import ActuatorDriver, DriverError, SensorDriver
@@ -121,12 +123,20 @@ class Daemon:
         except Exception:
             close_all(actuators.values())
             raise
-        hub = Hub(self.config.server, self._snapshot, self._health, self.debug, api)
+        bridge = MqttBridge(self.config, self._snapshot, api.run) if self.config.mqtt else None
+        metrics = Collector(
+            lambda: self.engine.stats_copy(),
+            self._health,
+            lambda: hub.figures(),
+            bridge.state if bridge else None,
+        )
+        hub = Hub(self.config.server, self._snapshot, self._health, self.debug, api, metrics)
+        sinks = [hub.publish] + ([bridge.offer] if bridge else [])
         self.engine = Engine(
             self.config,
             sensors,
             actuators,
-            self._publisher(hub),
+            self._publisher(sinks),
             self.crash,
             debug=self.debug,
             latched=self._latched,
@@ -154,6 +164,7 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._loop.add_signal_handler(sig, self._on_signal, sig)
             watchdog = asyncio.create_task(self._watchdog()) if self.notifier.enabled else None
+            mqtt = asyncio.create_task(bridge.run()) if bridge else None
             self.notifier.notify("READY=1\nSTATUS=running")
             await self._stop.wait()
             if watchdog:
@@ -163,6 +174,8 @@ class Daemon:
             # Off the loop thread: if a wedged driver holds the engine, the loop
             # still handles a second signal (which forces the exit).
             await self._loop.run_in_executor(None, self.engine.close)
+            if bridge:
+                await bridge.close(mqtt)
             await hub.flush(timeout=1.0)
             server.close()
             await server.wait_closed()
@@ -171,12 +184,18 @@ class Daemon:
             log.info("anse-hw stopped; %s; pins released (exit %d)", final, self.exit_code)
         return self.exit_code
 
-    def _publisher(self, hub: Hub) -> Callable[[list[dict[str, Any]]], None]:
+    def _publisher(self, sinks: list[Callable[[list[dict[str, Any]]], None]]) -> Callable:
+        """The engine's `publish`: hands each batch to every sink (the WebSocket
+        hub, the MQTT bridge) on the event loop, and returns at once."""
         loop = self._loop
+
+        def fan_out(batch: list[dict[str, Any]]) -> None:
+            for sink in sinks:
+                sink(batch)
 
         def publish(batch: list[dict[str, Any]]) -> None:
             if not loop.is_closed():
-                loop.call_soon_threadsafe(hub.publish, batch)
+                loop.call_soon_threadsafe(fan_out, batch)
 
         return publish
 

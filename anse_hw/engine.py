@@ -22,6 +22,7 @@ from typing import Any
 
 from anse_hw import events
 from anse_hw.config import Config, ReflexConfig
+from anse_hw.metrics import EngineStats
 from anse_hw.worldmodel import WorldModel
 from drivers.base import ActuatorDriver, Sample, SensorDriver
 from drivers.kinds import ACTUATOR_KINDS
@@ -94,6 +95,8 @@ class Engine:
         self.holds: dict[str, Hold] = {}
         #: What last put an actuator in its safe state, for the dashboard.
         self.last_stop: dict[str, Any] | None = None
+        self.stats = EngineStats()
+        self._made_safe = False  # set by the actuator phase, for the stop latency
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -163,17 +166,23 @@ class Engine:
             value = sample.value
             if not sample.valid or not state.kind.plausible(value):
                 state.invalid += 1  # S3: never a value, never fresh
+                self.stats.invalid[name] += 1
                 return
+            self._made_safe = False
             taken = received if sample.taken is None else min(sample.taken, received)
             if self.clock() - taken > state.max_age:
                 # It sat in a buffer or waited out a stall of the control path:
                 # old input may still stop an actuator, never move one.
                 state.invalid += 1
+                self.stats.invalid[name] += 1
                 self._old_reading(name, value, batch)
             else:
+                self.stats.readings[name] += 1
                 self._sensor_phase(name, value, taken, batch)
                 for reflex in self.reflexes[name]:
                     self._reflex_phase(reflex, value, batch)
+            if self._made_safe:
+                self.stats.stop_latency(self.clock() - received)
             # Under the lock so batches keep seq order; publish only queues.
             if batch:
                 self.publish(batch)
@@ -212,6 +221,7 @@ class Engine:
         ):
             return  # E-stop latched, an operator holds it, or a guard is not clear
         self.world.last_reflex = reflex.name
+        self.stats.firings[reflex.name] += 1
         self._emit(
             batch,
             events.REFLEX,
@@ -230,6 +240,8 @@ class Engine:
         if actuator.state == target and self.world.actuators[name] == target:
             return
         actuator.drive(target)
+        self.stats.changes[(name, actuator.state)] += 1
+        self._made_safe = self._made_safe or safe
         if safe:
             self.last_stop = {
                 "actuator": name,
@@ -433,6 +445,10 @@ class Engine:
             a.name: {"type": a.type, "safe": a.safe_state} for a in self.config.actuators
         }
         return events.make(events.WORLDMODEL, seq, data)
+
+    def stats_copy(self) -> EngineStats:
+        with self._lock:
+            return self.stats.copy()
 
     def healthy(self, within: float) -> bool:
         """The control path ticked recently: the monitor got the lock and ran."""

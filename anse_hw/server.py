@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
@@ -34,6 +35,7 @@ from anse_hw import events
 from anse_hw.api import ControlApi
 from anse_hw.config import ServerConfig
 from anse_hw.httpbody import BodyConnection
+from anse_hw.metrics import Collector, render
 from anse_hw.outbox import Outbox
 
 log = logging.getLogger("anse_hw.server")
@@ -91,9 +93,11 @@ class Hub:
         health: Callable[[], dict[str, Any]],
         debug: bool = False,
         api: ControlApi | None = None,
+        metrics: Collector | None = None,
     ) -> None:
         self.config = config
         self.api = api
+        self.metrics = metrics
         self.snapshot = snapshot
         self.health = health
         self.debug = debug
@@ -261,7 +265,17 @@ class Hub:
             return None
         if path == "/healthz":
             return self._healthz()
+        if path == "/metrics" and self.metrics is not None:
+            return _response(HTTPStatus.OK, render(self.metrics), CONTENT_TYPE_LATEST)
         return self._static(path)
+
+    def figures(self) -> dict[str, float]:
+        """The stream's side of /metrics."""
+        return {
+            "clients": len(self.clients),
+            "clients_behind": sum(1 for c in self.clients if c.outbox.behind),
+            "frames_conflated": sum(c.outbox.conflated for c in self.clients),
+        }
 
     def _healthz(self) -> Response:
         health = self.health()
@@ -270,9 +284,7 @@ class Hub:
             "status": "stale" if stale else "ok",
             "stale_sensors": sorted(stale),
             "uptime_s": round(time.monotonic() - self.started, 1),
-            "clients": len(self.clients),
-            "clients_behind": sum(1 for c in self.clients if c.outbox.behind),
-            "frames_conflated": sum(c.outbox.conflated for c in self.clients),
+            **self.figures(),
             **health,
         }
         status = HTTPStatus.SERVICE_UNAVAILABLE if stale else HTTPStatus.OK
