@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as paho
 
 from anse_hw import __version__, events
 from anse_hw.config import Config, MqttConfig
@@ -170,12 +171,18 @@ class MqttBridge:
             await client.subscribe(f"{discovery}/status", qos=1)
             await self._announce(client)
         await self._republish_state(client)
-        sender = asyncio.create_task(self._send(client))
         try:
-            async for message in client.messages:
-                await self._receive(client, message)
-        finally:
-            sender.cancel()
+            # Either side failing ends the session, and run() reconnects.
+            async with asyncio.TaskGroup() as session:
+                session.create_task(self._send(client))
+                session.create_task(self._listen(client))
+        except* aiomqtt.MqttError as failed:
+            raise failed.exceptions[0] from None
+
+    async def _listen(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            await self._receive(client, message)
+        raise aiomqtt.MqttError("the broker closed the connection")
 
     async def _receive(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         topic = message.topic.value
@@ -196,11 +203,21 @@ class MqttBridge:
                 await asyncio.wait_for(self._wake.wait(), RETAIN_PERIOD)
             self._wake.clear()
             while self._queue:
-                event = self._queue[0]
-                await client.publish(f"{self.base}/events", events.encode(event))
-                self._queue.popleft()
+                event = self._queue.popleft()
+                await self._publish(client, f"{self.base}/events", events.encode(event))
                 await self._state_of(client, event)
             await self._flush_sensors(client)
+
+    async def _publish(self, client: aiomqtt.Client, topic: str, payload: str, **kw: Any) -> None:
+        """Publish, or count a drop when the client's own outgoing queue is full
+        (a broker that stopped reading); any other failure ends the session."""
+        try:
+            await client.publish(topic, payload, **kw)
+        except aiomqtt.MqttCodeError as exc:
+            if getattr(exc.rc, "value", exc.rc) != paho.MQTT_ERR_QUEUE_SIZE:
+                raise
+            self.dropped += 1
+            await asyncio.sleep(0.05)  # let the broker catch up before the next one
 
     async def _state_of(self, client: aiomqtt.Client, event: dict[str, Any]) -> None:
         data = event["data"]
@@ -210,12 +227,8 @@ class MqttBridge:
                 "type": data["actuator_type"],
                 "timestamp": event["timestamp"],
             }
-            await client.publish(
-                f"{self.base}/actuator/{data['actuator_name']}",
-                json.dumps(payload),
-                qos=1,
-                retain=True,
-            )
+            topic = f"{self.base}/actuator/{data['actuator_name']}"
+            await self._publish(client, topic, json.dumps(payload), qos=1, retain=True)
         elif event["type"] == events.SENSOR:
             self._latest_sensor[data["sensor_name"]] = {
                 "value": data["value"],
@@ -229,8 +242,9 @@ class MqttBridge:
         for name, payload in list(self._latest_sensor.items()):
             if now - self._sensor_sent.get(name, 0.0) >= RETAIN_PERIOD:
                 self._sensor_sent[name] = now
-                await client.publish(f"{self.base}/sensor/{name}", json.dumps(payload), retain=True)
                 del self._latest_sensor[name]
+                topic = f"{self.base}/sensor/{name}"
+                await self._publish(client, topic, json.dumps(payload), retain=True)
 
     async def _republish_state(self, client: aiomqtt.Client) -> None:
         """After a (re)connect: the retained state of every sensor and actuator."""

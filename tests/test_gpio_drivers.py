@@ -83,10 +83,12 @@ def test_hcsr04_no_echo_is_no_reading_never_zero_or_stale():
         after = rig.take(4)
         assert all(not s.valid and s.value is None for s in after), after
         assert {s.problem for s in after} == {"no echo"}
-        rig.set_distance(30.0)
+        rig.set_distance(10.0)
         rig.trigger.echo_pin = rig.echo
         recovered = next(s for s in iter(lambda: rig.take(1)[0], None) if s.valid)
-        assert recovered.value == pytest.approx(30.0, abs=8)
+        # A new reading, not the 40 cm from before the wire came loose.  The mock
+        # times the echo in real time, so a loaded machine only makes it longer.
+        assert 8 <= recovered.value < 30
     finally:
         rig.close()
 

@@ -254,3 +254,42 @@ def test_check_shows_the_bridge_without_its_password(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "mqtt: b.local:1883 as user robot1, topics anse/" in result.stdout
     assert "hunter2" not in result.stdout
+
+
+def test_a_stalled_broker_delays_nothing_and_the_queue_stays_bounded(broker, start_daemon, watch):
+    """Mosquitto frozen (SIGSTOP): it accepts nothing more, and the bridge's
+    writes back up.  Reflexes and the WebSocket stream go on; the bridge's
+    queue stays at its bound and says what it dropped."""
+    port = free_port()
+    section = broker.config("robot1").replace("robot_id: robot1", "robot_id: robot1, queue: 50")
+    daemon = start_daemon(fast_sim_config(port, interval=0.02) + section, port)
+    wait_for(lambda: "MQTT: connected" in daemon.log(), what="the bridge")
+    stream = watch(daemon.url)
+    broker.proc.send_signal(signal.SIGSTOP)
+    try:
+        mark = len(stream.events)
+        for _ in range(3):  # three whole sweeps: stops and restarts, on time
+            stream.wait_state("STOPPED", after=mark)
+            mark = len(stream.events)
+            stream.wait_state("MOVING", after=mark)
+            mark = len(stream.events)
+
+        def mqtt_figures() -> dict:
+            body = http_get(f"http://127.0.0.1:{port}/metrics")[1].decode()
+            return {
+                s.name: s.value
+                for f in text_string_to_metric_families(body)
+                for s in f.samples
+                if s.name.startswith("anse_mqtt")
+            }
+
+        figures = wait_for(
+            lambda: (m := mqtt_figures())["anse_mqtt_dropped_events"] > 0 and m,
+            timeout=30,
+            what="drops to be counted",
+        )
+        assert figures["anse_mqtt_queue_depth"] <= 50
+        assert "events dropped while the broker is not taking them" in daemon.log()
+    finally:
+        broker.proc.send_signal(signal.SIGCONT)
+    assert "Traceback" not in daemon.log()
