@@ -92,8 +92,10 @@ def percentile(values: list[float], q: float) -> float:
 class Rig:
     """A pseudo-terminal sensor, the motor's pin factory, and a server on a port."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, extra: str = "") -> None:
+        """`extra`: more YAML for anse-hw's config (an mqtt: section, say)."""
         self.kind = kind
+        self.extra = extra
         self.port = free_port()
         self.master, self.slave = pty.openpty()
         tty.setraw(self.slave)
@@ -142,7 +144,7 @@ actuators:
 reflexes:
   - {{name: proximity_safeguard, sensor: lidar, below: 10, actuator: movement, command: stop}}
   - {{name: clear_to_move, sensor: lidar, above: 15, actuator: movement, command: move}}
-""")
+{self.extra}""")
         daemon = Daemon(cfg, pin_factory=self.factory)
         self._stop = daemon.request_stop
         asyncio.run(daemon.run())
@@ -456,6 +458,12 @@ def machine() -> str:
     )
 
 
+def keep_state_aside() -> None:
+    """The in-process daemons keep their E-stop latch and token here, not in
+    /var/lib/anse-hw or ~/.local/state/anse-hw."""
+    os.environ["STATE_DIRECTORY"] = tempfile.mkdtemp(prefix="anse-bench-state-")
+
+
 def write_markdown(report: Report, command: str, started: str, took: float) -> str:
     r = report.rows
     return f"""# Benchmarks
@@ -541,6 +549,7 @@ def main() -> None:
     parser.add_argument("--only", choices=("reflex", "fanout", "cost"), action="append")
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
     args = parser.parse_args()
+    keep_state_aside()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("anse_hw").setLevel(logging.ERROR)
     only = set(args.only or ("reflex", "fanout", "cost"))
