@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from anse_hw import config
-from tests.conftest import ROOT, fast_sim_config, free_port, write_config
+from tests.conftest import ROOT, daemon_env, fast_sim_config, free_port, write_config
 
 GOOD = """\
 sensors:
@@ -24,12 +26,15 @@ reflexes:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """`anse-hw` as a user runs it; a daemon it starts keeps its state in a
+    fresh directory, never in /var/lib/anse-hw."""
     return subprocess.run(
         [sys.executable, "-m", "anse_hw", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=30,
+        env=daemon_env(Path(tempfile.mkdtemp(prefix="anse-hw-cli-"))),
     )
 
 
