@@ -137,8 +137,9 @@ def main() -> None:
 
     from gpiozero.pins.mock import MockFactory, MockPWMPin
 
+    from drivers.kinds import SENSOR_KINDS
     from drivers.protocols import tfmini_frame
-    from drivers.sim import seed_pattern
+    from drivers.sim import sweep
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -150,7 +151,7 @@ def main() -> None:
     server = SeedStyleServer(args.port, os.ttyname(slave), motor)
 
     def sensor() -> None:
-        for cm in seed_pattern():
+        for cm in sweep(*SENSOR_KINDS["distance"].sweep):
             os.write(master, tfmini_frame(round(cm)))
             time.sleep(args.interval)
 
