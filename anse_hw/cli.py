@@ -13,8 +13,9 @@ import logging
 import logging.handlers
 import queue
 import sys
+from pathlib import Path
 
-from anse_hw import __version__, safestop
+from anse_hw import __version__, replay, safestop
 from anse_hw.config import Config, ConfigError, describe, find_config_file, load, sim_defaults
 from anse_hw.daemon import Daemon
 from drivers.base import DriverError
@@ -57,7 +58,46 @@ def parser() -> argparse.ArgumentParser:
         "uses what is still valid in the config and the record of the last run, so "
         "it works with a broken or deleted config too",
     )
+    p.add_argument(
+        "--record", metavar="DIR", help="record readings and events as MCAP files in DIR"
+    )
     p.add_argument("--version", action="version", version=f"anse-hw {__version__}")
+    return p
+
+
+def verbs() -> argparse.ArgumentParser:
+    """`anse-hw replay FILE` and `anse-hw recordings DIR`."""
+    p = argparse.ArgumentParser(prog="anse-hw")
+    sub = p.add_subparsers(dest="verb", required=True)
+    replay = sub.add_parser("replay", help="play a recording through the engine on fakes")
+    replay.add_argument("file", help="an .mcap file written by --record")
+    replay.add_argument("--speed", type=float, default=1.0, help="1 = as recorded, 10 = ten times")
+    replay.add_argument(
+        "--from",
+        dest="start",
+        type=float,
+        default=0.0,
+        metavar="T",
+        help="start T seconds into the recording",
+    )
+    replay.add_argument(
+        "--to",
+        dest="end",
+        type=float,
+        default=None,
+        metavar="T",
+        help="stop T seconds into the recording",
+    )
+    replay.add_argument("--config", help="replay with this config instead of the recorded one")
+    replay.add_argument(
+        "--verify",
+        action="store_true",
+        help="as fast as possible; exit 0 only if every decision matches",
+    )
+    replay.add_argument("--host")
+    replay.add_argument("--port", type=int)
+    listing = sub.add_parser("recordings", help="list the recordings in a directory")
+    listing.add_argument("dir")
     return p
 
 
@@ -108,12 +148,40 @@ def check_devices(config: Config) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("replay", "recordings"):
+        return run_verb(verbs().parse_args(argv))
     args = parser().parse_args(argv)
     if args.port is not None and not 1 <= args.port <= 65535:
         parser().error("--port must be from 1 to 65535")
     listener = setup_logging(args.debug)
     try:
         return run(args)
+    finally:
+        listener.stop()
+
+
+def run_verb(args: argparse.Namespace) -> int:
+    listener = setup_logging(False)
+    try:
+        if args.verb == "recordings":
+            return replay.list_recordings(args.dir)
+        if not Path(args.file).is_file():
+            raise ConfigError([f"{args.file}: no such recording"])
+        if args.verify:
+            return replay.verify(args.file, args.config, args.start, args.end)
+        if args.speed <= 0:
+            raise ConfigError(["--speed must be greater than 0"])
+        return replay.live(
+            args.file, args.config, args.start, args.end, args.speed, args.host, args.port
+        )
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("error: %s", problem)
+        return EXIT_USAGE
+    except DriverError as exc:
+        log.error("error: %s", exc)
+        return EXIT_FAILURE
     finally:
         listener.stop()
 
@@ -131,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
             print(describe(config))
             print("config OK")
             return EXIT_OK
-        return asyncio.run(Daemon(config, args.debug).run())
+        return asyncio.run(Daemon(config, args.debug, record=args.record).run())
     except ConfigError as exc:
         for problem in exc.problems:
             log.error("config error: %s", problem)

@@ -85,6 +85,13 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class RecordingConfig:
+    dir: str
+    max_mb: float = 100.0
+    keep: int = 10
+
+
+@dataclass(frozen=True)
 class SensorConfig:
     name: str
     driver: str
@@ -151,6 +158,9 @@ class Config:
     #: Where the daemon keeps what outlives a run (None: statefile.default_state_dir()).
     state_dir: str | None = None
     mqtt: MqttConfig | None = None
+    recording: RecordingConfig | None = None
+    #: The YAML it was read from (kept in recordings, so replay can rebuild it).
+    text: str = ""
 
     def watched_sensors(self) -> set[str]:
         """The guards: sensors whose silence puts an actuator in its safe state (S2)."""
@@ -319,7 +329,12 @@ MQTT_OPTIONS = (
     ),
     Option("tls", bool, False, "connect with TLS (system CA certificates)"),
 )
-TOP_LEVEL = ("server", "gpio", "sensors", "actuators", "reflexes", "state_dir", "mqtt")
+RECORDING_OPTIONS = (
+    Option("dir", str, help="where the MCAP files go"),
+    Option("max_mb", (int, float), 100.0, "start a new file beyond this size", positive),
+    Option("keep", int, 10, "how many files to keep (the oldest go)", positive),
+)
+TOP_LEVEL = ("server", "gpio", "sensors", "actuators", "reflexes", "state_dir", "mqtt", "recording")
 _TYPE_NAMES = {
     int: "an integer",
     float: "a number",
@@ -423,7 +438,9 @@ def parse(text: str, source: str = "<config>", sim: bool = False) -> Config:
         data, lines = yamlfile.load(text)
     except yamlfile.YamlProblem as exc:
         raise ConfigError([_located(source, exc)]) from None
-    return build(data if data is not None else {}, source, lines, sim)
+    return dataclasses.replace(
+        build(data if data is not None else {}, source, lines, sim), text=text
+    )
 
 
 def _located(source: str, problem: yamlfile.YamlProblem) -> str:
@@ -471,6 +488,11 @@ def build(
     reflexes = [r for _, r in reflexes_at]
     state_dir = _state_dir(check, data)
     mqtt = _mqtt(check, data)
+    recording = None
+    if "recording" in data:
+        values = check.mapping(data["recording"] or {}, ("recording",), RECORDING_OPTIONS)
+        if values and values["dir"]:
+            recording = RecordingConfig(**values)
     if check.problems:
         raise ConfigError(check.problems)
     if sim:
@@ -486,6 +508,7 @@ def build(
         tuple(reflexes),
         state_dir,
         mqtt,
+        recording,
     )
 
 
@@ -830,7 +853,10 @@ def load(path: str | os.PathLike[str], sim: bool = False) -> Config:
 
 
 def sim_defaults() -> Config:
-    return build(SIM_DEFAULTS, "built-in --sim defaults")
+    import yaml
+
+    text = yaml.safe_dump(SIM_DEFAULTS, sort_keys=False)
+    return dataclasses.replace(build(SIM_DEFAULTS, "built-in --sim defaults"), text=text)
 
 
 def find_config_file(explicit: str | None) -> str | None:

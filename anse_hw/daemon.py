@@ -23,6 +23,7 @@ from anse_hw.control import TOKEN_FILE, Gate, load_latch, load_token, save_latch
 from anse_hw.engine import Engine
 from anse_hw.metrics import Collector
 from anse_hw.mqtt import MqttBridge
+from anse_hw.recording import Recorder
 from anse_hw.sdnotify import Notifier
 from anse_hw.server import Hub
 from drivers.base import ActuatorDriver, DriverError, SensorDriver
@@ -90,12 +91,33 @@ def raise_fd_limit() -> None:
 
 
 class Daemon:
-    def __init__(self, config: Config, debug: bool = False, pin_factory: Any = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        debug: bool = False,
+        pin_factory: Any = None,
+        sensors: Callable[[Config, Any], dict[str, SensorDriver]] = build_sensors,
+        record: str | None = None,
+    ) -> None:
         """`pin_factory` overrides the one named in the config (the benchmarks
-        pass a MockFactory whose pins record when they change)."""
+        pass a MockFactory whose pins record when they change); `sensors`
+        builds the sensors (replay feeds recorded readings); `record` is
+        `--record DIR`."""
         self.config = config
         self.debug = debug
         self.pin_factory = pin_factory
+        self.build_sensors = sensors
+        rec = config.recording
+        self.recorder = (
+            Recorder(
+                Path(record or rec.dir),
+                config.text,
+                rec.max_mb if rec else 100.0,
+                rec.keep if rec else 10,
+            )
+            if record or rec
+            else None
+        )
         self.notifier = Notifier()
         self.exit_code = EXIT_OK
         self._stop: asyncio.Event | None = None
@@ -119,7 +141,7 @@ class Daemon:
         pin_factory = self.pin_factory or open_pin_factory(self.config)
         actuators = build_actuators(self.config, pin_factory)
         try:
-            sensors = build_sensors(self.config, pin_factory)
+            sensors = self.build_sensors(self.config, pin_factory)
         except Exception:
             close_all(actuators.values())
             raise
@@ -132,6 +154,8 @@ class Daemon:
         )
         hub = Hub(self.config.server, self._snapshot, self._health, self.debug, api, metrics)
         sinks = [hub.publish] + ([bridge.offer] if bridge else [])
+        if self.recorder:
+            sinks.append(self.recorder.offer)
         self.engine = Engine(
             self.config,
             sensors,
@@ -142,6 +166,10 @@ class Daemon:
             latched=self._latched,
             heartbeat=self.config.server.heartbeat,
         )
+        if self.recorder:
+            self.engine.record_reading = self.recorder.reading
+            self.engine.record_fault = self.recorder.fault
+            self.recorder.start()
         for name, device in (*sensors.items(), *actuators.items()):
             log.info("✓ %s: %s", name, device.describe())
         try:
@@ -176,6 +204,8 @@ class Daemon:
             await self._loop.run_in_executor(None, self.engine.close)
             if bridge:
                 await bridge.close(mqtt)
+            if self.recorder:
+                await self._loop.run_in_executor(None, self.recorder.close)
             await hub.flush(timeout=1.0)
             server.close()
             await server.wait_closed()

@@ -96,11 +96,14 @@ class Engine:
         #: What last put an actuator in its safe state, for the dashboard.
         self.last_stop: dict[str, Any] | None = None
         self.stats = EngineStats()
+        #: Optional: every raw reading and fault, for the recorder (appends only).
+        self.record_reading: Callable[[str, Sample, float], None] | None = None
+        self.record_fault: Callable[[str, str, bool], None] | None = None
         self._made_safe = False  # set by the actuator phase, for the stop latency
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self) -> None:
+    def prepare(self) -> None:
         """S1: every actuator is in its safe state before the first reading can arrive."""
         with self._lock:
             for name, actuator in self.actuators.items():
@@ -109,6 +112,9 @@ class Engine:
             now = self.clock()
             for state in self.world.sensors.values():
                 state.since = now
+
+    def start(self) -> None:
+        self.prepare()
         for name, sensor in self.sensors.items():
             sensor.start(
                 lambda sample, n=name: self.on_sample(n, sample),
@@ -160,6 +166,8 @@ class Engine:
         if self._closing.is_set():
             return
         received = self.clock()
+        if self.record_reading is not None:
+            self.record_reading(name, sample, received)
         batch: list[dict[str, Any]] = []
         with self._lock:
             state = self.world.sensors[name]
@@ -277,6 +285,8 @@ class Engine:
 
     def on_fault(self, name: str, text: str, active: bool) -> None:
         """A driver lost (active) or regained its device."""
+        if self.record_fault is not None:
+            self.record_fault(name, text, active)
         batch: list[dict[str, Any]] = []
         with self._lock:
             state = self.world.sensors[name]
@@ -301,22 +311,26 @@ class Engine:
         their safe state."""
         try:
             while not self._closing.wait(self.tick):
-                batch: list[dict[str, Any]] = []
-                with self._lock:
-                    now = self.clock()
-                    for name, state in self.world.sensors.items():
-                        if state.stale or state.fault or state.age(now) <= state.max_age:
-                            continue
-                        state.stale = True
-                        condition = f"no valid reading from {name} for {state.max_age * 1000:g}ms"
-                        self._fault(name, TIMEOUT_REFLEX, condition, True, batch)
-                        log.warning("%s", condition)
-                    self._expire_holds(now, batch)
-                    if batch:
-                        self.publish(batch)
-                    self.heartbeat = now
+                self.check_silence()
         except Exception as exc:
             self.on_crash(exc)
+
+    def check_silence(self) -> None:
+        """One monitor tick (replay calls it on its own clock)."""
+        batch: list[dict[str, Any]] = []
+        with self._lock:
+            now = self.clock()
+            for name, state in self.world.sensors.items():
+                if state.stale or state.fault or state.age(now) <= state.max_age:
+                    continue
+                state.stale = True
+                condition = f"no valid reading from {name} for {state.max_age * 1000:g}ms"
+                self._fault(name, TIMEOUT_REFLEX, condition, True, batch)
+                log.warning("%s", condition)
+            self._expire_holds(now, batch)
+            if batch:
+                self.publish(batch)
+            self.heartbeat = now
 
     # -- the operator (SPEC §13) ---------------------------------------------
 

@@ -74,6 +74,7 @@ class MqttBridge:
         self.dropped = 0
         self._last_problem = ""
         self._stopping = False
+        self._live: aiomqtt.Client | None = None
 
     # -- fed by the daemon (event loop thread) ----------------------------------
 
@@ -163,6 +164,7 @@ class MqttBridge:
             log.log(logging.INFO if text.startswith("MQTT: connected") else level, "%s", text)
 
     async def _session(self, client: aiomqtt.Client) -> None:
+        self._live = client
         await client.publish(f"{self.base}/status", "online", qos=1, retain=True)
         await client.subscribe(f"{self.base}/command/estop", qos=1)
         await client.subscribe(f"{self.base}/command/reset", qos=1)
@@ -328,18 +330,16 @@ class MqttBridge:
         }
 
     async def close(self, task: asyncio.Task | None) -> None:
-        """A clean stop says offline itself (the will is for when it cannot)."""
+        """A clean stop says offline itself, on the live connection (the will is
+        for when it cannot); neither step may hold up the shutdown."""
         self._stopping = True
-        was_connected = self.connected
+        live = self._live
+        if live is not None and self.connected:
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                async with asyncio.timeout(2):
+                    await live.publish(f"{self.base}/status", "offline", qos=1, retain=True)
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if not was_connected:
-            return
-        try:
-            async with asyncio.timeout(2):
-                async with self._client() as client:
-                    await client.publish(f"{self.base}/status", "offline", qos=1, retain=True)
-        except (aiomqtt.MqttError, TimeoutError):
-            pass
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError, TimeoutError):
+                async with asyncio.timeout(2):
+                    await task

@@ -75,7 +75,12 @@ class SimSensor(SensorDriver):
             "profile: script, in the kind's unit; true/false for binary; null = no reading",
             _script_values,
         ),
-        Option("trace", str, None, "file with one reading per line, for profile: trace"),
+        Option(
+            "trace",
+            str,
+            None,
+            "profile: trace — one reading per line, or an anse-hw .mcap recording",
+        ),
         Option("repeat", bool, True, "script/trace: start again at the end (else go silent)"),
         Option(
             "noise",
@@ -130,7 +135,9 @@ class SimSensor(SensorDriver):
         if profile == "script":
             values = [None if v is None else float(v) for v in options["values"]]
             return _replay(values, options["repeat"])
-        return _replay(_read_trace(Path(options["trace"])), options["repeat"])
+        path = Path(options["trace"])
+        values = _recorded(path, self.name) if path.suffix == ".mcap" else _read_trace(path)
+        return _replay(values, options["repeat"])
 
     def describe(self) -> str:
         return f"simulated {self.kind.name} ({self.options['profile']})"
@@ -174,6 +181,21 @@ def _replay(values: list[float | None], repeat: bool) -> Iterator[float | None]:
         yield from values
         if not repeat:
             return
+
+
+def _recorded(path: Path, name: str) -> list[float | None]:
+    """The readings of sensor `name` (or of the only sensor) in an anse-hw recording."""
+    from anse_hw.recording import read  # the recording format belongs to the daemon
+
+    try:
+        readings = [r for r in read(path).readings if r.get("fault") is None]
+    except OSError as exc:
+        raise DriverError(f"cannot read recording {path}: {exc.strerror}") from exc
+    names = sorted({r["sensor"] for r in readings})
+    chosen = name if name in names else (names[0] if len(names) == 1 else None)
+    if chosen is None:
+        raise DriverError(f"{path} has no sensor {name!r} (it has: {', '.join(names) or 'none'})")
+    return [r["value"] for r in readings if r["sensor"] == chosen]
 
 
 def _read_trace(path: Path) -> list[float | None]:

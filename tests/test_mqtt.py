@@ -293,3 +293,13 @@ def test_a_stalled_broker_delays_nothing_and_the_queue_stays_bounded(broker, sta
     finally:
         broker.proc.send_signal(signal.SIGCONT)
     assert "Traceback" not in daemon.log()
+
+
+def test_a_clean_stop_says_offline_and_exits_at_once(broker, subscribers, start_daemon):
+    port = free_port()
+    daemon = start_daemon(fast_sim_config(port) + broker.config("robot3"), port)
+    seen = subscribers(broker, "operator", "anse/robot3/status")
+    wait_for(lambda: seen.on("anse/robot3/status")[-1:] == [b"online"], what="online")
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.proc.wait(timeout=5) == 0, "the bridge must not hold up the shutdown"
+    wait_for(lambda: seen.on("anse/robot3/status")[-1:] == [b"offline"], what="offline")
