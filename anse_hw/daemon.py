@@ -18,7 +18,7 @@ from typing import Any
 
 from anse_hw import __version__, realtime, safestop
 from anse_hw.api import ControlApi
-from anse_hw.config import Config
+from anse_hw.config import Config, describe
 from anse_hw.control import TOKEN_FILE, Gate, load_latch, load_token, save_latch
 from anse_hw.engine import Engine
 from anse_hw.metrics import Collector
@@ -114,6 +114,7 @@ class Daemon:
                 config.text,
                 rec.max_mb if rec else 100.0,
                 rec.keep if rec else 10,
+                describe(config),
             )
             if record or rec
             else None

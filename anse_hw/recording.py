@@ -66,9 +66,12 @@ QUEUE = 20_000
 
 
 class Recorder:
-    def __init__(self, directory: Path, config_yaml: str, max_mb: float, keep: int) -> None:
+    def __init__(
+        self, directory: Path, config_yaml: str, max_mb: float, keep: int, resolved: str = ""
+    ) -> None:
         self.dir = directory
         self.config_yaml = config_yaml
+        self.resolved = resolved
         self.max_bytes = int(max_mb * 1024 * 1024)
         self.keep = keep
         self.started = time.monotonic()
@@ -112,16 +115,21 @@ class Recorder:
 
     def _drop_telemetry(self) -> None:
         """The disk is slower than the robot: drop the oldest telemetry (a sensor
-        or worldmodel event), never a reading, a reflex or an actuator event."""
-        for i, (kind, item, _) in enumerate(self._queue):
-            if kind == "event" and item["type"] in (events.SENSOR, events.WORLDMODEL):
-                del self._queue[i]
-                self.dropped += 1
-                if self.dropped in (1, 100) or self.dropped % 10_000 == 0:
-                    log.warning(
-                        "recording: %d telemetry events dropped (disk too slow)", self.dropped
-                    )
-                return
+        or worldmodel event) and keep readings, reflex and actuator events.  Only
+        when nothing else is left (a disk that stopped) does the oldest item go,
+        so the queue stays bounded whatever happens."""
+        index = next(
+            (
+                i
+                for i, (kind, item, _) in enumerate(self._queue)
+                if kind == "event" and item["type"] in (events.SENSOR, events.WORLDMODEL)
+            ),
+            0,
+        )
+        del self._queue[index]
+        self.dropped += 1
+        if self.dropped in (1, 100) or self.dropped % 10_000 == 0:
+            log.warning("recording: %d telemetry events dropped (disk too slow)", self.dropped)
 
     # -- the writer thread --------------------------------------------------------
 
@@ -143,7 +151,12 @@ class Recorder:
             writer = Writer(handle, use_chunking=False)
             writer.start(profile="", library=f"anse-hw {__version__}")
             writer.add_metadata(
-                "anse-hw", {"config_yaml": self.config_yaml, "version": __version__}
+                "anse-hw",
+                {
+                    "config_yaml": self.config_yaml,
+                    "config_resolved": self.resolved,
+                    "version": __version__,
+                },
             )
             channels = _Channels(writer)
             log.info("recording to %s", path)

@@ -13,6 +13,7 @@ are left out of the comparison.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -38,6 +39,8 @@ def load(path: str, config_path: str | None, start: float, end: float | None):
         cfg = configuration.load(config_path, sim=True)
     else:
         cfg = configuration.parse(rec.config_yaml, f"{path} (recorded config)", sim=True)
+    # Replay is a robot of its own: never the recorded robot's broker or recorder.
+    cfg = dataclasses.replace(cfg, mqtt=None, recording=None)
     t0 = rec.readings[0]["arrived"]
     window = [
         r
@@ -120,8 +123,6 @@ def live(
     _, cfg, readings = load(path, config_path, start, end)
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     if overrides:
-        import dataclasses
-
         cfg = dataclasses.replace(cfg, server=dataclasses.replace(cfg.server, **overrides))
     source = ReplaySource(readings, speed, [s.name for s in cfg.sensors])
     daemon = Daemon(cfg, sensors=lambda c, factory: source.sensors(c))

@@ -176,9 +176,11 @@ def test_every_message_validates_against_its_json_schema(start_daemon, watch, tm
             assert schema.encoding == "jsonschema" and channel.message_encoding == "json"
             jsonschema.validate(json.loads(message.data), json.loads(schema.data))
             topics.add(channel.topic)
-        names = {m.name for m in reader.iter_metadata()}
+        metadata = {m.name: m.metadata for m in reader.iter_metadata()}
     assert topics == {"/events", "/readings/distance_sensor"}
-    assert {"anse-hw", "anse-hw-end"} <= names
+    assert {"anse-hw", "anse-hw-end"} <= set(metadata)
+    assert "distance_sensor" in metadata["anse-hw"]["config_yaml"]
+    assert "proximity_safeguard" in metadata["anse-hw"]["config_resolved"]
 
 
 def test_a_full_or_read_only_disk_is_one_line_and_the_robot_runs_on(tmp_path, start_daemon, watch):
