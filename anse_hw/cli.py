@@ -13,6 +13,7 @@ import logging
 import logging.handlers
 import queue
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from anse_hw import __version__, replay, safestop
@@ -161,51 +162,58 @@ def main(argv: list[str] | None = None) -> int:
         listener.stop()
 
 
-def run_verb(args: argparse.Namespace) -> int:
-    listener = setup_logging(False)
+def user_errors(work: Callable[[], int], what: str = "config error") -> int:
+    """Errors a user can fix become one line each and exit 2 (config) or 1
+    (a device or port), never a traceback."""
     try:
-        if args.verb == "recordings":
-            return replay.list_recordings(args.dir)
-        if not Path(args.file).is_file():
-            raise ConfigError([f"{args.file}: no such recording"])
-        if args.verify:
-            return replay.verify(args.file, args.config, args.start, args.end)
-        if args.speed <= 0:
-            raise ConfigError(["--speed must be greater than 0"])
-        return replay.live(
-            args.file, args.config, args.start, args.end, args.speed, args.host, args.port
-        )
+        return work()
     except ConfigError as exc:
         for problem in exc.problems:
-            log.error("error: %s", problem)
-        return EXIT_USAGE
-    except DriverError as exc:
-        log.error("error: %s", exc)
-        return EXIT_FAILURE
-    finally:
-        listener.stop()
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.safe_stop:
-        # Never through resolve_config: a broken or missing file must not stop it.
-        return safestop.run(find_config_file(args.config))
-    try:
-        config = resolve_config(args)
-        if args.check:
-            problems = check_devices(config)
-            if problems:
-                raise ConfigError(problems)
-            print(describe(config))
-            print("config OK")
-            return EXIT_OK
-        return asyncio.run(Daemon(config, args.debug, record=args.record).run())
-    except ConfigError as exc:
-        for problem in exc.problems:
-            log.error("config error: %s", problem)
+            log.error("%s: %s", what, problem)
         return EXIT_USAGE
     except DriverError as exc:
         log.error("error: %s", exc)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_OK
+
+
+def run_verb(args: argparse.Namespace) -> int:
+    listener = setup_logging(False)
+    try:
+        return user_errors(lambda: replay_or_list(args), "error")
+    finally:
+        listener.stop()
+
+
+def replay_or_list(args: argparse.Namespace) -> int:
+    if args.verb == "recordings":
+        return replay.list_recordings(args.dir)
+    if not Path(args.file).is_file():
+        raise ConfigError([f"{args.file}: no such recording"])
+    if args.verify:
+        return replay.verify(args.file, args.config, args.start, args.end)
+    if args.speed <= 0:
+        raise ConfigError(["--speed must be greater than 0"])
+    return replay.live(
+        args.file, args.config, args.start, args.end, args.speed, args.host, args.port
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.safe_stop:
+        # Never through resolve_config: a broken or missing file must not stop it.
+        return safestop.run(find_config_file(args.config))
+    return user_errors(lambda: start(args))
+
+
+def start(args: argparse.Namespace) -> int:
+    config = resolve_config(args)
+    if args.check:
+        problems = check_devices(config)
+        if problems:
+            raise ConfigError(problems)
+        print(describe(config))
+        print("config OK")
+        return EXIT_OK
+    return asyncio.run(Daemon(config, args.debug, record=args.record).run())

@@ -138,6 +138,29 @@ reflexes:
 """
 
 
+#: A robot of every kind on fakes: a distance, a bumper, a temperature that
+#: crosses the fan's thresholds, a humidity, a motor and a fan.
+KINDS = """
+server: {{host: 127.0.0.1, port: {port}}}
+sensors:
+  - {{name: front, driver: sim, interval: 0.1}}
+  - {{name: bumper, type: binary, driver: sim, interval: 0.1,
+      profile: script, values: [false, false, true, true, false, false]}}
+  - {{name: driver_temp, type: temperature, driver: sim, interval: 0.1,
+      profile: script, values: [38, 42, 47, 52, 44, 39, 36]}}
+  - {{name: air, type: humidity, driver: sim, interval: 0.2}}
+actuators:
+  - {{name: movement, driver: sim}}
+  - {{name: fan, type: output, driver: sim}}
+reflexes:
+  - {{name: proximity_safeguard, sensor: front, below: 10, actuator: movement, command: stop}}
+  - {{name: clear_to_move, sensor: front, above: 15, actuator: movement, command: move}}
+  - {{name: bumped, sensor: bumper, active: true, actuator: movement, command: stop}}
+  - {{name: fan_on, sensor: driver_temp, above: 45, actuator: fan, command: on}}
+  - {{name: fan_off, sensor: driver_temp, below: 40, actuator: fan, command: off}}
+"""
+
+
 def hardware_config(
     port: int, device: str, pins: Path, max_age: float = 0.5, sensor_extra: str = ""
 ) -> str:

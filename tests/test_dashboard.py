@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, fast_sim_config, free_port, http_get, wait_for
+from tests.conftest import KINDS, ROOT, fast_sim_config, free_port, http_get, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -202,27 +202,6 @@ def test_phone_sized_screen_keeps_the_motor_state_readable(start_daemon, browser
     estop = page.locator("#estop-button").bounding_box()
     assert estop["y"] >= 0 and estop["y"] + estop["height"] <= 844 and estop["height"] >= 44
     context.close()
-
-
-KINDS = """
-server: {{host: 127.0.0.1, port: {port}}}
-sensors:
-  - {{name: front, driver: sim, interval: 0.1}}
-  - {{name: bumper, type: binary, driver: sim, interval: 0.1,
-      profile: script, values: [false, false, true, true, false, false]}}
-  - {{name: driver_temp, type: temperature, driver: sim, interval: 0.1,
-      profile: script, values: [38, 42, 47, 52, 44, 39, 36]}}
-  - {{name: air, type: humidity, driver: sim, interval: 0.2}}
-actuators:
-  - {{name: movement, driver: sim}}
-  - {{name: fan, type: output, driver: sim}}
-reflexes:
-  - {{name: proximity_safeguard, sensor: front, below: 10, actuator: movement, command: stop}}
-  - {{name: clear_to_move, sensor: front, above: 15, actuator: movement, command: move}}
-  - {{name: bumped, sensor: bumper, active: true, actuator: movement, command: stop}}
-  - {{name: fan_on, sensor: driver_temp, above: 45, actuator: fan, command: on}}
-  - {{name: fan_off, sensor: driver_temp, below: 40, actuator: fan, command: off}}
-"""
 
 
 def test_each_kind_is_drawn_in_its_own_unit(start_daemon, page, tmp_path):

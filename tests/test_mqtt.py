@@ -10,7 +10,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from drivers.protocols import tfmini_frame
 from tests.broker import Mosquitto, Subscriber
-from tests.conftest import fast_sim_config, free_port, hardware_config, http_get, pin, wait_for
+from tests.conftest import (
+    KINDS,
+    fast_sim_config,
+    free_port,
+    hardware_config,
+    http_get,
+    pin,
+    wait_for,
+)
 from tests.serialdev import PtyDevice
 
 
@@ -36,23 +44,6 @@ def subscribers():
         subscriber.close()
 
 
-KINDS = """
-server: {{host: 127.0.0.1, port: {port}}}
-sensors:
-  - {{name: front, driver: sim, interval: 0.1}}
-  - {{name: bumper, type: binary, driver: sim, interval: 0.1}}
-  - {{name: cpu_temp, type: temperature, driver: sim, interval: 0.1}}
-actuators:
-  - {{name: movement, driver: sim}}
-  - {{name: fan, type: output, driver: sim}}
-reflexes:
-  - {{name: proximity_safeguard, sensor: front, below: 10, actuator: movement, command: stop}}
-  - {{name: clear_to_move, sensor: front, above: 15, actuator: movement, command: move}}
-  - {{name: fan_on, sensor: cpu_temp, above: 45, actuator: fan, command: on}}
-  - {{name: fan_off, sensor: cpu_temp, below: 40, actuator: fan, command: off}}
-"""
-
-
 def test_discovery_and_retained_state_as_a_subscriber_sees_them(broker, subscribers, start_daemon):
     port = free_port()
     daemon = start_daemon(KINDS.format(port=port) + broker.config("robot1"), port)
@@ -65,15 +56,15 @@ def test_discovery_and_retained_state_as_a_subscriber_sees_them(broker, subscrib
     assert config["dev"]["ids"] == "anse_robot1" and config["avty_t"] == "anse/robot1/status"
     assert parts["robot1_front"]["device_class"] == "distance"
     assert parts["robot1_front"]["unit_of_measurement"] == "cm"
-    assert parts["robot1_cpu_temp"]["device_class"] == "temperature"
-    assert parts["robot1_cpu_temp"]["unit_of_measurement"] == "°C"
+    assert parts["robot1_driver_temp"]["device_class"] == "temperature"
+    assert parts["robot1_driver_temp"]["unit_of_measurement"] == "°C"
     assert parts["robot1_bumper"]["p"] == "binary_sensor"
     assert parts["robot1_fan"]["state_topic"] == "anse/robot1/actuator/fan"
     assert parts["robot1_estop"]["p"] == "button"
     assert parts["robot1_estop"]["command_topic"] == "anse/robot1/command/estop"
     assert parts["robot1_reset"]["command_topic"] == "anse/robot1/command/reset"
     assert wait_for(lambda: seen.on("anse/robot1/status"))[0] == b"online"
-    temp = json.loads(wait_for(lambda: seen.on("anse/robot1/sensor/cpu_temp"))[-1])
+    temp = json.loads(wait_for(lambda: seen.on("anse/robot1/sensor/driver_temp"))[-1])
     assert temp["unit"] == "°C" and isinstance(temp["value"], float)
     fan = json.loads(wait_for(lambda: seen.on("anse/robot1/actuator/fan"))[-1])
     assert fan["state"] in ("ON", "OFF") and fan["type"] == "output"
