@@ -103,6 +103,8 @@ def test_dashboard_served_by_the_daemon_shows_the_live_loop(start_daemon, page, 
 
     page.wait_for_function(f'document.querySelectorAll("{history}").length >= 5')
     shot = tmp_path / "dashboard.png"
+    # A full-page capture scrolls, which splits a sticky bar: pin it for the picture.
+    page.add_style_tag(content=".topbar { position: static; }")
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 20_000
     if os.environ.get("ANSE_HW_UPDATE_SCREENSHOT"):
