@@ -144,7 +144,12 @@ class Gate:
         if origin is None:
             return True
         origin = origin.rstrip("/").lower()
-        return origin in self.allowed_origins or urlsplit(origin).netloc == (host or "").lower()
+        if origin in self.allowed_origins:
+            return True
+        try:
+            return urlsplit(origin).netloc == (host or "").lower()
+        except ValueError:  # not even a URL ("http://[")
+            return False
 
     def check(
         self,

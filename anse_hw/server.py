@@ -23,7 +23,7 @@ from collections.abc import Callable, Hashable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -240,7 +240,7 @@ class Hub:
     # -- plain HTTP on the same port ----------------------------------------
 
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
-        path = urlsplit(request.path).path
+        path = request_path(request.path)
         if path.startswith("/api/"):
             if self.api is None:
                 return _response(HTTPStatus.NOT_FOUND, b"operator control is off\n", "text/plain")
@@ -323,13 +323,19 @@ def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
     return Response(status.value, status.phrase, headers, body)
 
 
+def request_path(target: str) -> str:
+    """The path of an origin-form request target.  Not urlsplit: it reads
+    `//host/x` as a network location and raises on `//[`."""
+    return target.partition("?")[0].partition("#")[0]
+
+
 #: Telemetry rates a client may ask for with ?max_hz=N.
 MAX_HZ_RANGE = (0.1, 1000.0)
 
 
 def stream_options(path: str) -> float | None:
     """The stream's one query parameter, `max_hz`; ValueError says what is wrong."""
-    query = parse_qs(urlsplit(path).query, keep_blank_values=True)
+    query = parse_qs(path.partition("?")[2], keep_blank_values=True)
     unknown = sorted(set(query) - {"max_hz"})
     if unknown:
         raise ValueError(f"unknown query parameter {unknown[0][:40]!r}; the stream takes max_hz")

@@ -190,6 +190,7 @@ def test_no_credentials_wrong_token_or_foreign_origin_command_nothing(robot):
             403,
             "refused",
         ),
+        ("/api/estop", r.token, {"Origin": "http://["}, 403, "refused"),  # not even a URL
     ]
     for path, token, headers, status, says in attempts:
         got, body = r.post(path, token=token, body={"command": "move"}, headers=headers)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import fast_sim_config, free_port
@@ -92,6 +92,8 @@ targets = st.lists(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(targets, st.booleans())
+@example(b"//[", False)  # urlsplit raised on these (found by this test in CI)
+@example(b"//", True)
 def test_no_request_target_gets_a_500(daemon, target, upgrade):
     status, _ = raw_request(daemon.port, target, upgrade)
     assert status != 500 and status < 600, target
