@@ -119,7 +119,7 @@ class ControlApi:
             data = json.loads(message)
             if not isinstance(data, dict):
                 raise ValueError
-        except ValueError:
+        except (ValueError, RecursionError):  # 4 KiB of '[' is nesting, not a command
             return {"ok": False, "status": 400, "error": "send a JSON object"}
         action = data.get("action")
         try:
@@ -144,7 +144,7 @@ def _session(request: Request) -> str | None:
 def _command(body: bytes) -> str | None:
     try:
         data = json.loads(body or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):
         raise Refused(400, 'the body must be JSON: {"command": "stop"}') from None
     command = data.get("command") if isinstance(data, dict) else None
     if not isinstance(command, str):

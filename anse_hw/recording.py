@@ -275,7 +275,7 @@ def read(path: Path) -> Recording:
                         recording.readings.append(data)
                 elif isinstance(record, Schema):
                     continue
-        except (McapError, EOFError, ValueError) as exc:
+        except (McapError, EOFError, ValueError, RecursionError) as exc:
             recording.complete = False
             log.warning("%s ends early (%s): read what is there", path, type(exc).__name__)
     return recording

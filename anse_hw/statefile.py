@@ -77,5 +77,5 @@ def read_json(path: Path) -> Any:
         raise StateFileError(f"{path} is too large to be a state file")
     try:
         return json.loads(data)
-    except ValueError as exc:
-        raise StateFileError(f"{path} is corrupt ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        raise StateFileError(f"{path} is corrupt ({type(exc).__name__})") from None

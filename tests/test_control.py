@@ -242,3 +242,29 @@ def test_an_oversized_body_is_refused_without_a_traceback(robot):
     assert answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer
     assert health(r.port)["estop_latched"] is False
     assert r.daemon.proc.poll() is None and "Traceback" not in r.daemon.log()
+
+
+def test_nesting_bombs_are_400s_and_a_corrupt_latch_starts_latched(robot, tmp_path):
+    import socket
+
+    r = robot(resume=False)
+    status, _ = r.post(
+        "/api/actuators/movement", body=None, headers={"Content-Type": "application/json"}
+    )
+    assert status == 400
+    with socket.create_connection(("127.0.0.1", r.port), timeout=5) as sock:
+        bomb = b"[" * 4000
+        sock.sendall(
+            b"POST /api/actuators/movement HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + r.token.encode()
+            + b"\r\nContent-Length: "
+            + str(len(bomb)).encode()
+            + b"\r\n\r\n"
+            + bomb
+        )
+        assert sock.recv(100).startswith(b"HTTP/1.1 400")
+    assert r.daemon.signal(signal.SIGTERM) == 0
+    (tmp_path / "state" / "estop.json").write_text("[" * 5000)
+    r.start()
+    assert r.stream.events[0]["data"]["estop_latched"] is True
+    assert "E-stop state unknown" in r.daemon.log() and "Traceback" not in r.daemon.log()
