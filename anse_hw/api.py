@@ -75,7 +75,9 @@ class ControlApi:
             request.headers.get("Host"),
         )
         if not verdict.allowed:
-            log.warning("refused %s %s from %s: %s", request.method, path, peer, verdict.reason)
+            log.warning(
+                "refused %s %s from %s: %s", request.method, path[:80], peer, verdict.reason
+            )
             await asyncio.sleep(verdict.delay)
             return reply(verdict.status, {"error": verdict.reason})
         source = f"api ({peer})"
