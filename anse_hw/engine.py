@@ -77,7 +77,6 @@ class Engine:
         self.debug = debug
         self.kinds = {s.name: s.kind for s in config.sensors}
         self.config_actuators = {a.name: a for a in config.actuators}
-        self.actuator_types = {a.name: a.type for a in config.actuators}
         self.reflexes: dict[str, list[ReflexConfig]] = {name: [] for name in sensors}
         for reflex in config.reflexes:
             self.reflexes[reflex.sensor].append(reflex)
@@ -174,7 +173,6 @@ class Engine:
             value = sample.value
             if not sample.valid or not state.kind.plausible(value):
                 state.invalid += 1  # S3: never a value, never fresh
-                self.stats.invalid[name] += 1
                 return
             self._made_safe = False
             taken = received if sample.taken is None else min(sample.taken, received)
@@ -182,7 +180,6 @@ class Engine:
                 # It sat in a buffer or waited out a stall of the control path:
                 # old input may still stop an actuator, never move one.
                 state.invalid += 1
-                self.stats.invalid[name] += 1
                 self._old_reading(name, value, batch)
             else:
                 self.stats.readings[name] += 1
@@ -261,7 +258,7 @@ class Engine:
         self._emit(
             batch,
             events.ACTUATOR,
-            events.actuator_data(name, actuator.state, self.actuator_types[name]),
+            events.actuator_data(name, actuator.state, self.config_actuators[name].type),
         )
 
     def _emit(self, batch: list, event_type: str, data: dict[str, Any]) -> None:

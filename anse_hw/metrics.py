@@ -31,7 +31,6 @@ class EngineStats:
     """Counted by the engine under its own lock; read at scrape time."""
 
     readings: Counter = field(default_factory=Counter)  # valid readings per sensor
-    invalid: Counter = field(default_factory=Counter)  # rejected readings per sensor (S3)
     firings: Counter = field(default_factory=Counter)  # per reflex name
     changes: Counter = field(default_factory=Counter)  # per (actuator, state)
     stop_buckets: list[int] = field(default_factory=lambda: [0] * (len(STOP_BUCKETS) + 1))
@@ -44,7 +43,6 @@ class EngineStats:
     def copy(self) -> EngineStats:
         return EngineStats(
             Counter(self.readings),
-            Counter(self.invalid),
             Counter(self.firings),
             Counter(self.changes),
             list(self.stop_buckets),
@@ -67,7 +65,10 @@ class Collector:
     def collect(self) -> Iterator[Metric]:
         s = self._stats()
         yield _counter("anse_readings", "Valid readings per sensor", "sensor", s.readings)
-        yield _counter("anse_invalid_readings", "Rejected readings per sensor", "sensor", s.invalid)
+        health = self._health()
+        # Rejected readings (S3) are counted once, by the world model.
+        invalid = Counter({n: v["invalid_readings"] for n, v in health["sensors"].items()})
+        yield _counter("anse_invalid_readings", "Rejected readings per sensor", "sensor", invalid)
         yield _counter("anse_reflex_firings", "Reflex firings", "reflex", s.firings)
         changes = CounterMetricFamily(
             "anse_actuator_changes", "Actuator state changes", labels=["actuator", "state"]
@@ -85,7 +86,6 @@ class Collector:
             buckets=cumulative,
             sum_value=s.stop_sum,
         )
-        health = self._health()
         yield GaugeMetricFamily(
             "anse_stale_sensors", "Guarding sensors stale or lost", len(health["stale_watched"])
         )
