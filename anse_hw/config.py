@@ -323,6 +323,7 @@ MQTT_OPTIONS = (
         "homeassistant",
         "Home Assistant discovery prefix; null turns discovery off",
         _topic_part,
+        null_is_off=True,
     ),
     Option(
         "queue", int, 1000, "events waiting for the broker before telemetry is dropped", positive
@@ -404,6 +405,9 @@ class _Checker:
             if key not in known:
                 self.problem((*path, key), _unknown(key, known))
         for key, option in known.items():
+            if key in value and value[key] is None and option.null_is_off:
+                result[key] = None
+                continue
             if key not in value or value[key] is None:
                 if option.default is REQUIRED:
                     self.problem(path, f"missing required key '{key}' ({option.help})")
@@ -515,9 +519,6 @@ def build(
 def _mqtt(check: _Checker, data: dict) -> MqttConfig | None:
     if "mqtt" not in data:
         return None
-    explicit_null_discovery = isinstance(data["mqtt"], dict) and (
-        "discovery_prefix" in data["mqtt"] and data["mqtt"]["discovery_prefix"] is None
-    )
     values = check.mapping(data["mqtt"] or {}, ("mqtt",), MQTT_OPTIONS)
     if values is None:
         return None
@@ -530,8 +531,6 @@ def _mqtt(check: _Checker, data: dict) -> MqttConfig | None:
             check.problem(("mqtt", "password_file"), f"cannot read it ({exc.strerror})")
     if (values["password"] or values["password_file"]) and not values["username"]:
         check.problem(("mqtt", "username"), "required with a password")
-    if explicit_null_discovery:
-        values["discovery_prefix"] = None
     values["robot_id"] = values["robot_id"] or _hostname()
     return MqttConfig(**values)
 

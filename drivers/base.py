@@ -47,7 +47,9 @@ class Option:
     """One driver-specific YAML key: its type, default and how to check it.
 
     `check` returns a sentence saying what is wrong, or None.  `pin` marks a
-    BCM GPIO number so the config can catch a pin used twice.
+    BCM GPIO number so the config can catch a pin used twice.  An explicit
+    `null` means "the default", unless `null_is_off`: then it means None
+    (`discovery_prefix: null` turns discovery off).
     """
 
     key: str
@@ -56,6 +58,7 @@ class Option:
     help: str = ""
     check: Callable[[Any], str | None] | None = None
     pin: bool = False
+    null_is_off: bool = False
 
 
 def positive(value: float) -> str | None:

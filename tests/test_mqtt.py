@@ -294,3 +294,12 @@ def test_a_clean_stop_says_offline_and_exits_at_once(broker, subscribers, start_
     daemon.proc.send_signal(signal.SIGTERM)
     assert daemon.proc.wait(timeout=5) == 0, "the bridge must not hold up the shutdown"
     wait_for(lambda: seen.on("anse/robot3/status")[-1:] == [b"offline"], what="offline")
+
+
+def test_discovery_is_on_by_default_and_null_turns_it_off():
+    from anse_hw import config
+
+    base = "sensors: [{name: a, driver: sim}]\n"
+    assert config.parse(base + "mqtt: {}").mqtt.discovery_prefix == "homeassistant"
+    assert config.parse(base + "mqtt: {discovery_prefix: null}").mqtt.discovery_prefix is None
+    assert config.parse(base + "mqtt: {port: null}").mqtt.port == 1883, "null is the default"
