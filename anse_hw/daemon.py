@@ -5,6 +5,7 @@ and make sure every way out leaves the motors stopped (SPEC §7 S5).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import resource
@@ -16,9 +17,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from anse_hw import __version__, realtime, safestop
+from anse_hw import __version__, realtime, safestop, statefile
 from anse_hw.api import ControlApi
-from anse_hw.config import Config, describe
+from anse_hw.config import Config, RecordingConfig, describe
 from anse_hw.control import TOKEN_FILE, Gate, load_latch, load_token, save_latch
 from anse_hw.engine import Engine
 from anse_hw.metrics import Collector
@@ -108,15 +109,11 @@ class Daemon:
         self.pin_factory = pin_factory
         self.build_sensors = sensors
         rec = config.recording
+        if record:  # --record DIR wins over recording.dir and keeps its size and count
+            rec = dataclasses.replace(rec, dir=record) if rec else RecordingConfig(record)
         self.recorder = (
-            Recorder(
-                Path(record or rec.dir),
-                config.text,
-                rec.max_mb if rec else 100.0,
-                rec.keep if rec else 10,
-                describe(config),
-            )
-            if record or rec
+            Recorder(Path(rec.dir), config.text, rec.max_mb, rec.keep, describe(config))
+            if rec
             else None
         )
         self.notifier = Notifier()
@@ -232,7 +229,7 @@ class Daemon:
 
     def _control(self) -> ControlApi:
         """The E-stop latch as it was left, the operator token, the API."""
-        state_dir = safestop.state_dir(self.config.state_dir)
+        state_dir = statefile.state_dir(self.config.state_dir)
         self._latched = load_latch(state_dir)
         save_latch(state_dir, self._latched, "start")  # from now on, missing means unknown
         configured = self.config.server.control_token_file

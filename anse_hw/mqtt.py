@@ -222,22 +222,25 @@ class MqttBridge:
             await asyncio.sleep(0.05)  # let the broker catch up before the next one
 
     async def _state_of(self, client: aiomqtt.Client, event: dict[str, Any]) -> None:
-        data = event["data"]
+        data, stamp = event["data"], event["timestamp"]
         if event["type"] == events.ACTUATOR:
-            payload = {
-                "state": data["state"],
-                "type": data["actuator_type"],
-                "timestamp": event["timestamp"],
-            }
-            topic = f"{self.base}/actuator/{data['actuator_name']}"
-            await self._publish(client, topic, json.dumps(payload), qos=1, retain=True)
+            await self._retain_actuator(
+                client, data["actuator_name"], data["state"], data["actuator_type"], stamp
+            )
         elif event["type"] == events.SENSOR:
-            self._latest_sensor[data["sensor_name"]] = {
-                "value": data["value"],
-                "unit": data["unit"],
-                "type": data["sensor_type"],
-                "timestamp": event["timestamp"],
-            }
+            self._retain_sensor(
+                data["sensor_name"], data["value"], data["unit"], data["sensor_type"], stamp
+            )
+
+    async def _retain_actuator(
+        self, client: aiomqtt.Client, name: str, state: str, kind: str, stamp: str
+    ) -> None:
+        payload = json.dumps({"state": state, "type": kind, "timestamp": stamp})
+        await self._publish(client, f"{self.base}/actuator/{name}", payload, qos=1, retain=True)
+
+    def _retain_sensor(self, name: str, value: float, unit: str, kind: str, stamp: str) -> None:
+        """The latest reading, published by _flush_sensors at most once a second."""
+        self._latest_sensor[name] = {"value": value, "unit": unit, "type": kind, "timestamp": stamp}
 
     async def _flush_sensors(self, client: aiomqtt.Client) -> None:
         now = time.monotonic()
@@ -254,19 +257,12 @@ class MqttBridge:
         stamp = events.timestamp()
         kinds = {a.name: a.type for a in self.config.actuators}
         for name, state in world["actuators"].items():
-            payload = {"state": state, "type": kinds[name], "timestamp": stamp}
-            await client.publish(
-                f"{self.base}/actuator/{name}", json.dumps(payload), qos=1, retain=True
-            )
+            await self._retain_actuator(client, name, state, kinds[name], stamp)
         for name, s in world["sensors"].items():
             if s["value"] is not None:
-                payload = {
-                    "value": s["value"],
-                    "unit": s["unit"],
-                    "type": s["type"],
-                    "timestamp": stamp,
-                }
-                await client.publish(f"{self.base}/sensor/{name}", json.dumps(payload), retain=True)
+                self._retain_sensor(name, s["value"], s["unit"], s["type"], stamp)
+                self._sensor_sent.pop(name, None)  # due now, not in a second
+        await self._flush_sensors(client)
 
     async def _announce(self, client: aiomqtt.Client) -> None:
         topic = f"{self.mqtt.discovery_prefix}/device/{self.mqtt.robot_id}/config"

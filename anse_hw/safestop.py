@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 
 from anse_hw import statefile
 from anse_hw.config import ActuatorConfig, Config, GpioConfig, salvage, salvage_file
@@ -30,10 +29,6 @@ RECORD = "safe-stop.json"
 EXIT_STOPPED, EXIT_NOTHING = 0, 1
 
 
-def state_dir(configured: str | None) -> Path:
-    return Path(configured) if configured else statefile.default_state_dir()
-
-
 def drives_pins(actuator: ActuatorConfig) -> bool:
     return find(ACTUATOR_DRIVERS, actuator.type, actuator.driver).USES_GPIO
 
@@ -45,7 +40,7 @@ def write_record(config: Config) -> None:
     actuators = [a for a in config.actuators if drives_pins(a)]
     if not actuators:
         return
-    path = state_dir(config.state_dir) / RECORD
+    path = statefile.state_dir(config.state_dir) / RECORD
     record = {
         "config": config.source,
         "gpio": dataclasses.asdict(config.gpio),
@@ -87,7 +82,7 @@ def run(config_path: str | None) -> int:
             log.warning("safe-stop: ignoring: %s", problem)
         configured_dir = from_file.state_dir
         found.append(from_file)
-    record_path = state_dir(configured_dir) / RECORD
+    record_path = statefile.state_dir(configured_dir) / RECORD
     try:
         found.insert(0, salvage(statefile.read_json(record_path), str(record_path)))
     except statefile.StateFileError as exc:

@@ -31,6 +31,11 @@ def default_state_dir() -> Path:
     return Path(xdg) / "anse-hw"
 
 
+def state_dir(configured: str | None) -> Path:
+    """The configured `state_dir`, else the default."""
+    return Path(configured) if configured else default_state_dir()
+
+
 def write_json(path: Path, data: Any) -> None:
     """Replace `path` atomically with `data` as JSON; raises OSError on failure."""
     path.parent.mkdir(parents=True, exist_ok=True)
