@@ -70,7 +70,11 @@ def verify(path: str, config_path: str | None, start: float, end: float | None) 
             engine.check_silence()
             tick += engine.tick
         clock[0] = r["arrived"]
-        _feed(engine, r)
+        deliver(
+            r,
+            lambda sample, n=r["sensor"]: engine.on_sample(n, sample),
+            lambda text, active, n=r["sensor"]: engine.on_fault(n, text, active),
+        )
     if rec.ended == "shutdown" and end is None:
         engine.stop_all("the recorded daemon stopped here")
     replayed = _decisions(published)
@@ -104,11 +108,12 @@ def _decisions(stream: list[dict[str, Any]]) -> list[tuple]:
     return [d for d in recording.decisions(stream) if not d[1].startswith("operator_")]
 
 
-def _feed(engine: Engine, r: dict[str, Any]) -> None:
+def deliver(r: dict[str, Any], on_sample, on_fault) -> None:
+    """A recorded row, to a sensor's callbacks: a device fault or a reading."""
     if r.get("fault") is not None:
-        engine.on_fault(r["sensor"], r["fault"], bool(r.get("active")))
+        on_fault(r["fault"], bool(r.get("active")))
     else:
-        engine.on_sample(r["sensor"], Sample(r["value"], r.get("problem")))
+        on_sample(Sample(r["value"], r.get("problem")))
 
 
 def live(
@@ -161,13 +166,9 @@ class ReplaySource:
             delay = (r["arrived"] - t0) / self.speed - (time.monotonic() - began)
             if delay > 0:
                 time.sleep(delay)
-            on_sample, on_fault, _ = self.callbacks.get(r["sensor"], (None, None, None))
-            if on_sample is None:
-                continue
-            if r.get("fault") is not None:
-                on_fault(r["fault"], bool(r.get("active")))
-            else:
-                on_sample(Sample(r["value"], r.get("problem")))
+            callbacks = self.callbacks.get(r["sensor"])
+            if callbacks is not None:
+                deliver(r, *callbacks[:2])
         log.info("replay finished")
         self.finished()
 
