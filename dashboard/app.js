@@ -652,7 +652,8 @@ class Dashboard {
   setOperator(operator) {
     this.operator = operator;
     document.getElementById('operator').dataset.operator = String(operator);
-    document.getElementById('operator-text').textContent = operator ? 'operator' : 'view only';
+    document.getElementById('operator-text').textContent =
+      this.latched ? 'LATCHED' : (operator ? 'operator' : 'view only');
     document.getElementById('estop-button').disabled = !operator;
     this.showControls();
   }
@@ -689,6 +690,11 @@ class Dashboard {
         (stop ? ` (${stop.cause} at ${clock(stop.timestamp)})` : '');
     }
     document.getElementById('reset-button').hidden = !(this.latched && this.operator);
+    // The top bar stays in view when the banner scrolls away: it says so too.
+    const operator = document.getElementById('operator');
+    operator.dataset.latched = String(this.latched);
+    document.getElementById('operator-text').textContent =
+      this.latched ? 'LATCHED' : (this.operator ? 'operator' : 'view only');
   }
 
   bindControls() {
