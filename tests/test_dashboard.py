@@ -264,10 +264,12 @@ def test_operator_logs_in_with_the_printed_url_stops_and_resets(start_daemon, pa
     page.wait_for_selector("#latch-banner:not([hidden])")
     assert "E-STOP LATCHED" in text(page, "#latch-banner")
     assert "operator_estop" in text(page, "#latch-banner")
+    assert text(page, "#operator-text") == "LATCHED", "the top bar says so when scrolled"
     page.wait_for_selector("[data-panel='actuator:movement'] .state-badge[data-state=STOPPED]")
     assert json.loads(http_get(f"http://127.0.0.1:{port}/healthz")[1])["estop_latched"] is True
     page.click("#reset-button")
     page.wait_for_selector("#latch-banner", state="hidden")
+    assert text(page, "#operator-text") == "operator"
     # The sim sweep passes 15 cm again: the motor moves on its own reflex.
     page.wait_for_selector(
         "[data-panel='actuator:movement'] .state-badge[data-state=MOVING]", timeout=15000
