@@ -11,16 +11,16 @@ import asyncio
 import dataclasses
 import logging
 import logging.handlers
-import queue
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from anse_hw import __version__, replay, safestop
+from anse_hw import __version__, example, replay, safestop
 from anse_hw.config import Config, ConfigError, describe, find_config_file, load, sim_defaults
-from anse_hw.daemon import Daemon
-from drivers.base import DriverError
-from drivers.registry import SENSOR_DRIVERS, find
+from anse_hw.daemon import Daemon, open_pin_factory
+from anse_hw.drivers.base import DriverError
+from anse_hw.drivers.registry import SENSOR_DRIVERS, find
+from anse_hw.logsetup import setup_logging
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("anse_hw")
@@ -66,8 +66,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+VERBS = ("replay", "recordings", "example", "install-service", "uninstall-service")
+
+
 def verbs() -> argparse.ArgumentParser:
-    """`anse-hw replay FILE` and `anse-hw recordings DIR`."""
+    """The verbs beside the daemon's own flags: replay, recordings, example,
+    install-service and uninstall-service."""
     p = argparse.ArgumentParser(prog="anse-hw")
     sub = p.add_subparsers(dest="verb", required=True)
     replay = sub.add_parser("replay", help="play a recording through the engine on fakes")
@@ -99,22 +103,12 @@ def verbs() -> argparse.ArgumentParser:
     replay.add_argument("--port", type=int)
     listing = sub.add_parser("recordings", help="list the recordings in a directory")
     listing.add_argument("dir")
+    printer = sub.add_parser(
+        "example",
+        help="print an example config (anse-hw example pi-robot > robot.yaml)",
+    )
+    printer.add_argument("name", nargs="?", help=f"one of: {', '.join(example.names())}")
     return p
-
-
-def setup_logging(debug: bool) -> logging.handlers.QueueListener:
-    """Log records go through a queue to a writer thread, so no sensor or engine
-    thread ever blocks on a slow terminal or journal."""
-    records: queue.SimpleQueue = queue.SimpleQueue()
-    stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d %(message)s", "%H:%M:%S"))
-    listener = logging.handlers.QueueListener(records, stream)
-    root = logging.getLogger()
-    root.handlers[:] = [logging.handlers.QueueHandler(records)]
-    root.setLevel(logging.DEBUG if debug else logging.INFO)
-    logging.getLogger("websockets").setLevel(logging.WARNING)
-    listener.start()
-    return listener
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
@@ -137,20 +131,29 @@ def resolve_config(args: argparse.Namespace) -> Config:
 
 
 def check_devices(config: Config) -> list[str]:
-    """What `--check` can see without opening a device: serial ports and sysfs
-    files that do not exist."""
-    return [
+    """What `--check` can see without driving anything: serial ports and sysfs
+    files that do not exist, and a pin factory that cannot load (the one the
+    daemon would use, opened and closed again; no pin is claimed)."""
+    problems = [
         f"{config.source}: sensors.{sensor.name}.{key}: {problem}"
         for sensor in config.sensors
         for key, problem in find(SENSOR_DRIVERS, sensor.type, sensor.driver).device_problems(
             sensor.options
         )
     ]
+    try:
+        factory = open_pin_factory(config)
+    except DriverError as exc:
+        problems.append(f"{config.source}: {exc}")
+    else:
+        if factory is not None:
+            factory.close()
+    return problems
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("replay", "recordings"):
+    if argv and argv[0] in VERBS:
         return run_verb(verbs().parse_args(argv))
     args = parser().parse_args(argv)
     if args.port is not None and not 1 <= args.port <= 65535:
@@ -189,6 +192,8 @@ def run_verb(args: argparse.Namespace) -> int:
 def replay_or_list(args: argparse.Namespace) -> int:
     if args.verb == "recordings":
         return replay.list_recordings(args.dir)
+    if args.verb == "example":
+        return example.show(args.name)
     if not Path(args.file).is_file():
         raise ConfigError([f"{args.file}: no such recording"])
     if args.verify:

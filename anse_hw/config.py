@@ -21,9 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from anse_hw import yamlfile
-from drivers import registry
-from drivers.base import REQUIRED, Option, bcm_pin, one_of, positive
-from drivers.kinds import ACTUATOR_KINDS, BINARY_THRESHOLD, SENSOR_KINDS, STOPPED, SensorKind
+from anse_hw.drivers import registry
+from anse_hw.drivers.base import REQUIRED, Option, bcm_pin, one_of, positive
+from anse_hw.drivers.kinds import (
+    ACTUATOR_KINDS,
+    BINARY_THRESHOLD,
+    SENSOR_KINDS,
+    STOPPED,
+    SensorKind,
+)
 
 DEFAULT_MAX_AGE = 0.5
 #: Sane bounds, in seconds.  Faster than 5 ms is more than any sensor we drive

@@ -21,21 +21,22 @@ from anse_hw import __version__, realtime, safestop, statefile
 from anse_hw.api import ControlApi
 from anse_hw.config import Config, RecordingConfig, describe
 from anse_hw.control import TOKEN_FILE, Gate, load_latch, load_token, save_latch
-from anse_hw.engine import Engine
-from anse_hw.metrics import Collector
-from anse_hw.mqtt import MqttBridge
-from anse_hw.recording import Recorder
-from anse_hw.sdnotify import Notifier
-from anse_hw.server import Hub
-from drivers.base import ActuatorDriver, DriverError, SensorDriver
-from drivers.pins import make_pin_factory
-from drivers.registry import (
+from anse_hw.drivers.base import ActuatorDriver, DriverError, SensorDriver
+from anse_hw.drivers.pins import make_pin_factory
+from anse_hw.drivers.registry import (
     ACTUATOR_DRIVERS,
     SENSOR_DRIVERS,
     build_actuator,
     build_sensor,
     find,
 )
+from anse_hw.engine import Engine
+from anse_hw.logsetup import logs_to_journal
+from anse_hw.metrics import Collector
+from anse_hw.mqtt import MqttBridge
+from anse_hw.recording import Recorder
+from anse_hw.sdnotify import Notifier
+from anse_hw.server import Hub
 
 log = logging.getLogger("anse_hw")
 
@@ -318,7 +319,7 @@ class Daemon:
         log.info(
             "Stream:     ws://%s:%d   Health: http://%s:%d/healthz", shown, s.port, shown, s.port
         )
-        if os.environ.get("JOURNAL_STREAM"):
+        if logs_to_journal():
             log.info("Operator:   log in with the token in %s", self._token_file)
         else:
             # As Jupyter does: a URL that logs the dashboard in.  Printed, never

@@ -22,10 +22,10 @@ from typing import Any
 
 from anse_hw import events
 from anse_hw.config import Config, ReflexConfig
+from anse_hw.drivers.base import ActuatorDriver, Sample, SensorDriver
+from anse_hw.drivers.kinds import ACTUATOR_KINDS
 from anse_hw.metrics import EngineStats
 from anse_hw.worldmodel import WorldModel
-from drivers.base import ActuatorDriver, Sample, SensorDriver
-from drivers.kinds import ACTUATOR_KINDS
 
 log = logging.getLogger("anse_hw.engine")
 

@@ -35,7 +35,7 @@ import paho.mqtt.client as paho
 
 from anse_hw import __version__, events
 from anse_hw.config import Config, MqttConfig
-from drivers.kinds import SENSOR_KINDS
+from anse_hw.drivers.kinds import SENSOR_KINDS
 
 log = logging.getLogger("anse_hw.mqtt")
 

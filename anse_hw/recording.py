@@ -33,7 +33,7 @@ from mcap.stream_reader import StreamReader
 from mcap.writer import Writer
 
 from anse_hw import __version__, events
-from drivers.base import Sample
+from anse_hw.drivers.base import Sample
 
 log = logging.getLogger("anse_hw.recording")
 

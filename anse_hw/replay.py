@@ -23,8 +23,8 @@ from typing import Any
 from anse_hw import config as configuration
 from anse_hw import recording
 from anse_hw.daemon import Daemon, build_actuators, build_sensors
+from anse_hw.drivers.base import Sample, SensorDriver
 from anse_hw.engine import Engine
-from drivers.base import Sample, SensorDriver
 
 log = logging.getLogger("anse_hw")
 EXIT_OK, EXIT_DIFFERENT = 0, 1

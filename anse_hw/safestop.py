@@ -19,9 +19,9 @@ import logging
 
 from anse_hw import statefile
 from anse_hw.config import ActuatorConfig, Config, GpioConfig, salvage, salvage_file
-from drivers.kinds import ACTUATOR_KINDS
-from drivers.pins import make_pin_factory
-from drivers.registry import ACTUATOR_DRIVERS, build_actuator, find
+from anse_hw.drivers.kinds import ACTUATOR_KINDS
+from anse_hw.drivers.pins import make_pin_factory
+from anse_hw.drivers.registry import ACTUATOR_DRIVERS, build_actuator, find
 
 log = logging.getLogger("anse_hw")
 

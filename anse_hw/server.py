@@ -17,7 +17,6 @@ import logging
 import math
 import mimetypes
 import socket
-import sys
 import time
 from collections.abc import Callable, Hashable
 from http import HTTPStatus
@@ -49,14 +48,11 @@ WRITE_LIMIT_BYTES = 16 * 1024
 
 
 def dashboard_dir() -> Path | None:
-    """The dashboard beside the source tree, or where `pip install` put it."""
-    for candidate in (
-        Path(__file__).resolve().parent.parent / "dashboard",
-        Path(sys.prefix) / "share" / "anse-hw" / "dashboard",
-    ):
-        if (candidate / "index.html").is_file():
-            return candidate
-    return None
+    """The dashboard ships inside the package, so every kind of install (venv,
+    `--user`, system, pipx, editable) finds it beside this file.  None only if
+    a repackager stripped it: the server then says so instead of serving 404s."""
+    candidate = Path(__file__).resolve().parent / "dashboard"
+    return candidate if (candidate / "index.html").is_file() else None
 
 
 def conflation_key(event: dict[str, Any]) -> Hashable | None:

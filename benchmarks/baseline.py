@@ -17,9 +17,9 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection, serve
 
 from anse_hw import events
-from drivers.gpio_motor import GpioMotor
-from drivers.kinds import MOVING, STOPPED
-from drivers.protocols import TFminiParser
+from anse_hw.drivers.gpio_motor import GpioMotor
+from anse_hw.drivers.kinds import MOVING, STOPPED
+from anse_hw.drivers.protocols import TFminiParser
 
 
 class SeedStyleServer:
@@ -137,9 +137,9 @@ def main() -> None:
 
     from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-    from drivers.kinds import SENSOR_KINDS
-    from drivers.protocols import tfmini_frame
-    from drivers.sim import sweep
+    from anse_hw.drivers.kinds import SENSOR_KINDS
+    from anse_hw.drivers.protocols import tfmini_frame
+    from anse_hw.drivers.sim import sweep
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)

@@ -23,9 +23,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from anse_hw.drivers.pins import read_pin_states
+from anse_hw.drivers.protocols import tfmini_frame
 from benchmarks.markdown import replace_section
-from drivers.pins import read_pin_states
-from drivers.protocols import tfmini_frame
 from tests.conftest import free_port, hardware_config, wait_for
 from tests.serialdev import PtyDevice
 

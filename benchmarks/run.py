@@ -39,9 +39,9 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from anse_hw import config as configuration
 from anse_hw import realtime
 from anse_hw.daemon import Daemon
+from anse_hw.drivers.protocols import tfmini_frame
 from benchmarks.baseline import SeedStyleServer, bench_motor
 from benchmarks.markdown import keep_other_sections
-from drivers.protocols import tfmini_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 SENSOR_HZ = 100

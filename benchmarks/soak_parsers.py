@@ -18,14 +18,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.markdown import replace_section
-from drivers.protocols import (
+from anse_hw.drivers.protocols import (
     A02YYUWParser,
     LineParser,
     TFminiParser,
     a02yyuw_frame,
     tfmini_frame,
 )
+from benchmarks.markdown import replace_section
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADING = "Parser soak"

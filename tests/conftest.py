@@ -22,11 +22,12 @@ import pytest
 from websockets.asyncio.client import connect
 
 from anse_hw import config as configuration
+from anse_hw.drivers.base import Sample, SensorDriver
+from anse_hw.drivers.pins import read_pin_states
 from anse_hw.engine import Engine
-from drivers.base import Sample, SensorDriver
-from drivers.pins import read_pin_states
 
 ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "anse_hw" / "examples"
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 CONTRACT = {
     "sensor": {"sensor_name": str, "sensor_type": str, "value": (int, float)},
@@ -266,6 +267,15 @@ def start_daemon(tmp_path):
         daemon.stop()
 
 
+def operator_url(daemon) -> str:
+    """The URL the daemon printed, as a user would copy it from the terminal."""
+    line = wait_for(
+        lambda: next((x for x in daemon.log().splitlines() if "Operator:" in x), None),
+        what="the Operator URL",
+    )
+    return line.split("Operator:", 1)[1].strip()
+
+
 def stalled_client(port: int) -> socket.socket:
     """Completes the WebSocket handshake, then never reads again; a tiny
     receive buffer makes the daemon's side fill up quickly."""
@@ -376,3 +386,54 @@ def watch():
     yield open_watcher
     for watcher in watchers:
         watcher.close()
+
+
+# -- real headless Chromium (Debian's), driven by Playwright (SPEC §10) --------
+
+CHROMIUM = os.environ.get("ANSE_HW_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (bash .ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+def open_page(browser, **context_options):
+    """A page in a fresh context (no cookies), collecting console errors in
+    `page.errors`; close it with `page.context.close()`."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, **context_options)
+    page = context.new_page()
+    page.errors = []
+    page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    return page
+
+
+@pytest.fixture
+def page(browser):
+    page = open_page(browser)
+    yield page
+    page.context.close()
+
+
+def text(page, selector: str) -> str:
+    return page.locator(selector).first.inner_text()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from anse_hw import config
-from tests.conftest import ROOT, daemon_env, fast_sim_config, free_port, write_config
+from tests.conftest import EXAMPLES, ROOT, daemon_env, fast_sim_config, free_port, write_config
 
 GOOD = """\
 sensors:
@@ -151,7 +151,7 @@ def test_check_prints_the_resolved_setup(tmp_path):
 
 
 def test_sim_yaml_is_exactly_the_builtin_defaults():
-    from_file = config.load(ROOT / "config" / "sim.yaml")
+    from_file = config.load(EXAMPLES / "sim.yaml")
     builtin = config.sim_defaults()
     assert from_file.sensors == builtin.sensors
     assert from_file.actuators == builtin.actuators
@@ -161,15 +161,15 @@ def test_sim_yaml_is_exactly_the_builtin_defaults():
 
 @pytest.mark.parametrize("name", ["sim.yaml", "pi-hcsr04.yaml", "pi-serial.yaml", "pi-robot.yaml"])
 def test_example_configs_are_valid(name):
-    result = run_cli("--config", str(ROOT / "config" / name), "--sim", "--check")
+    result = run_cli("--config", str(EXAMPLES / name), "--sim", "--check")
     assert result.returncode == 0, result.stderr
-    parsed = config.load(ROOT / "config" / name)  # also valid without --sim
+    parsed = config.load(EXAMPLES / name)  # also valid without --sim
     assert parsed.reflexes and parsed.sensors
 
 
 def test_sim_flag_swaps_drivers_but_keeps_the_rest():
-    real = config.load(ROOT / "config" / "pi-hcsr04.yaml")
-    sim = config.load(ROOT / "config" / "pi-hcsr04.yaml", sim=True)
+    real = config.load(EXAMPLES / "pi-hcsr04.yaml")
+    sim = config.load(EXAMPLES / "pi-hcsr04.yaml", sim=True)
     assert [s.driver for s in sim.sensors] == ["sim"]
     assert [a.driver for a in sim.actuators] == ["sim"]
     assert sim.reflexes == real.reflexes
@@ -187,7 +187,10 @@ def test_default_max_age_is_half_a_second_or_three_intervals():
 def test_an_unavailable_pin_factory_is_a_clear_error():
     """This machine has no lgpio: the Pi example must say so, not crash."""
     result = run_cli(
-        "--config", str(ROOT / "config" / "pi-hcsr04.yaml"), "--port", str(free_port())
+        "--config",
+        str(EXAMPLES / "pi-hcsr04.yaml"),
+        "--port",
+        str(free_port()),
     )
     assert result.returncode == 1
     assert "gpio.pin_factory lgpio is not usable here" in result.stderr

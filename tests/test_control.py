@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from drivers.protocols import tfmini_frame
+from anse_hw.drivers.protocols import tfmini_frame
 from tests.conftest import free_port, hardware_config, http_get, pin, wait_for
 from tests.serialdev import PtyDevice
 

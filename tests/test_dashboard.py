@@ -7,55 +7,23 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import KINDS, ROOT, fast_sim_config, free_port, http_get, wait_for
+from tests.conftest import (
+    KINDS,
+    ROOT,
+    fast_sim_config,
+    free_port,
+    http_get,
+    operator_url,
+    text,
+    wait_for,
+)
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("ANSE_HW_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOT = ROOT / "docs" / "dashboard.png"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (bash .ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.errors = []
-    page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
-    page.on("pageerror", lambda e: page.errors.append(str(e)))
-    yield page
-    context.close()
-
-
-def text(page, selector: str) -> str:
-    return page.locator(selector).first.inner_text()
 
 
 def test_dashboard_served_by_the_daemon_shows_the_live_loop(start_daemon, page, tmp_path):
@@ -163,7 +131,7 @@ def test_seed_way_static_server_with_ws_parameter(start_daemon, page):
     start_daemon(fast_sim_config(port, interval=0.1), port)
     server = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(web), "--bind", "127.0.0.1"],
-        cwd=ROOT / "dashboard",
+        cwd=ROOT / "anse_hw" / "dashboard",
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -239,15 +207,6 @@ def test_each_kind_is_drawn_in_its_own_unit(start_daemon, page, tmp_path):
     assert page.locator("#log li[data-type=sensor]", has_text="°C").count() >= 1
     page.screenshot(path=str(tmp_path / "kinds.png"), full_page=True)
     assert page.errors == []
-
-
-def operator_url(daemon) -> str:
-    """The URL the daemon printed, as a user would copy it from the terminal."""
-    line = wait_for(
-        lambda: next((x for x in daemon.log().splitlines() if "Operator:" in x), None),
-        what="the Operator URL",
-    )
-    return line.split("Operator:", 1)[1].strip()
 
 
 def test_operator_logs_in_with_the_printed_url_stops_and_resets(start_daemon, page):

@@ -21,10 +21,10 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin, MockTriggerPin
 
 from anse_hw import config as configuration
 from anse_hw.daemon import build_actuators, build_sensors
+from anse_hw.drivers.base import Sample
+from anse_hw.drivers.pins import read_pin_states
+from anse_hw.drivers.protocols import tfmini_frame
 from anse_hw.engine import Engine
-from drivers.base import Sample
-from drivers.pins import read_pin_states
-from drivers.protocols import tfmini_frame
 from tests.conftest import (
     ROOT,
     daemon_env,

@@ -8,10 +8,10 @@ import statistics
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin, MockTriggerPin
 
-from drivers.base import Sample
-from drivers.gpio_motor import GpioMotor
-from drivers.hcsr04 import HCSR04Sensor
-from drivers.kinds import MOVING, STOPPED
+from anse_hw.drivers.base import Sample
+from anse_hw.drivers.gpio_motor import GpioMotor
+from anse_hw.drivers.hcsr04 import HCSR04Sensor
+from anse_hw.drivers.kinds import MOVING, STOPPED
 
 SPEED_OF_SOUND = 343.26  # m/s, as gpiozero uses
 

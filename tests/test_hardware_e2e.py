@@ -8,8 +8,8 @@ import json
 
 from websockets.asyncio.client import connect
 
-from drivers.pins import read_pin_states
-from drivers.protocols import tfmini_frame
+from anse_hw.drivers.pins import read_pin_states
+from anse_hw.drivers.protocols import tfmini_frame
 from tests.conftest import check_contract, free_port, hardware_config, pin, wait_for
 from tests.serialdev import PtyDevice
 

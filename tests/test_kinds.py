@@ -12,11 +12,11 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from anse_hw import config as configuration
-from drivers.base import DriverError
-from drivers.gpio_io import GpioInputSensor, GpioOutput
-from drivers.kinds import OFF, ON, SENSOR_KINDS
-from drivers.serial_sensor import SerialSensor
-from drivers.sysfs_temperature import (
+from anse_hw.drivers.base import DriverError
+from anse_hw.drivers.gpio_io import GpioInputSensor, GpioOutput
+from anse_hw.drivers.kinds import OFF, ON, SENSOR_KINDS
+from anse_hw.drivers.serial_sensor import SerialSensor
+from anse_hw.drivers.sysfs_temperature import (
     CpuTemperatureSensor,
     DS18B20Sensor,
     parse_millidegrees,

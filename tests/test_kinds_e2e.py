@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, daemon_env, free_port, pin, wait_for
+from tests.conftest import EXAMPLES, ROOT, daemon_env, free_port, pin, wait_for
 
 
 def robot_config(port: int, tmp_path, temperature: str, distance: str) -> str:
@@ -162,7 +162,7 @@ def test_pi_robot_yaml_runs_in_sim_with_every_kind(start_daemon, watch):
         port,
         args=(
             "--config",
-            str(ROOT / "config" / "pi-robot.yaml"),
+            str(EXAMPLES / "pi-robot.yaml"),
             "--sim",
             "--host",
             "127.0.0.1",

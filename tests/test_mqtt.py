@@ -8,7 +8,7 @@ import signal
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from drivers.protocols import tfmini_frame
+from anse_hw.drivers.protocols import tfmini_frame
 from tests.broker import Mosquitto, Subscriber
 from tests.conftest import (
     KINDS,

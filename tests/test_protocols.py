@@ -7,7 +7,7 @@ import itertools
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from drivers.protocols import (
+from anse_hw.drivers.protocols import (
     A02YYUWParser,
     LineParser,
     TFminiParser,

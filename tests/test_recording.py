@@ -15,7 +15,7 @@ from mcap.reader import make_reader
 from mcap.writer import Writer
 
 from anse_hw import recording
-from drivers.protocols import tfmini_frame
+from anse_hw.drivers.protocols import tfmini_frame
 from tests.conftest import (
     ROOT,
     daemon_env,

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from gpiozero import DigitalInputDevice, DigitalOutputDevice
 from gpiozero.exc import GPIOZeroError
 
-from drivers.base import (
+from anse_hw.drivers.base import (
     ActuatorDriver,
     DriverError,
     Option,
@@ -30,7 +30,7 @@ from drivers.base import (
     bcm_pin,
     positive,
 )
-from drivers.kinds import OFF, ON, SENSOR_KINDS, SensorKind
+from anse_hw.drivers.kinds import OFF, ON, SENSOR_KINDS, SensorKind
 
 _ERRORS = (GPIOZeroError, OSError, RuntimeError, ValueError)
 

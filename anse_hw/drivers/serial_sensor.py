@@ -26,9 +26,9 @@ from typing import Any, ClassVar
 
 import serial
 
-from drivers.base import DriverError, Option, Sample, SensorDriver, one_of, positive
-from drivers.kinds import SENSOR_KINDS, SensorKind
-from drivers.protocols import (
+from anse_hw.drivers.base import DriverError, Option, Sample, SensorDriver, one_of, positive
+from anse_hw.drivers.kinds import SENSOR_KINDS, SensorKind
+from anse_hw.drivers.protocols import (
     BAUDRATES,
     DEFAULT_LINE_PATTERN,
     LINE_GROUPS,

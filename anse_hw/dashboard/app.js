@@ -57,9 +57,18 @@ function duration(ms) {
 
 // ---------------------------------------------------------------- where is the stream?
 
-// ?ws=ws://host:port wins.  Served by anse-hw itself (it answers /healthz), the
-// stream is on the same host and port.  Served any other way (the seed's
-// `python -m http.server 8002`), the stream is on port 8001 of the same host.
+// A URL in the page's own directory: what keeps the dashboard working under a
+// proxy's sub-path (/robot/ → /robot/healthz, /robot/api/estop, /robot/ws).
+function besidePage(name) {
+  return new URL(name, new URL('.', location.href)).toString();
+}
+
+// ?ws=wss://host/path wins.  Served by anse-hw (its healthz answers beside the
+// page), the stream is `ws` beside the page too: http://host/ → ws://host/ws,
+// https://host/robot/ → wss://host/robot/ws.  So one rule works on the daemon's
+// own port and behind a reverse proxy, at the root, with `location /ws`, or
+// under any sub-path.  Served any other way (the seed's `python -m http.server
+// 8002`), the stream is on port 8001 of the same host.
 async function streamUrl() {
   const params = new URLSearchParams(location.search);
   let url = params.get('ws');
@@ -68,10 +77,12 @@ async function streamUrl() {
     url = `ws://${host}:8001/`;
     if (location.protocol.startsWith('http')) {
       try {
-        const reply = await fetch('/healthz', { cache: 'no-store' });
+        const reply = await fetch(besidePage('healthz'), { cache: 'no-store' });
         const body = await reply.json();
         if ('uptime_s' in body) {
-          url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`;
+          const stream = new URL(besidePage('ws'));
+          stream.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+          url = stream.toString();
         }
       } catch (error) {
         // not anse-hw: keep the seed's port
@@ -208,7 +219,7 @@ async function logIn() {
 }
 
 function apiUrl(name) {
-  return new URL(`api/${name}`, location.href.replace(/[^/]*$/, '')).toString();
+  return besidePage(`api/${name}`);
 }
 
 // For an actuator kind and its safe state: the command that goes to safety, and
@@ -247,9 +258,22 @@ function valueRange(points, lines, unit) {
   return { low, high };
 }
 
-function drawSeries(canvas, points, { xOf, lines = [], axis = false, unit = '' }) {
+// `gap` points break the line; `gapFrom` shades the time since the stream went
+// down, so a chart never draws a silence as a steady value.
+function drawSeries(canvas, series, { xOf, lines = [], axis = false, unit = '', gapFrom = null }) {
   const { ctx, width, height } = sizeCanvas(canvas);
+  const points = series.filter((p) => !p.gap);
   const { low, high } = valueRange(points, lines, unit);
+  if (gapFrom) {
+    const x = Math.max(0, gapFrom(width));
+    ctx.fillStyle = 'rgba(138, 148, 166, 0.22)';
+    ctx.fillRect(x, 0, width - x, height);
+    if (axis) {
+      ctx.fillStyle = '#8a94a6';
+      ctx.font = '11px system-ui, sans-serif';
+      ctx.fillText('no data', Math.min(x + 4, width - 48), height / 2);
+    }
+  }
   const y = (v) => height - ((v - low) / (high - low)) * (height - 4) - 2;
   for (const line of lines) {
     ctx.strokeStyle = line.color;
@@ -276,10 +300,16 @@ function drawSeries(canvas, points, { xOf, lines = [], axis = false, unit = '' }
   ctx.strokeStyle = '#4da3ff';
   ctx.lineWidth = 2;
   ctx.beginPath();
-  points.forEach((p, i) => {
+  let pen = false;
+  series.forEach((p, i) => {
+    if (p.gap) {
+      pen = false;
+      return;
+    }
     const x = xOf(p, i, width);
-    if (i === 0) ctx.moveTo(x, y(p.v));
-    else ctx.lineTo(x, y(p.v));
+    if (pen) ctx.lineTo(x, y(p.v));
+    else ctx.moveTo(x, y(p.v));
+    pen = true;
   });
   ctx.stroke();
 }
@@ -300,6 +330,7 @@ class SensorPanel {
     this.node = el('section', { class: 'panel sensor-panel', 'data-panel': `sensor:${name}` },
       el('div', { class: 'panel-head' },
         el('h2', { text: `Sensor · ${name}` }),
+        this.ageBadge = lastKnownBadge(),
         this.badge = el('span', { class: 'badge fault-badge', hidden: '' })),
       el('div', { class: 'reading' },
         this.value = el('span', { class: 'value big', text: '—' }),
@@ -328,9 +359,15 @@ class SensorPanel {
     this.fault = fresh ? null : (fault || null);
   }
 
-  render(now) {
+  // The stream went down: the line must not join the readings on either side.
+  gap(now) {
+    if (this.values.length && !this.values.at(-1).gap) this.values.push({ t: now, gap: true });
+  }
+
+  render(now, lostAt) {
     const unit = this.unit;
     this.value.textContent = fmt(this.latest, unit);
+    showLastKnown(this, lostAt, now);
     if (this.count) {
       this.minNode.textContent = fmt(this.min, unit);
       this.maxNode.textContent = fmt(this.max, unit);
@@ -338,7 +375,7 @@ class SensorPanel {
       this.countNode.textContent = String(this.count);
     }
     showFault(this);
-    const spark = this.values.slice(-SETTINGS.sparkPoints);
+    const spark = this.values.filter((p) => !p.gap).slice(-SETTINGS.sparkPoints);
     drawSeries(this.spark, spark, {
       xOf: (p, i, width) => (i / (SETTINGS.sparkPoints - 1)) * width,
       lines: this.thresholds,
@@ -352,8 +389,21 @@ class SensorPanel {
       lines: this.thresholds,
       axis: true,
       unit,
+      gapFrom: lostAt ? (width) => width - ((now - lostAt) / span) * width : null,
     });
   }
+}
+
+// While the stream is down every panel says its values are the last known
+// ones and how old they are, rather than passing them off as live.
+function lastKnownBadge() {
+  return el('span', { class: 'badge last-known-badge', hidden: '' });
+}
+
+function showLastKnown(panel, lostAt, now) {
+  panel.node.classList.toggle('last-known', Boolean(lostAt));
+  panel.ageBadge.hidden = !lostAt;
+  if (lostAt) panel.ageBadge.textContent = `last known · ${duration(now - lostAt)} ago`;
 }
 
 // A panel turns red with STALE/FAULT when the world model says its sensor has
@@ -379,6 +429,7 @@ class BinaryPanel {
     this.node = el('section', { class: 'panel sensor-panel binary-panel', 'data-panel': `sensor:${name}` },
       el('div', { class: 'panel-head' },
         el('h2', { text: `Sensor · ${name}` }),
+        this.ageBadge = lastKnownBadge(),
         this.badge = el('span', { class: 'badge fault-badge', hidden: '' })),
       this.stateNode = el('div', { class: 'state-badge binary-badge', 'data-state': 'UNKNOWN', text: '—' }),
       el('dl', { class: 'figures' },
@@ -405,7 +456,8 @@ class BinaryPanel {
     this.fault = fresh ? null : (fault || null);
   }
 
-  render() {
+  render(now, lostAt) {
+    showLastKnown(this, lostAt, now);
     const state = this.active === null ? '—' : (this.active ? 'ACTIVE' : 'INACTIVE');
     this.stateNode.textContent = state;
     this.stateNode.dataset.state = state;
@@ -425,6 +477,7 @@ class ActuatorPanel {
     this.state = null;
     this.node = el('section', { class: 'panel actuator-panel', 'data-panel': `actuator:${name}` },
       el('div', { class: 'panel-head' }, el('h2', { text: `Actuator · ${name}` }),
+        this.ageBadge = lastKnownBadge(),
         el('span', { class: 'kind', text: kind })),
       this.badgeNode = el('div', { class: 'state-badge', 'data-state': 'UNKNOWN', text: '—' }),
       this.controls = el('div', { class: 'manual', hidden: '' }),
@@ -469,7 +522,8 @@ class ActuatorPanel {
     this.state = state;
   }
 
-  render() {
+  render(now, lostAt) {
+    showLastKnown(this, lostAt, now);
     this.badgeNode.textContent = this.state || '—';
     this.badgeNode.dataset.state = this.state || 'UNKNOWN';
     this.countNode.textContent = String(this.commands);
@@ -485,6 +539,7 @@ class WorldPanel {
     this.previous = null;
     this.node = el('section', { class: 'panel world-panel', 'data-panel': 'worldmodel' },
       el('div', { class: 'panel-head' }, el('h2', { text: 'World model' }),
+        this.ageBadge = lastKnownBadge(),
         this.safeNode = el('span', { class: 'safety', text: '—' })),
       el('dl', { class: 'figures wide' },
         el('dt', { text: 'distance' }), this.distanceNode = el('dd', { class: 'distance', text: '—' }),
@@ -517,12 +572,14 @@ class WorldPanel {
     }
   }
 
-  render() {
+  render(now, lostAt) {
     const d = this.data;
     if (!d) return;
+    showLastKnown(this, lostAt, now);
     this.distanceNode.textContent = cm(d.distance_cm);
-    this.safeNode.textContent = d.safe ? 'SAFE' : 'DANGER';
-    this.safeNode.dataset.safe = String(d.safe);
+    // Never a green SAFE for a robot we cannot hear from.
+    this.safeNode.textContent = (d.safe ? 'SAFE' : 'DANGER') + (lostAt ? '?' : '');
+    this.safeNode.dataset.safe = lostAt ? 'unknown' : String(d.safe);
     this.actuatorNode.textContent = d.actuator_state;
     this.reflexNode.textContent = d.last_reflex || '—';
     const stop = d.last_stop;
@@ -734,7 +791,11 @@ class Dashboard {
     document.getElementById('stat-status').textContent = state;
     document.getElementById('connect-button').textContent =
       state === 'disconnected' ? 'Connect' : 'Disconnect';
-    if (state !== 'connected') document.getElementById('quiet-warning').hidden = true;
+    if (state !== 'connected') {
+      document.getElementById('quiet-warning').hidden = true;
+      for (const panel of this.sensors.values()) panel.gap?.(Date.now());
+    }
+    this.invalidate();
   }
 
   handle(event) {
@@ -856,9 +917,10 @@ class Dashboard {
   render() {
     this.dirty = false;
     const now = Date.now();
-    for (const panel of this.sensors.values()) panel.render(now);
-    for (const panel of this.actuators.values()) panel.render();
-    this.world?.render();
+    const lostAt = this.stream.open ? null : this.stream.lastMessage || null;
+    for (const panel of this.sensors.values()) panel.render(now, lostAt);
+    for (const panel of this.actuators.values()) panel.render(now, lostAt);
+    this.world?.render(now, lostAt);
     this.reflexes?.render();
     this.log.render();
     document.getElementById('stat-events').textContent = String(this.events);

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from drivers.base import (
+from anse_hw.drivers.base import (
     ActuatorDriver,
     DriverError,
     Option,
@@ -23,7 +23,7 @@ from drivers.base import (
     one_of,
     unit_interval,
 )
-from drivers.kinds import ACTUATOR_KINDS, SENSOR_KINDS
+from anse_hw.drivers.kinds import ACTUATOR_KINDS, SENSOR_KINDS
 
 
 def sweep(start: float, end: float, step: float) -> Iterator[float]:

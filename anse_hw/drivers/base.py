@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from drivers.kinds import SENSOR_KINDS, SensorKind
+from anse_hw.drivers.kinds import SENSOR_KINDS, SensorKind
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 from gpiozero import DistanceSensor
 from gpiozero.exc import DistanceSensorNoEcho, GPIOZeroError, PWMSoftwareFallback
 
-from drivers.base import DriverError, Option, Sample, SensorDriver, bcm_pin, positive
-from drivers.kinds import SENSOR_KINDS, SensorKind
+from anse_hw.drivers.base import DriverError, Option, Sample, SensorDriver, bcm_pin, positive
+from anse_hw.drivers.kinds import SENSOR_KINDS, SensorKind
 
 
 class _SampledDistanceSensor(DistanceSensor):

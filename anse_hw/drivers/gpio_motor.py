@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from gpiozero import Motor, PhaseEnableMotor
 from gpiozero.exc import GPIOZeroError
 
-from drivers.base import (
+from anse_hw.drivers.base import (
     ActuatorDriver,
     DriverError,
     Option,
@@ -22,7 +22,7 @@ from drivers.base import (
     one_of,
     unit_interval,
 )
-from drivers.kinds import MOVING, STOPPED
+from anse_hw.drivers.kinds import MOVING, STOPPED
 
 
 class GpioMotor(ActuatorDriver):

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from drivers.base import DriverError, Option, Sample, SensorDriver
-from drivers.kinds import SENSOR_KINDS, SensorKind
+from anse_hw.drivers.base import DriverError, Option, Sample, SensorDriver
+from anse_hw.drivers.kinds import SENSOR_KINDS, SensorKind
 
 #: The DS18B20's datasheet range.
 DS18B20_RANGE = (-55.0, 125.0)
