@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -285,3 +287,57 @@ def test_a_page_on_another_origin_cannot_command(start_daemon, page, tmp_path):
         server.wait()
     assert json.loads(http_get(f"http://127.0.0.1:{port}/healthz")[1])["estop_latched"] is False
     assert "commands from http://127.0.0.1:" in daemon.log(), "the POST was refused: 403"
+
+
+#: The SAFE badge's green (style.css --ok).
+OK_GREEN = "rgb(62, 207, 142)"
+
+#: The chart's shading for "no data" (drawSeries' gapFrom), unpremultiplied.
+GAP_SHADE = (138, 148, 166)
+
+CHART_PIXEL = """(sel) => {
+  const canvas = document.querySelector(sel);
+  const x = canvas.width - 3, y = Math.floor(canvas.height / 4);
+  return Array.from(canvas.getContext('2d').getImageData(x, y, 1, 1).data);
+}"""
+
+
+def test_when_the_daemon_goes_away_values_are_last_known_and_nothing_is_green(
+    start_daemon, page, tmp_path
+):
+    port = free_port()
+    config = fast_sim_config(port, interval=0.1)
+    daemon = start_daemon(config, port)
+    page.goto(f"http://127.0.0.1:{port}/")
+    page.wait_for_selector(".safety[data-safe=true]", timeout=15000)
+    panels = ("sensor:distance_sensor", "actuator:movement", "worldmodel")
+    for panel in panels:
+        assert page.locator(f"[data-panel='{panel}'] .last-known-badge").is_hidden()
+
+    daemon.signal(signal.SIGTERM)
+    page.wait_for_selector("#connection[data-state=reconnecting]")
+    for panel in panels:
+        badge = page.locator(f"[data-panel='{panel}'] .last-known-badge")
+        badge.wait_for(state="visible")
+        assert re.fullmatch(r"last known · \d+s ago", badge.inner_text())
+    safety = page.locator(".safety")
+    assert safety.get_attribute("data-safe") == "unknown"
+    assert safety.inner_text().startswith(("SAFE", "DANGER"))
+    assert safety.evaluate("n => getComputedStyle(n).backgroundColor") != OK_GREEN
+    # The age goes up, and the chart shades the time with no data.
+    age = "[data-panel='worldmodel'] .last-known-badge"
+    page.wait_for_function(
+        "([sel, old]) => document.querySelector(sel).textContent !== old",
+        arg=[age, page.locator(age).inner_text()],
+    )
+    r, g, b, a = page.evaluate(CHART_PIXEL, "[data-panel='sensor:distance_sensor'] canvas.chart")
+    assert a > 0 and all(abs(c - s) <= 12 for c, s in zip((r, g, b), GAP_SHADE, strict=True))
+
+    # Back again: live values, no marks.
+    start_daemon(config, port)
+    page.wait_for_selector("#connection[data-state=connected]", timeout=20000)
+    for panel in panels:
+        page.locator(f"[data-panel='{panel}'] .last-known-badge").wait_for(state="hidden")
+    assert page.locator(".safety").get_attribute("data-safe") in ("true", "false")
+    # Chromium logs each refused reconnect attempt; nothing else may appear.
+    assert [e for e in page.errors if "ERR_CONNECTION_REFUSED" not in e] == []
