@@ -21,6 +21,7 @@ from anse_hw.daemon import Daemon, open_pin_factory
 from anse_hw.drivers.base import DriverError
 from anse_hw.drivers.registry import SENSOR_DRIVERS, find
 from anse_hw.logsetup import setup_logging
+from anse_hw.service import Installer
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("anse_hw")
@@ -108,6 +109,26 @@ def verbs() -> argparse.ArgumentParser:
         help="print an example config (anse-hw example pi-robot > robot.yaml)",
     )
     printer.add_argument("name", nargs="?", help=f"one of: {', '.join(example.names())}")
+    install = sub.add_parser(
+        "install-service",
+        help="install the systemd service (run with sudo; safe to run again)",
+        description="Create the anse-hw user (groups gpio, dialout), copy FILE to "
+        "/etc/anse-hw/config.yaml, install anse-hw.service running this Python, "
+        "enable and start it.  A second run with the same inputs changes nothing.",
+    )
+    install.add_argument("--config", required=True, metavar="FILE", help="the robot's YAML")
+    install.add_argument("--no-start", action="store_true", help="enable, but do not start")
+    install.add_argument("--root", default="/", help="stage the files under ROOT (packagers)")
+    uninstall = sub.add_parser(
+        "uninstall-service",
+        help="stop (motors safe), disable and remove the systemd service",
+    )
+    uninstall.add_argument(
+        "--purge",
+        action="store_true",
+        help="also remove /etc/anse-hw, /var/lib/anse-hw and the anse-hw user",
+    )
+    uninstall.add_argument("--root", default="/", help="the ROOT a staged install went to")
     return p
 
 
@@ -184,16 +205,20 @@ def user_errors(work: Callable[[], int], what: str = "config error") -> int:
 def run_verb(args: argparse.Namespace) -> int:
     listener = setup_logging(False)
     try:
-        return user_errors(lambda: replay_or_list(args), "error")
+        return user_errors(lambda: dispatch(args), "error")
     finally:
         listener.stop()
 
 
-def replay_or_list(args: argparse.Namespace) -> int:
+def dispatch(args: argparse.Namespace) -> int:
     if args.verb == "recordings":
         return replay.list_recordings(args.dir)
     if args.verb == "example":
         return example.show(args.name)
+    if args.verb == "install-service":
+        return Installer(Path(args.root)).install(args.config, start=not args.no_start)
+    if args.verb == "uninstall-service":
+        return Installer(Path(args.root)).uninstall(args.purge)
     if not Path(args.file).is_file():
         raise ConfigError([f"{args.file}: no such recording"])
     if args.verify:

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -189,6 +190,19 @@ def daemon_env(directory: Path, extra: dict[str, str] | None = None) -> dict[str
     """The environment of a test daemon: its state lives in `directory`/state,
     as it would in systemd's StateDirectory, never in /var/lib/anse-hw."""
     return {**os.environ, "STATE_DIRECTORY": str(directory / "state"), **(extra or {})}
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """`anse-hw` as a user runs it; a daemon it starts keeps its state in a
+    fresh directory, never in /var/lib/anse-hw."""
+    return subprocess.run(
+        [sys.executable, "-m", "anse_hw", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=daemon_env(Path(tempfile.mkdtemp(prefix="anse-hw-cli-"))),
+    )
 
 
 class DaemonProcess:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 
 from anse_hw import config
-from tests.conftest import EXAMPLES, ROOT, daemon_env, fast_sim_config, free_port, write_config
+from tests.conftest import EXAMPLES, fast_sim_config, free_port, run_cli, write_config
 
 GOOD = """\
 sensors:
@@ -23,19 +21,6 @@ actuators:
 reflexes:
   - {name: stop_close, sensor: front, below: 10, actuator: movement, command: stop}
 """
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """`anse-hw` as a user runs it; a daemon it starts keeps its state in a
-    fresh directory, never in /var/lib/anse-hw."""
-    return subprocess.run(
-        [sys.executable, "-m", "anse_hw", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=daemon_env(Path(tempfile.mkdtemp(prefix="anse-hw-cli-"))),
-    )
 
 
 @pytest.mark.parametrize(
