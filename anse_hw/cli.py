@@ -12,6 +12,8 @@ import dataclasses
 import logging
 import logging.handlers
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-VERBS = ("replay", "recordings", "example", "install-service", "uninstall-service")
+VERBS = ("replay", "recordings", "example", "install-service", "uninstall-service", "health")
 
 
 def verbs() -> argparse.ArgumentParser:
@@ -129,6 +131,12 @@ def verbs() -> argparse.ArgumentParser:
         help="also remove /etc/anse-hw, /var/lib/anse-hw and the anse-hw user",
     )
     uninstall.add_argument("--root", default="/", help="the ROOT a staged install went to")
+    health = sub.add_parser(
+        "health",
+        help="exit 0 if this machine's daemon answers /healthz with 200 (container HEALTHCHECK)",
+    )
+    health.add_argument("--config", metavar="FILE", help="the daemon's config (for its port)")
+    health.add_argument("--port", type=int, help="the daemon's port, if not the config's")
     return p
 
 
@@ -210,6 +218,23 @@ def run_verb(args: argparse.Namespace) -> int:
         listener.stop()
 
 
+def check_health(config_file: str | None, port: int | None) -> int:
+    """GET /healthz from the daemon this config describes, on this machine."""
+    path = find_config_file(config_file)
+    server = (load(path) if path else sim_defaults()).server
+    host = "127.0.0.1" if server.host in ("0.0.0.0", "", "::") else server.host
+    url = f"http://{host}:{port or server.port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as reply:
+            print(f"{url}: {reply.status}")
+            return EXIT_OK
+    except urllib.error.HTTPError as exc:  # 503: a watched sensor is stale
+        print(f"{url}: {exc.code} {exc.read(300).decode(errors='replace')}")
+    except OSError as exc:
+        print(f"{url}: no answer ({exc})")
+    return EXIT_FAILURE
+
+
 def dispatch(args: argparse.Namespace) -> int:
     if args.verb == "recordings":
         return replay.list_recordings(args.dir)
@@ -219,6 +244,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return Installer(Path(args.root)).install(args.config, start=not args.no_start)
     if args.verb == "uninstall-service":
         return Installer(Path(args.root)).uninstall(args.purge)
+    if args.verb == "health":
+        return check_health(args.config, args.port)
     if not Path(args.file).is_file():
         raise ConfigError([f"{args.file}: no such recording"])
     if args.verify:
