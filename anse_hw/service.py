@@ -18,6 +18,7 @@ import pwd
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from anse_hw.config import ConfigError, load
@@ -100,10 +101,9 @@ class Installer:
         if not self.live:
             self.say(f"- staged, so the {USER} user is not created")
             return
-        try:
-            pwd.getpwnam(USER)
+        if _exists(pwd.getpwnam, USER):
             self.say(f"= user {USER} exists")
-        except KeyError:
+        else:
             self.run(
                 "useradd",
                 "--system",
@@ -114,7 +114,7 @@ class Installer:
                 "/usr/sbin/nologin",
                 USER,
             )
-        present = [g for g in DEVICE_GROUPS if _group_exists(g)]
+        present = [g for g in DEVICE_GROUPS if _exists(grp.getgrnam, g)]
         missing = [g for g in present if USER not in grp.getgrnam(g).gr_mem]
         if missing:
             self.run("usermod", "--append", "--groups", ",".join(missing), USER)
@@ -158,22 +158,15 @@ class Installer:
             if directory.exists():
                 shutil.rmtree(directory)
                 self.say(f"✓ removed {directory}")
-        if self.live and _user_exists(USER):
+        if self.live and _exists(pwd.getpwnam, USER):
             self.run("userdel", USER)
         return 0
 
 
-def _group_exists(name: str) -> bool:
+def _exists(lookup: Callable[[str], object], name: str) -> bool:
+    """pwd.getpwnam / grp.getgrnam as a yes or no."""
     try:
-        grp.getgrnam(name)
-    except KeyError:
-        return False
-    return True
-
-
-def _user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
+        lookup(name)
     except KeyError:
         return False
     return True
