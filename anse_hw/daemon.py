@@ -12,7 +12,6 @@ import resource
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -322,13 +321,10 @@ class Daemon:
         if logs_to_journal():
             log.info("Operator:   log in with the token in %s", self._token_file)
         else:
-            # As Jupyter does: a URL that logs the dashboard in.  Printed, never
-            # logged (under journald it would land in the journal).
-            print(
-                f"{time.strftime('%H:%M:%S')} Operator:   http://{shown}:{s.port}/?token={self._token}",
-                file=sys.stderr,
-                flush=True,
-            )
+            # As Jupyter does: a URL that logs the dashboard in, on the terminal
+            # only (under journald it would be kept in the journal).  Through the
+            # log queue like every other line, so no other line can split it.
+            log.info("Operator:   http://%s:%d/?token=%s", shown, s.port, self._token)
         if self._latched:
             log.warning("E-STOP LATCHED from the last run: POST /api/reset to release")
         log.info("Waiting for connections...")

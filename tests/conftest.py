@@ -282,9 +282,17 @@ def start_daemon(tmp_path):
 
 
 def operator_url(daemon) -> str:
-    """The URL the daemon printed, as a user would copy it from the terminal."""
+    """The URL the daemon printed, as a user would copy it from the terminal
+    (a whole line: one still being written is not read)."""
     line = wait_for(
-        lambda: next((x for x in daemon.log().splitlines() if "Operator:" in x), None),
+        lambda: next(
+            (
+                x
+                for x in daemon.log().splitlines(keepends=True)
+                if "Operator:" in x and x.endswith("\n")
+            ),
+            None,
+        ),
         what="the Operator URL",
     )
     return line.split("Operator:", 1)[1].strip()
