@@ -163,6 +163,9 @@ class Daemon:
             debug=self.debug,
             latched=self._latched,
             heartbeat=self.config.server.heartbeat,
+            # The recorder and the bridge see everything; otherwise only a
+            # connected client makes an event worth building.
+            audience=hub.listening if len(sinks) == 1 else lambda: True,
         )
         if self.recorder:
             self.engine.record_reading = self.recorder.reading

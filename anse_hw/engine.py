@@ -67,8 +67,14 @@ class Engine:
         debug: bool = False,
         latched: bool = False,
         heartbeat: float = 0.5,
+        audience: Callable[[], bool] = lambda: True,
     ) -> None:
+        """`audience` says whether anything (a client, the recorder, the MQTT
+        bridge) will see an event; asked under the lock for each one, so that
+        with nobody there an event costs no dict, no JSON and no wake-up of the
+        event loop, only its seq number."""
         self.config = config
+        self.audience = audience
         self.sensors = sensors
         self.actuators = actuators
         self.publish = publish
@@ -264,6 +270,9 @@ class Engine:
     def _emit(self, batch: list, event_type: str, data: dict[str, Any]) -> None:
         """Queue an event and the world-model update that follows every event."""
         self.world.total_events += 1
+        if not self.audience():
+            self._seq += 2  # nobody to tell; a client that joins starts from the snapshot
+            return
         batch.append(self._event(event_type, data))
         batch.append(self._event(events.WORLDMODEL, self._world_data()))
 

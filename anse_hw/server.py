@@ -29,6 +29,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from anse_hw import events
 from anse_hw.api import ControlApi
@@ -65,8 +66,11 @@ def conflation_key(event: dict[str, Any]) -> Hashable | None:
 
 
 class Client:
-    """One connection.  Full-rate clients are woken per batch; a client that
-    asked for `max_hz` is flushed on its own timer instead."""
+    """One connection.  A full-rate client that keeps up is written to directly
+    as each batch is published, the way `websockets.broadcast()` does; one that
+    has fallen behind (its transport paused, frames queued) is served by its
+    writer task from its outbox, which conflates.  A client that asked for
+    `max_hz` is flushed on its own timer instead."""
 
     def __init__(
         self, number: int, ws: ServerConnection, outbox: Outbox, joined: int, max_hz: float | None
@@ -79,6 +83,28 @@ class Client:
         self.period = 1.0 / max_hz if max_hz else 0.0
         self.wake = asyncio.Event()
         self.dropped = False
+        self.busy = False  # its writer task is sending what it took from the outbox
+
+    def keeping_up(self) -> bool:
+        """Nothing queued or being sent, and the kernel takes what we write: a
+        direct write cannot overtake an older frame or grow a backlog."""
+        ws = self.ws
+        return (
+            not self.busy
+            and not len(self.outbox)
+            and not ws.paused
+            and ws.protocol.state is State.OPEN
+        )
+
+    def write_now(self, frames: list[tuple[int, bytes]]) -> None:
+        """The frames newer than the client's snapshot, as one write."""
+        protocol = self.ws.protocol
+        for seq, data in frames:
+            if seq > self.joined:
+                protocol.send_text(data)
+        chunks = protocol.data_to_send()
+        if chunks:
+            self.ws.transport.write(b"".join(chunks))
 
 
 class Hub:
@@ -106,23 +132,37 @@ class Hub:
             if file.is_file()
         }
         self._numbers = itertools.count(1)
+        #: Connections being set up or served: counted before the snapshot is
+        #: taken, so an event the engine makes after it is never skipped.
+        self._expecting = 0
         #: The newest frame per telemetry key, for rate-limited clients.
         self.latest: dict[Hashable, tuple[int, str]] = {}
 
     # -- publishing (event loop thread) --------------------------------------
 
+    def listening(self) -> bool:
+        """Someone is connected or connecting (read by the engine's threads)."""
+        return self._expecting > 0
+
     def publish(self, batch: list[dict[str, Any]]) -> None:
-        """Encode each event once; queue it for every client (O(1) per client)."""
+        """Encode each event once; write it to every client that keeps up, queue
+        it for the others (O(1) per client)."""
         frames = [(conflation_key(e), events.encode(e), e["seq"]) for e in batch]
         critical = [f for f in frames if f[0] is None]
         for key, frame, seq in frames:
             if key is not None:
                 self.latest[key] = (seq, frame)
+        wire: list[tuple[int, bytes]] | None = None
         for client in tuple(self.clients):
             # Rate-limited clients take telemetry from `latest` when their timer
             # fires; reflex and actuator events wake every client at once.
             items = critical if client.period else frames
             if not items:
+                continue
+            if not client.period and client.keeping_up():
+                if wire is None:
+                    wire = [(seq, frame.encode()) for _, frame, seq in frames]
+                client.write_now(wire)
                 continue
             outbox = client.outbox
             outbox.extend(items, client.joined)
@@ -172,6 +212,13 @@ class Hub:
             # a stalled client's backlog shows up in our outbox, where it is conflated.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         max_hz = stream_options(ws.request.path)  # validated in _process_request
+        self._expecting += 1
+        try:
+            await self._serve(ws, max_hz)
+        finally:
+            self._expecting -= 1
+
+    async def _serve(self, ws: ServerConnection, max_hz: float | None) -> None:
         snapshot = self.snapshot()
         outbox = Outbox(max_critical=self.config.client_buffer)
         outbox.push(conflation_key(snapshot), events.encode(snapshot), snapshot["seq"])
@@ -216,8 +263,12 @@ class Hub:
                     # With a reflex or actuator event goes the telemetry that
                     # explains it (the reading before, the world model after).
                     frames = list(heapq.merge(frames, self._fresh_telemetry(client)))
-                for _, frame in frames:
-                    await client.ws.send(frame)
+                client.busy = True
+                try:
+                    for _, frame in frames:
+                        await client.ws.send(frame)  # waits while the transport is paused
+                finally:
+                    client.busy = False
         except ConnectionClosed:
             pass
 

@@ -42,6 +42,7 @@ from anse_hw.daemon import Daemon
 from anse_hw.drivers.protocols import tfmini_frame
 from benchmarks.baseline import SeedStyleServer, bench_motor
 from benchmarks.markdown import keep_other_sections
+from benchmarks.minimal import MinimalServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SENSOR_HZ = 100
@@ -126,7 +127,7 @@ class Rig:
         if self.kind == "anse-hw":
             self._serve_ours()
         else:
-            self._serve_baseline()
+            self._serve_simple(SeedStyleServer if self.kind == "baseline" else MinimalServer)
         os.close(self.master)
         os.close(self.slave)
         if "error" in result:
@@ -149,9 +150,10 @@ reflexes:
         self._stop = daemon.request_stop
         asyncio.run(daemon.run())
 
-    def _serve_baseline(self) -> None:
+    def _serve_simple(self, cls: type[SeedStyleServer] | type[MinimalServer]) -> None:
+        """The baseline or the minimal anchor, on the same pty and motor."""
         motor = bench_motor(self.factory)
-        server = SeedStyleServer(self.port, self.device, motor)
+        server = cls(self.port, self.device, motor)
 
         async def run() -> None:
             loop = asyncio.get_running_loop()
@@ -216,9 +218,9 @@ class Clients:
 # ---------------------------------------------------------------- scenarios
 
 
-def pace(rig: Rig, values: list[int]) -> list[float]:
-    """Write one frame per value at SENSOR_HZ, on a fixed schedule; the write times."""
-    period = 1 / SENSOR_HZ
+def pace(rig: Rig, values: list[int], hz: float = SENSOR_HZ) -> list[float]:
+    """Write one frame per value at `hz`, on a fixed schedule; the write times."""
+    period = 1 / hz
     deadline = time.monotonic()
     written = []
     for cm in values:
@@ -281,6 +283,31 @@ def fanout_scenario(clients: int, max_hz: float, seconds: float) -> Callable[[Ri
         }
 
     return scenario
+
+
+def cpu_scenario(clients: int, hz: float, seconds: float) -> Callable[[Rig], dict]:
+    """A constant far distance at `hz` with `clients` readers: the server's CPU
+    per reading (the process's CPU time minus the pacing thread's own)."""
+
+    def scenario(rig: Rig) -> dict:
+        swarm = Clients(rig.port, clients, record=0) if clients else None
+        if swarm:
+            swarm.start()
+        pace(rig, [80] * int(hz), hz)  # a second to start the motor and settle
+        count = int(seconds * hz)
+        began, pacer = process_time(), time.thread_time()
+        pace(rig, [80] * count, hz)
+        server = process_time() - began - (time.thread_time() - pacer)
+        if swarm:
+            swarm.finish()
+        return {"cpu_s": server, "seconds": seconds, "readings": count}
+
+    return scenario
+
+
+def process_time() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 # ---------------------------------------------------------------- cost
@@ -395,14 +422,33 @@ def run_reflex(report: Report, cycles: int) -> None:
         )
 
 
+def run_cpu(report: Report, seconds: float) -> None:
+    for hz, clients in ((10, 0), (100, 0), (10, 3), (100, 3)):
+        results = {
+            kind: Rig(kind).serve(cpu_scenario(clients, hz, seconds))
+            for kind in ("anse-hw", "minimal")
+        }
+        sys.setswitchinterval(DEFAULT_SWITCH_INTERVAL)
+        cells = []
+        for kind in ("anse-hw", "minimal"):
+            r = results[kind]
+            cells.append((r["cpu_s"] / r["seconds"] * 100, r["cpu_s"] / r["readings"] * 1e6))
+        (o_pct, o_us), (m_pct, m_us) = cells
+        report.add(
+            "cpu",
+            f"| {hz} readings/s, {clients} clients | {o_pct:.2f} % | {o_us:.0f} µs | "
+            f"{m_pct:.2f} % | {m_us:.0f} µs | {o_us / m_us:.2f}× |",
+        )
+
+
 def run_fanout(report: Report, seconds: float) -> None:
     for clients, max_hz in ((100, 0), (1000, 0), (1000, 10)):
+        kinds = ("anse-hw", "baseline") + (("minimal",) if not max_hz else ())
         results = {
-            kind: Rig(kind).serve(fanout_scenario(clients, max_hz, seconds))
-            for kind in ("anse-hw", "baseline")
+            kind: Rig(kind).serve(fanout_scenario(clients, max_hz, seconds)) for kind in kinds
         }
         cells = []
-        for kind in ("anse-hw", "baseline"):
+        for kind in kinds:
             r = results[kind]
             lat = r["latencies_ms"]
             rate = r["messages"] / r["seconds"] if r["seconds"] else 0
@@ -413,13 +459,20 @@ def run_fanout(report: Report, seconds: float) -> None:
                     rate,
                 )
             )
-        (o50, o99, orate), (b50, b99, brate) = cells
+        (o50, o99, orate), (b50, b99, brate) = cells[:2]
         label = f"{clients} @ {'full rate' if not max_hz else f'max_hz={max_hz:g}'}"
         report.add(
             "fanout",
             f"| {label} | {o50:.1f} | {o99:.1f} | {orate:,.0f} | {b50:.1f} | "
             f"{b99:.1f} | {brate:,.0f} | {ratio(o99, b99)} |",
         )
+        if len(cells) == 3:
+            m50, m99, mrate = cells[2]
+            report.add(
+                "broadcast",
+                f"| {clients} | {orate:,.0f} | {o50:.1f} | {o99:.1f} | {mrate:,.0f} | "
+                f"{m50:.1f} | {m99:.1f} | {orate / mrate * 100:.0f} % |",
+            )
 
 
 def run_cost(report: Report, clients: int, seconds: float) -> None:
@@ -546,17 +599,19 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="fewer samples (smoke run)")
-    parser.add_argument("--only", choices=("reflex", "fanout", "cost"), action="append")
+    parser.add_argument("--only", choices=("reflex", "cpu", "fanout", "cost"), action="append")
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
     args = parser.parse_args()
     keep_state_aside()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("anse_hw").setLevel(logging.ERROR)
-    only = set(args.only or ("reflex", "fanout", "cost"))
+    only = set(args.only or ("reflex", "cpu", "fanout", "cost"))
     report = Report()
     started, began = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), time.monotonic()
     if "reflex" in only:
         run_reflex(report, cycles=10 if args.quick else 60)
+    if "cpu" in only:
+        run_cpu(report, seconds=3 if args.quick else 10)
     if "fanout" in only:
         run_fanout(report, seconds=2 if args.quick else 5)
     if "cost" in only:

@@ -1,0 +1,111 @@
+"""The anchor: the least a Python server can do for the same stream.
+
+One asyncio loop reads the TFmini frames from the pseudo-terminal itself
+(`add_reader`, no thread), parses them with the same parser, builds the same
+`sensor` and `worldmodel` event JSON that anse-hw sends (same keys, same
+shape), drives the same gpiozero motor on the same two reflexes, and sends
+every event with `websockets.broadcast()`: no outboxes, no conflation, no
+back-pressure, no world model beyond one number, no lock, no second thread.
+What anse-hw costs above this is the price of its guarantees; this is the
+floor it is measured against, and at 100 or 1000 clients it is also raw
+`broadcast()` fan-out capacity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+
+from anse_hw import events
+from anse_hw.drivers.kinds import MOVING, STOPPED
+from anse_hw.drivers.protocols import TFminiParser
+
+
+class MinimalServer:
+    def __init__(self, port: int, device: str, motor: Any) -> None:
+        self.port = port
+        self.device = device
+        self.motor = motor
+        self.clients: set[ServerConnection] = set()
+        self.state = STOPPED
+        self.seq = 0
+        self.total = 0
+        self.last_reflex: str | None = None
+        self.stop = asyncio.Event()
+
+    async def handler(self, ws: ServerConnection) -> None:
+        self.clients.add(ws)
+        try:
+            await ws.wait_closed()
+        finally:
+            self.clients.discard(ws)
+
+    def send(self, event_type: str, data: dict[str, Any]) -> None:
+        self.seq += 1
+        broadcast(self.clients, events.encode(events.make(event_type, self.seq, data)))
+
+    def world(self, cm: float) -> dict[str, Any]:
+        """anse-hw's worldmodel data for one sensor and one motor, built directly."""
+        return {
+            "distance_cm": cm,
+            "safe": cm >= 10,
+            "actuator_state": self.state,
+            "last_reflex": self.last_reflex,
+            "total_events": self.total,
+            "actuators": {"movement": self.state},
+            "sensors": {
+                "lidar": {
+                    "value": cm,
+                    "fresh": True,
+                    "age_ms": 0,
+                    "fault": None,
+                    "type": "distance",
+                    "unit": "cm",
+                }
+            },
+            "estop_latched": False,
+            "last_stop": None,
+        }
+
+    def event(self, event_type: str, data: dict[str, Any], cm: float) -> None:
+        self.total += 1
+        self.send(event_type, data)
+        self.send(events.WORLDMODEL, self.world(cm))
+
+    def step(self, cm: float) -> None:
+        self.event(events.SENSOR, events.sensor_data("lidar", cm, "distance", "cm"), cm)
+        if cm < 10 and self.state != STOPPED:
+            target, name, condition = STOPPED, "proximity_safeguard", "distance < 10cm"
+        elif cm > 15 and self.state == STOPPED:
+            target, name, condition = MOVING, "clear_to_move", "distance > 15cm"
+        else:
+            return
+        self.motor.drive(target)  # first, as anse-hw does
+        self.state, self.last_reflex = target, name
+        self.event(events.REFLEX, events.reflex_data(name, condition), cm)
+        self.event(events.ACTUATOR, events.actuator_data("movement", target, "motor"), cm)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        fd = os.open(self.device, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        parser = TFminiParser()
+
+        def readable() -> None:
+            try:
+                data = os.read(fd, 4096)
+            except BlockingIOError:
+                return
+            for sample in parser.feed(data):
+                if sample.valid:
+                    self.step(sample.value)
+
+        loop.add_reader(fd, readable)
+        async with serve(
+            self.handler, "127.0.0.1", self.port, compression=None, ping_interval=None
+        ):
+            await self.stop.wait()
+        loop.remove_reader(fd)
+        os.close(fd)
