@@ -10,20 +10,16 @@ import argparse
 import asyncio
 import dataclasses
 import logging
-import logging.handlers
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from anse_hw import __version__, example, replay, safestop
+from anse_hw import __version__, example, safestop
 from anse_hw.config import Config, ConfigError, describe, find_config_file, load, sim_defaults
 from anse_hw.daemon import Daemon, open_pin_factory
 from anse_hw.drivers.base import DriverError
 from anse_hw.drivers.registry import SENSOR_DRIVERS, find
 from anse_hw.logsetup import setup_logging
-from anse_hw.service import Installer
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("anse_hw")
@@ -218,8 +214,27 @@ def run_verb(args: argparse.Namespace) -> int:
         listener.stop()
 
 
+def recordings(args: argparse.Namespace) -> int:
+    from anse_hw import replay  # mcap: only the verbs that read recordings need it
+
+    if args.verb == "recordings":
+        return replay.list_recordings(args.dir)
+    if not Path(args.file).is_file():
+        raise ConfigError([f"{args.file}: no such recording"])
+    if args.verify:
+        return replay.verify(args.file, args.config, args.start, args.end)
+    if args.speed <= 0:
+        raise ConfigError(["--speed must be greater than 0"])
+    return replay.live(
+        args.file, args.config, args.start, args.end, args.speed, args.host, args.port
+    )
+
+
 def check_health(config_file: str | None, port: int | None) -> int:
     """GET /healthz from the daemon this config describes, on this machine."""
+    import urllib.error  # here: urllib.request alone is several MB the daemon never needs
+    import urllib.request
+
     path = find_config_file(config_file)
     server = (load(path) if path else sim_defaults()).server
     host = "127.0.0.1" if server.host in ("0.0.0.0", "", "::") else server.host
@@ -236,25 +251,18 @@ def check_health(config_file: str | None, port: int | None) -> int:
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    if args.verb == "recordings":
-        return replay.list_recordings(args.dir)
     if args.verb == "example":
         return example.show(args.name)
-    if args.verb == "install-service":
-        return Installer(Path(args.root)).install(args.config, start=not args.no_start)
-    if args.verb == "uninstall-service":
-        return Installer(Path(args.root)).uninstall(args.purge)
+    if args.verb in ("install-service", "uninstall-service"):
+        from anse_hw.service import Installer  # grp, pwd, shutil: not for the daemon
+
+        installer = Installer(Path(args.root))
+        if args.verb == "uninstall-service":
+            return installer.uninstall(args.purge)
+        return installer.install(args.config, start=not args.no_start)
     if args.verb == "health":
         return check_health(args.config, args.port)
-    if not Path(args.file).is_file():
-        raise ConfigError([f"{args.file}: no such recording"])
-    if args.verify:
-        return replay.verify(args.file, args.config, args.start, args.end)
-    if args.speed <= 0:
-        raise ConfigError(["--speed must be greater than 0"])
-    return replay.live(
-        args.file, args.config, args.start, args.end, args.speed, args.host, args.port
-    )
+    return recordings(args)  # replay, recordings
 
 
 def run(args: argparse.Namespace) -> int:

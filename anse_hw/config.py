@@ -10,7 +10,6 @@ file in one pass.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
 import re
@@ -366,11 +365,19 @@ def _type_ok(value: Any, kind: type | tuple[type, ...]) -> bool:
     return isinstance(value, kinds)
 
 
+def _nearest(word: str, choices: list[str]) -> str | None:
+    """The closest choice to a misspelt word (difflib is loaded only for a mistake)."""
+    import difflib
+
+    hint = difflib.get_close_matches(word, choices, n=1)
+    return hint[0] if hint else None
+
+
 def _unknown(key: Any, known: Iterable[str]) -> str:
     """The unknown-key message: the nearest valid key, or the list when none is near."""
     known = list(known)
-    hint = difflib.get_close_matches(str(key), known, n=1)
-    tip = f"did you mean '{hint[0]}'?" if hint else f"expected one of: {', '.join(known)}"
+    hint = _nearest(str(key), known)
+    tip = f"did you mean '{hint}'?" if hint else f"expected one of: {', '.join(known)}"
     return f"unknown key '{key}'; {tip}"
 
 
@@ -720,8 +727,8 @@ def _reflex(
         ("actuator", [a.name for a in actuators]),
     ):
         if values[key] is not None and values[key] not in names:
-            hint = difflib.get_close_matches(values[key], names, n=1)
-            tip = f"; did you mean '{hint[0]}'?" if hint else ""
+            hint = _nearest(values[key], names)
+            tip = f"; did you mean '{hint}'?" if hint else ""
             check.problem(
                 (*path, key),
                 f"no {key} named '{values[key]}' is configured "

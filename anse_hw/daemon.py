@@ -31,9 +31,7 @@ from anse_hw.drivers.registry import (
 )
 from anse_hw.engine import Engine
 from anse_hw.logsetup import logs_to_journal
-from anse_hw.metrics import Collector
-from anse_hw.mqtt import MqttBridge
-from anse_hw.recording import Recorder
+from anse_hw.metrics import Sources
 from anse_hw.sdnotify import Notifier
 from anse_hw.server import Hub
 
@@ -111,11 +109,15 @@ class Daemon:
         rec = config.recording
         if record:  # --record DIR wins over recording.dir and keeps its size and count
             rec = dataclasses.replace(rec, dir=record) if rec else RecordingConfig(record)
-        self.recorder = (
-            Recorder(Path(rec.dir), config.text, rec.max_mb, rec.keep, describe(config))
-            if rec
-            else None
-        )
+        self.recorder = None
+        if rec:
+            # Optional parts are imported only when configured: mcap and
+            # aiomqtt/paho cost several MB of a Pi Zero's memory otherwise.
+            from anse_hw.recording import Recorder
+
+            self.recorder = Recorder(
+                Path(rec.dir), config.text, rec.max_mb, rec.keep, describe(config)
+            )
         self.notifier = Notifier()
         self.exit_code = EXIT_OK
         self._stop: asyncio.Event | None = None
@@ -143,8 +145,12 @@ class Daemon:
         except Exception:
             close_all(actuators.values())
             raise
-        bridge = MqttBridge(self.config, self._snapshot, api.run) if self.config.mqtt else None
-        metrics = Collector(
+        bridge = None
+        if self.config.mqtt:
+            from anse_hw.mqtt import MqttBridge
+
+            bridge = MqttBridge(self.config, self._snapshot, api.run)
+        metrics = Sources(
             lambda: self.engine.stats_copy(),
             self._health,
             lambda: hub.figures(),

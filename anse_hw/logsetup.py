@@ -9,10 +9,10 @@ priority prefix journald understands, and no timestamp of our own, so
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import queue
 import sys
+import threading
 
 #: Python's levels as syslog priorities (sd-daemon(3)'s SD_ERR and friends).
 SYSLOG_PRIORITY = {
@@ -58,16 +58,38 @@ class TerminalFormatter(logging.Formatter):
         return f"{clock} {record.levelname} {message}"
 
 
-def setup_logging(debug: bool) -> logging.handlers.QueueListener:
-    """Log records go through a queue to a writer thread, so no sensor or engine
-    thread ever blocks on a slow terminal or journal."""
-    records: queue.SimpleQueue = queue.SimpleQueue()
+class QueuedLog(logging.Handler):
+    """Records go through a queue to one writer thread, so no sensor or engine
+    thread ever blocks on a slow terminal or journal.  The same idea as
+    logging.handlers' QueueHandler and QueueListener, which import pickle and
+    more (0.6 MB of a Pi Zero's memory) for the multi-process case we lack."""
+
+    def __init__(self, writer: logging.Handler) -> None:
+        super().__init__()
+        self.writer = writer
+        self.records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._write, name="log-writer", daemon=True)
+        self.thread.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.put(record)
+
+    def _write(self) -> None:
+        while (record := self.records.get()) is not None:
+            self.writer.handle(record)
+
+    def stop(self) -> None:
+        """Write what is queued, then end the writer thread."""
+        self.records.put(None)
+        self.thread.join()
+
+
+def setup_logging(debug: bool) -> QueuedLog:
     stream = logging.StreamHandler(sys.stderr)
     stream.setFormatter(JournalFormatter() if logs_to_journal() else TerminalFormatter())
-    listener = logging.handlers.QueueListener(records, stream)
+    queued = QueuedLog(stream)
     root = logging.getLogger()
-    root.handlers[:] = [logging.handlers.QueueHandler(records)]
+    root.handlers[:] = [queued]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     logging.getLogger("websockets").setLevel(logging.WARNING)
-    listener.start()
-    return listener
+    return queued

@@ -1,10 +1,12 @@
 """One port for everything: the dashboard over HTTP, /healthz, and the event stream.
 
-Fan-out is decoupled from the engine: `Hub.publish` runs on the event loop,
-encodes each event once and pushes the frame into every client's bounded
-`Outbox`; a writer task per client drains its own outbox.  A slow client only
-ever slows its own writer (and gets conflated), never the others or the
-reflex arc, which never waits on this module at all.
+Fan-out is decoupled from the engine: `Hub.publish` runs on the event loop
+and encodes each event once.  A client that keeps up gets it written straight
+to its socket, as `websockets.broadcast()` would; one that has fallen behind
+gets a bounded `Outbox` and a writer task of its own (made the first time it
+is needed, so a client that keeps up costs neither).  A slow client only ever
+slows its own writer (and gets conflated), never the others or the reflex
+arc, which never waits on this module at all.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import itertools
 import json
 import logging
 import math
-import mimetypes
 import socket
 import time
 from collections.abc import Callable, Hashable
@@ -24,7 +25,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from prometheus_client import CONTENT_TYPE_LATEST
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
@@ -35,7 +35,7 @@ from anse_hw import events
 from anse_hw.api import ControlApi
 from anse_hw.config import ServerConfig
 from anse_hw.httpbody import BodyConnection
-from anse_hw.metrics import Collector, render
+from anse_hw.metrics import Sources
 from anse_hw.outbox import Outbox
 
 log = logging.getLogger("anse_hw.server")
@@ -46,6 +46,10 @@ log = logging.getLogger("anse_hw.server")
 #: kernel memory instead of autotuning towards 4 MB each.
 SEND_BUFFER_BYTES = 32 * 1024
 WRITE_LIMIT_BYTES = 16 * 1024
+
+
+#: The dashboard's file types (mimetypes would read the system's tables for three).
+CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 
 
 def dashboard_dir() -> Path | None:
@@ -73,16 +77,18 @@ class Client:
     `max_hz` is flushed on its own timer instead."""
 
     def __init__(
-        self, number: int, ws: ServerConnection, outbox: Outbox, joined: int, max_hz: float | None
+        self, number: int, ws: ServerConnection, joined: int, max_hz: float | None
     ) -> None:
         self.number = number
         self.ws = ws
-        self.outbox = outbox
         self.joined = joined  # seq of the snapshot: older events are already in it
         self.telemetry_seq = joined  # rate-limited: telemetry sent up to here
         self.period = 1.0 / max_hz if max_hz else 0.0
-        self.wake = asyncio.Event()
         self.dropped = False
+        #: Made by Hub._queue when first needed: the backlog and its writer.
+        self.outbox: Outbox | None = None
+        self.wake: asyncio.Event | None = None
+        self.tasks: list[asyncio.Task] = []
         self.busy = False  # its writer task is sending what it took from the outbox
 
     def keeping_up(self) -> bool:
@@ -91,16 +97,16 @@ class Client:
         ws = self.ws
         return (
             not self.busy
-            and not len(self.outbox)
+            and not (self.outbox and len(self.outbox))
             and not ws.paused
             and ws.protocol.state is State.OPEN
         )
 
-    def write_now(self, frames: list[tuple[int, bytes]]) -> None:
-        """The frames newer than the client's snapshot, as one write."""
+    def write_now(self, frames: list[tuple[int, bytes]], after: int) -> None:
+        """The frames with a seq above `after`, as one write."""
         protocol = self.ws.protocol
         for seq, data in frames:
-            if seq > self.joined:
+            if seq > after:
                 protocol.send_text(data)
         chunks = protocol.data_to_send()
         if chunks:
@@ -115,7 +121,7 @@ class Hub:
         health: Callable[[], dict[str, Any]],
         debug: bool = False,
         api: ControlApi | None = None,
-        metrics: Collector | None = None,
+        metrics: Sources | None = None,
     ) -> None:
         self.config = config
         self.api = api
@@ -162,17 +168,26 @@ class Hub:
             if not client.period and client.keeping_up():
                 if wire is None:
                     wire = [(seq, frame.encode()) for _, frame, seq in frames]
-                client.write_now(wire)
+                client.write_now(wire, client.joined)
                 continue
-            outbox = client.outbox
-            outbox.extend(items, client.joined)
-            if outbox.overflowed:
-                self._drop(client, f"fell {outbox.max_critical} reflex/actuator events behind")
-            else:
-                client.wake.set()
+            self._queue(client, items, client.joined)
         if self.debug:
             kinds = ", ".join(e["type"] for e in batch if e["type"] != events.WORLDMODEL)
             log.debug("[broadcast] %s → %d clients notified", kinds, len(self.clients))
+
+    def _queue(
+        self, client: Client, items: list[tuple[Hashable | None, str, int]], after: int
+    ) -> None:
+        """Into the client's outbox, for its writer task (both made on first use)."""
+        if client.outbox is None:
+            client.outbox = Outbox(max_critical=self.config.client_buffer)
+            client.wake = asyncio.Event()
+            client.tasks.append(asyncio.create_task(self._write(client)))
+        client.outbox.extend(items, after)
+        if client.outbox.overflowed:
+            self._drop(client, f"fell {client.outbox.max_critical} reflex/actuator events behind")
+        else:
+            client.wake.set()
 
     def _fresh_telemetry(self, client: Client) -> list[tuple[int, str]]:
         """The newest value of each telemetry key this client has not been sent."""
@@ -220,10 +235,14 @@ class Hub:
 
     async def _serve(self, ws: ServerConnection, max_hz: float | None) -> None:
         snapshot = self.snapshot()
-        outbox = Outbox(max_critical=self.config.client_buffer)
-        outbox.push(conflation_key(snapshot), events.encode(snapshot), snapshot["seq"])
-        client = Client(next(self._numbers), ws, outbox, snapshot["seq"], max_hz)
-        client.wake.set()
+        client = Client(next(self._numbers), ws, snapshot["seq"], max_hz)
+        first = events.encode(snapshot)
+        if client.period or not client.keeping_up():
+            self._queue(client, [(conflation_key(snapshot), first, client.joined)], -1)
+        else:
+            client.write_now([(client.joined, first.encode())], -1)
+        if client.period:
+            client.tasks.append(asyncio.create_task(self._tick(client)))
         self.clients.add(client)
         peer = ws.remote_address[0] if ws.remote_address else "?"
         rate = f", max {max_hz:g} Hz" if max_hz else ""
@@ -234,9 +253,6 @@ class Hub:
             rate,
             len(self.clients),
         )
-        tasks = [asyncio.create_task(self._write(client))]
-        if client.period:
-            tasks.append(asyncio.create_task(self._tick(client)))
         operator = self.api is not None and self.api.ws_operator(ws.request)
         try:
             async for message in ws:  # only an operator's dashboard sends anything
@@ -247,7 +263,7 @@ class Hub:
         except ConnectionClosed:
             pass
         finally:
-            for task in tasks:
+            for task in client.tasks:
                 task.cancel()
             self.clients.discard(client)
             if not client.dropped:
@@ -281,7 +297,8 @@ class Hub:
     async def flush(self, timeout: float) -> None:
         """Give every client a moment to receive what is queued (used at shutdown)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(len(c.outbox) for c in self.clients):
+        # An Outbox is false while empty; None is a client that never fell behind.
+        while time.monotonic() < deadline and any(c.outbox for c in self.clients):
             await asyncio.sleep(0.01)
 
     # -- plain HTTP on the same port ----------------------------------------
@@ -313,15 +330,21 @@ class Hub:
         if path == "/healthz":
             return self._healthz()
         if path == "/metrics" and self.metrics is not None:
-            return _response(HTTPStatus.OK, render(self.metrics), CONTENT_TYPE_LATEST)
+            from anse_hw.exposition import render  # prometheus_client, on the first scrape
+
+            return _response(HTTPStatus.OK, *render(self.metrics))
         return self._static(path)
 
     def figures(self) -> dict[str, float]:
         """The stream's side of /metrics."""
         return {
             "clients": len(self.clients),
-            "clients_behind": sum(1 for c in self.clients if c.outbox.behind),
-            "frames_conflated": sum(c.outbox.conflated for c in self.clients),
+            "clients_behind": sum(
+                1 for c in self.clients if c.outbox is not None and c.outbox.behind
+            ),
+            "frames_conflated": sum(
+                c.outbox.conflated for c in self.clients if c.outbox is not None
+            ),
         }
 
     def _healthz(self) -> Response:
@@ -350,7 +373,7 @@ class Hub:
         file = self.dashboard_files.get("index.html" if path in ("/", "") else path[1:])
         if file is None:
             return _response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
-        kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        kind = CONTENT_TYPES.get(file.suffix, "application/octet-stream")
         try:
             return _response(HTTPStatus.OK, file.read_bytes(), kind)
         except OSError as exc:

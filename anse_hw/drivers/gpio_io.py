@@ -18,9 +18,6 @@ from __future__ import annotations
 import threading
 from typing import Any, ClassVar
 
-from gpiozero import DigitalInputDevice, DigitalOutputDevice
-from gpiozero.exc import GPIOZeroError
-
 from anse_hw.drivers.base import (
     ActuatorDriver,
     DriverError,
@@ -32,7 +29,13 @@ from anse_hw.drivers.base import (
 )
 from anse_hw.drivers.kinds import OFF, ON, SENSOR_KINDS, SensorKind
 
-_ERRORS = (GPIOZeroError, OSError, RuntimeError, ValueError)
+
+def _errors() -> tuple[type[Exception], ...]:
+    """What opening a pin can raise.  gpiozero is imported on first use, so a
+    robot with no GPIO device never loads it."""
+    from gpiozero.exc import GPIOZeroError
+
+    return (GPIOZeroError, OSError, RuntimeError, ValueError)
 
 
 class GpioInputSensor(SensorDriver):
@@ -71,6 +74,8 @@ class GpioInputSensor(SensorDriver):
         super().__init__(name, interval, max_age, kind=kind)
         self.pin = options["pin"]
         self.pull_up = options["pull_up"]
+        from gpiozero import DigitalInputDevice
+
         try:
             self._device = DigitalInputDevice(
                 self.pin,
@@ -78,7 +83,7 @@ class GpioInputSensor(SensorDriver):
                 bounce_time=options["bounce_time"],
                 pin_factory=pin_factory,
             )
-        except _ERRORS as exc:
+        except _errors() as exc:
             raise DriverError(f"{name}: cannot use GPIO{self.pin} as an input: {exc}") from exc
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -145,6 +150,8 @@ class GpioOutput(ActuatorDriver):
         super().__init__(name, safe_state)
         self.pin = options["pin"]
         self.active_high = options["active_high"]
+        from gpiozero import DigitalOutputDevice
+
         try:
             self._device = DigitalOutputDevice(
                 self.pin,
@@ -152,7 +159,7 @@ class GpioOutput(ActuatorDriver):
                 initial_value=safe_state == ON,
                 pin_factory=pin_factory,
             )
-        except _ERRORS as exc:
+        except _errors() as exc:
             raise DriverError(f"{name}: cannot drive GPIO{self.pin}: {exc}") from exc
 
     @property

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from gpiozero import Motor, PhaseEnableMotor
-from gpiozero.exc import GPIOZeroError
-
 from anse_hw.drivers.base import (
     ActuatorDriver,
     DriverError,
@@ -80,6 +77,9 @@ class GpioMotor(ActuatorDriver):
         self.options = options
         self.speed = float(options["speed"])
         self.reverse = options["direction"] == "backward"
+        from gpiozero import Motor, PhaseEnableMotor
+        from gpiozero.exc import GPIOZeroError
+
         try:
             if options.get("phase") is not None:
                 self._device = PhaseEnableMotor(

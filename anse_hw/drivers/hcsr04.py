@@ -11,38 +11,46 @@ echo becomes "no reading", and any filtering is an explicit, short median
 
 from __future__ import annotations
 
-import statistics
+import functools
 import warnings
 from collections import deque
 from collections.abc import Callable
-from typing import Any, ClassVar
-
-from gpiozero import DistanceSensor
-from gpiozero.exc import DistanceSensorNoEcho, GPIOZeroError, PWMSoftwareFallback
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from anse_hw.drivers.base import DriverError, Option, Sample, SensorDriver, bcm_pin, positive
 from anse_hw.drivers.kinds import SENSOR_KINDS, SensorKind
 
+if TYPE_CHECKING:
+    from gpiozero import DistanceSensor
 
-class _SampledDistanceSensor(DistanceSensor):
-    """gpiozero's DistanceSensor with a hook on every raw measurement."""
 
-    def __init__(self, *args: Any, on_raw: Callable[[float | None], None], **kwargs: Any) -> None:
-        self._on_raw = on_raw
-        super().__init__(*args, **kwargs)
+@functools.cache
+def _sampled_distance_sensor() -> type[DistanceSensor]:
+    """gpiozero's DistanceSensor with a hook on every raw measurement.  Made on
+    first use, so that only a robot with GPIO devices imports gpiozero."""
+    from gpiozero import DistanceSensor
 
-    def _read(self) -> float | None:
-        value = super()._read()
-        self._on_raw(value)
-        return value
+    class SampledDistanceSensor(DistanceSensor):
+        def __init__(
+            self, *args: Any, on_raw: Callable[[float | None], None], **kwargs: Any
+        ) -> None:
+            self._on_raw = on_raw
+            super().__init__(*args, **kwargs)
 
-    def close(self) -> None:
-        # gpiozero closes the trigger pin before stopping its sampling thread,
-        # which can then die mid-pulse on a None pin; stop the thread first.
-        queue = getattr(self, "_queue", None)
-        if queue is not None:
-            queue.stop()
-        super().close()
+        def _read(self) -> float | None:
+            value = super()._read()
+            self._on_raw(value)
+            return value
+
+        def close(self) -> None:
+            # gpiozero closes the trigger pin before stopping its sampling thread,
+            # which can then die mid-pulse on a None pin; stop the thread first.
+            queue = getattr(self, "_queue", None)
+            if queue is not None:
+                queue.stop()
+            super().close()
+
+    return SampledDistanceSensor
 
 
 class HCSR04Sensor(SensorDriver):
@@ -80,13 +88,19 @@ class HCSR04Sensor(SensorDriver):
         self._window: deque[float] = deque(maxlen=options["median_of"])
         self._on_sample: Callable[[Sample], None] | None = None
         self._on_crash: Callable[[BaseException], None] | None = None
+        import statistics  # here: it brings decimal and fractions, 0.6 MB
+
+        from gpiozero.exc import DistanceSensorNoEcho, GPIOZeroError, PWMSoftwareFallback
+
+        self._median = statistics.median
+
         # Open the pins now, so a pin in use is a start-up error; measurements
         # are only passed on once start() has given us somewhere to send them.
         with warnings.catch_warnings():
             # "use pigpio for accuracy" is advice, not an error.
             warnings.simplefilter("ignore", PWMSoftwareFallback)
             try:
-                self._device: DistanceSensor | None = _SampledDistanceSensor(
+                self._device: DistanceSensor | None = _sampled_distance_sensor()(
                     echo=self.echo,
                     trigger=self.trigger,
                     max_distance=self.max_distance,
@@ -127,7 +141,7 @@ class HCSR04Sensor(SensorDriver):
             self._window.clear()  # never let an old echo stand in for a missing one
             return Sample.none("no echo")
         self._window.append(value * self.max_distance * 100.0)
-        return Sample(statistics.median(self._window))
+        return Sample(self._median(self._window))
 
     def close(self) -> None:
         self._on_sample = None

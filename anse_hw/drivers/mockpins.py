@@ -1,0 +1,73 @@
+"""gpiozero's MockFactory, connected to JSON files (see anse_hw.drivers.pins).
+
+Its own module so that gpiozero is imported only when a mock pin factory is
+actually made.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+from anse_hw.drivers.pins import read_pin_states, write_atomically
+
+__all__ = ["FileMockFactory", "MockFactory", "MockPWMPin", "PersistentPin"]
+
+
+class PersistentPin(MockPWMPin):
+    """A MockPWMPin that records every change in its factory's state file (if any)."""
+
+    def _change_state(self, value: Any) -> bool:
+        changed = super()._change_state(value)
+        self.factory.persist(self)
+        return changed
+
+    def _set_function(self, value: str) -> None:
+        super()._set_function(value)
+        self.factory.persist(self)
+
+
+class FileMockFactory(MockFactory):
+    """MockFactory whose pins are visible in, and drivable from, JSON files."""
+
+    INPUT_POLL = 0.01
+
+    def __init__(self, state_file: str | None, input_file: str | None) -> None:
+        super().__init__(pin_class=PersistentPin)
+        self.path = Path(state_file) if state_file else None
+        self._lock = threading.Lock()
+        self._states: dict[str, dict[str, Any]] = read_pin_states(self.path) if self.path else {}
+        self._closed = threading.Event()
+        if input_file:
+            follow = threading.Thread(
+                target=self._follow_inputs, args=(Path(input_file),), name="mock-inputs"
+            )
+            follow.daemon = True
+            follow.start()
+
+    def persist(self, pin: PersistentPin) -> None:
+        if self.path is None:
+            return
+        with self._lock:
+            self._states[str(pin.info.name)] = {
+                "function": pin._function,
+                "state": float(pin._state),
+            }
+            write_atomically(self.path, json.dumps(self._states, sort_keys=True))
+
+    def _follow_inputs(self, path: Path) -> None:
+        while not self._closed.wait(self.INPUT_POLL):
+            levels = read_pin_states(path)
+            for pin in list(self.pins.values()):
+                level = levels.get(str(pin.info.name))
+                if level is None or pin._function != "input" or bool(level) == bool(pin.state):
+                    continue
+                pin.drive_high() if level else pin.drive_low()
+
+    def close(self) -> None:
+        self._closed.set()
+        super().close()
