@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
+import threading
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
@@ -109,3 +111,36 @@ class MinimalServer:
             await self.stop.wait()
         loop.remove_reader(fd)
         os.close(fd)
+
+
+class ThreadedMinimalServer(MinimalServer):
+    """The same, with the reading on its own thread as anse-hw does it (so that
+    a reflex never waits for the event loop): the thread reads and parses, and
+    hands each reading to the loop with `call_soon_threadsafe`.  The difference
+    to MinimalServer is the price of that one architectural choice."""
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        fd = os.open(self.device, os.O_RDONLY | os.O_NOCTTY)
+        stop_r, stop_w = os.pipe()
+
+        def reader() -> None:
+            parser = TFminiParser()
+            while True:
+                ready, _, _ = select.select([fd, stop_r], [], [])
+                if stop_r in ready:
+                    return
+                for sample in parser.feed(os.read(fd, 4096)):
+                    if sample.valid:
+                        loop.call_soon_threadsafe(self.step, sample.value)
+
+        thread = threading.Thread(target=reader, name="minimal-reader")
+        thread.start()
+        async with serve(
+            self.handler, "127.0.0.1", self.port, compression=None, ping_interval=None
+        ):
+            await self.stop.wait()
+        os.write(stop_w, b"x")
+        thread.join()
+        for handle in (fd, stop_r, stop_w):
+            os.close(handle)

@@ -42,7 +42,7 @@ from anse_hw.daemon import Daemon
 from anse_hw.drivers.protocols import tfmini_frame
 from benchmarks.baseline import SeedStyleServer, bench_motor
 from benchmarks.markdown import keep_other_sections
-from benchmarks.minimal import MinimalServer
+from benchmarks.minimal import MinimalServer, ThreadedMinimalServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SENSOR_HZ = 100
@@ -51,6 +51,12 @@ CLIENT_MIXES = [
 ]
 DEFAULT_SWITCH_INTERVAL = sys.getswitchinterval()
 FORWARD_PIN = "GPIO17"
+#: The servers measured beside anse-hw (benchmarks/baseline.py, benchmarks/minimal.py).
+SIMPLE_SERVERS = {
+    "baseline": SeedStyleServer,
+    "minimal": MinimalServer,
+    "threaded": ThreadedMinimalServer,
+}
 
 
 class TimedPin(MockPWMPin):
@@ -127,7 +133,7 @@ class Rig:
         if self.kind == "anse-hw":
             self._serve_ours()
         else:
-            self._serve_simple(SeedStyleServer if self.kind == "baseline" else MinimalServer)
+            self._serve_simple(SIMPLE_SERVERS[self.kind])
         os.close(self.master)
         os.close(self.slave)
         if "error" in result:
@@ -150,7 +156,7 @@ reflexes:
         self._stop = daemon.request_stop
         asyncio.run(daemon.run())
 
-    def _serve_simple(self, cls: type[SeedStyleServer] | type[MinimalServer]) -> None:
+    def _serve_simple(self, cls: type) -> None:
         """The baseline or the minimal anchor, on the same pty and motor."""
         motor = bench_motor(self.factory)
         server = cls(self.port, self.device, motor)
@@ -423,21 +429,17 @@ def run_reflex(report: Report, cycles: int) -> None:
 
 
 def run_cpu(report: Report, seconds: float) -> None:
+    kinds = ("anse-hw", "minimal", "threaded")
     for hz, clients in ((10, 0), (100, 0), (10, 3), (100, 3)):
-        results = {
-            kind: Rig(kind).serve(cpu_scenario(clients, hz, seconds))
-            for kind in ("anse-hw", "minimal")
-        }
+        results = {kind: Rig(kind).serve(cpu_scenario(clients, hz, seconds)) for kind in kinds}
         sys.setswitchinterval(DEFAULT_SWITCH_INTERVAL)
-        cells = []
-        for kind in ("anse-hw", "minimal"):
-            r = results[kind]
-            cells.append((r["cpu_s"] / r["seconds"] * 100, r["cpu_s"] / r["readings"] * 1e6))
-        (o_pct, o_us), (m_pct, m_us) = cells
+        per = {k: r["cpu_s"] / r["readings"] * 1e6 for k, r in results.items()}
+        share = {k: r["cpu_s"] / r["seconds"] * 100 for k, r in results.items()}
+        cells = " | ".join(f"{share[k]:.2f} % | {per[k]:.0f} µs" for k in kinds)
         report.add(
             "cpu",
-            f"| {hz} readings/s, {clients} clients | {o_pct:.2f} % | {o_us:.0f} µs | "
-            f"{m_pct:.2f} % | {m_us:.0f} µs | {o_us / m_us:.2f}× |",
+            f"| {hz} readings/s, {clients} clients | {cells} | "
+            f"{per['anse-hw'] / per['minimal']:.2f}× | {per['anse-hw'] / per['threaded']:.2f}× |",
         )
 
 
