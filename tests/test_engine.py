@@ -73,3 +73,25 @@ def test_a_guard_in_its_hysteresis_band_keeps_the_motor_stopped_whoever_says_go(
     assert states(published) == ["MOVING", "STOPPED"], "front is in its band: not clear"
     engine.on_sample("front", Sample(16.0))
     assert states(published) == ["MOVING", "STOPPED", "MOVING"]
+
+
+def test_with_nobody_listening_the_motor_still_stops_and_nothing_is_published():
+    """No client, recorder or bridge: no event is built, encoded or handed to
+    the event loop, but the reflexes act exactly as before, and a client that
+    joins later sees seq numbers that continue (with a gap) and the truth."""
+    engine, published = make_engine()
+    listening = [False]
+    engine.audience = lambda: listening[0]
+    engine.on_sample("side", Sample(40.0))
+    engine.on_sample("front", Sample(40.0))
+    assert engine.world.actuators["movement"] == "MOVING"
+    engine.on_sample("front", Sample(5.0))
+    assert engine.world.actuators["movement"] == "STOPPED"
+    assert published == []
+    skipped = engine.snapshot_event()["seq"]
+    assert skipped > 0  # the events happened; only their JSON was never made
+
+    listening[0] = True
+    engine.on_sample("front", Sample(40.0))
+    assert [e["seq"] for e in published] == list(range(skipped + 1, skipped + 1 + len(published)))
+    assert states(published) == ["MOVING"]

@@ -12,6 +12,16 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from tests.conftest import collect, free_port, http_get, stalled_client, wait_for
 
+#: One sensor and one motor, for tests that feed the engine themselves.
+ONE_SENSOR = """
+sensors:
+  - {name: front, driver: sim, interval: 10, max_age: 30}
+actuators:
+  - {name: movement, driver: sim}
+reflexes:
+  - {name: stop_close, sensor: front, below: 10, actuator: movement, command: stop}
+"""
+
 SCRIPT = "[" + ", ".join(["80"] * 20 + ["5"] * 20) * 1 + "]"
 
 
@@ -204,3 +214,47 @@ def test_a_client_that_cannot_keep_up_is_dropped_with_a_reason(start_daemon):
         asyncio.run(collect(daemon.url, lambda r: len(r) > 10))  # others are still served
     finally:
         small.close()
+
+
+def test_an_event_made_while_a_client_joins_alone_reaches_it():
+    """With nobody connected the engine builds no events.  A client's snapshot
+    is taken on the event loop while the sensor thread keeps going; here the
+    sensor thread gets its turn right after the snapshot (the worst moment).
+    The event it makes must still reach the client, right after the snapshot."""
+    from anse_hw import config as configuration
+    from anse_hw.drivers.base import Sample
+    from anse_hw.server import Hub
+    from tests.conftest import engine_for
+
+    port = free_port()
+    text = f"server: {{host: 127.0.0.1, port: {port}}}\n" + ONE_SENSOR
+    engine, _ = engine_for(text)
+    server_config = configuration.parse(text).server
+
+    async def main() -> list[dict]:
+        loop = asyncio.get_running_loop()
+
+        def snapshot() -> dict:
+            taken = engine.snapshot_event()
+            engine.on_sample("front", Sample(40.0))  # the sensor thread's turn
+            return taken
+
+        hub = Hub(server_config, snapshot, engine.health)
+        engine.publish = lambda batch: loop.call_soon_threadsafe(hub.publish, batch)
+        engine.audience = hub.listening
+        engine.on_sample("front", Sample(30.0))  # nobody there: not even built
+        server = await hub.start()
+        try:
+            async with connect(f"ws://127.0.0.1:{port}") as ws:
+                return [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(3)]
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    first, *after = asyncio.run(main())
+    assert first["type"] == "worldmodel"
+    assert [(e["type"], e["seq"]) for e in after] == [
+        ("sensor", first["seq"] + 1),
+        ("worldmodel", first["seq"] + 2),
+    ]
+    assert after[0]["data"]["value"] == 40.0
