@@ -28,6 +28,7 @@ from urllib.parse import parse_qs
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
@@ -102,15 +103,37 @@ class Client:
             and ws.protocol.state is State.OPEN
         )
 
-    def write_now(self, frames: list[tuple[int, bytes]], after: int) -> None:
+    def write_now(self, wire: Wire, after: int) -> None:
         """The frames with a seq above `after`, as one write."""
         protocol = self.ws.protocol
-        for seq, data in frames:
-            if seq > after:
-                protocol.send_text(data)
-        chunks = protocol.data_to_send()
-        if chunks:
-            self.ws.transport.write(b"".join(chunks))
+        if not protocol.extensions:
+            data = wire.framed_after(after)
+        else:  # compression: every connection frames its own way
+            for seq, payload in zip(wire.seqs, wire.payloads, strict=True):
+                if seq > after:
+                    protocol.send_text(payload)
+            data = b"".join(protocol.data_to_send())
+        if data:
+            self.ws.transport.write(data)
+
+
+class Wire:
+    """A batch ready for sockets.  A server's frames are not masked, so without
+    compression every client gets the same bytes: each frame is built once
+    per batch here, not once per client as `broadcast()` and `send()` do."""
+
+    def __init__(self, frames: list[tuple[Hashable | None, str, int]]) -> None:
+        self.seqs = [seq for _, _, seq in frames]
+        self.payloads = [text.encode() for _, text, _ in frames]
+        self.framed = [
+            Frame(Opcode.TEXT, payload).serialize(mask=False) for payload in self.payloads
+        ]
+        self.whole = b"".join(self.framed)
+
+    def framed_after(self, after: int) -> bytes:
+        if self.seqs[0] > after:
+            return self.whole
+        return b"".join(f for seq, f in zip(self.seqs, self.framed, strict=True) if seq > after)
 
 
 class Hub:
@@ -158,7 +181,7 @@ class Hub:
         for key, frame, seq in frames:
             if key is not None:
                 self.latest[key] = (seq, frame)
-        wire: list[tuple[int, bytes]] | None = None
+        wire: Wire | None = None
         for client in tuple(self.clients):
             # Rate-limited clients take telemetry from `latest` when their timer
             # fires; reflex and actuator events wake every client at once.
@@ -167,7 +190,7 @@ class Hub:
                 continue
             if not client.period and client.keeping_up():
                 if wire is None:
-                    wire = [(seq, frame.encode()) for _, frame, seq in frames]
+                    wire = Wire(frames)
                 client.write_now(wire, client.joined)
                 continue
             self._queue(client, items, client.joined)
@@ -226,39 +249,46 @@ class Hub:
             # A fixed kernel send buffer instead of autotuning (up to 4 MB per client):
             # a stalled client's backlog shows up in our outbox, where it is conflated.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-        max_hz = stream_options(ws.request.path)  # validated in _process_request
+        # Counted before the snapshot is taken: see `listening`.
         self._expecting += 1
         try:
-            await self._serve(ws, max_hz)
+            client = self._join(ws)
+            await self._serve(client)
         finally:
             self._expecting -= 1
 
-    async def _serve(self, ws: ServerConnection, max_hz: float | None) -> None:
+    def _join(self, ws: ServerConnection) -> Client:
+        """Snapshot first, then the stream.  Not a coroutine: the snapshot and
+        its JSON are freed here instead of living on for the connection."""
+        max_hz = stream_options(ws.request.path)  # validated in _process_request
         snapshot = self.snapshot()
         client = Client(next(self._numbers), ws, snapshot["seq"], max_hz)
         first = events.encode(snapshot)
         if client.period or not client.keeping_up():
             self._queue(client, [(conflation_key(snapshot), first, client.joined)], -1)
         else:
-            client.write_now([(client.joined, first.encode())], -1)
+            client.write_now(Wire([(None, first, client.joined)]), -1)
         if client.period:
             client.tasks.append(asyncio.create_task(self._tick(client)))
         self.clients.add(client)
-        peer = ws.remote_address[0] if ws.remote_address else "?"
         rate = f", max {max_hz:g} Hz" if max_hz else ""
         log.info(
             "→ Client %d connected from %s%s (%d total)",
             client.number,
-            peer,
+            _peer(ws),
             rate,
             len(self.clients),
         )
+        return client
+
+    async def _serve(self, client: Client) -> None:
+        ws = client.ws
         operator = self.api is not None and self.api.ws_operator(ws.request)
         try:
             async for message in ws:  # only an operator's dashboard sends anything
                 if self.api is None:
                     continue
-                answer = await self.api.ws_command(operator, peer, message)
+                answer = await self.api.ws_command(operator, _peer(ws), message)
                 await ws.send(json.dumps({"type": "reply", "data": answer}))
         except ConnectionClosed:
             pass
@@ -391,6 +421,10 @@ def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
         ]
     )
     return Response(status.value, status.phrase, headers, body)
+
+
+def _peer(ws: ServerConnection) -> str:
+    return ws.remote_address[0] if ws.remote_address else "?"
 
 
 def request_path(target: str) -> str:

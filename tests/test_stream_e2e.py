@@ -113,6 +113,33 @@ def test_two_clients_get_the_same_sequence_and_a_late_one_gets_a_snapshot(start_
     assert after["seq"] == snapshot["seq"] + 1, "the stream continues right after the snapshot"
 
 
+def test_compressed_and_plain_clients_get_the_same_stream(start_daemon):
+    """With `server.compression` on, a client that negotiates permessage-deflate
+    gets frames of its own; one that does not gets the bytes shared by all."""
+    port = free_port()
+    config = fast_sim_config(port, interval=0.02).replace(
+        "server: {host: 127.0.0.1,", "server: {compression: true, host: 127.0.0.1,"
+    )
+    daemon = start_daemon(config, port)
+
+    async def scenario():
+        async with (
+            connect(daemon.url, compression="deflate") as deflated,
+            connect(daemon.url, compression=None) as plain,
+        ):
+            assert deflated.protocol.extensions and not plain.protocol.extensions
+            return (
+                [json.loads(await deflated.recv()) for _ in range(40)],
+                [json.loads(await plain.recv()) for _ in range(40)],
+            )
+
+    deflated, plain = asyncio.run(scenario())
+    common = {e["seq"] for e in deflated[1:]} & {e["seq"] for e in plain[1:]}
+    assert len(common) >= 20
+    pick = lambda events: [e for e in events[1:] if e["seq"] in common]  # noqa: E731
+    assert pick(deflated) == pick(plain)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_the_motor_and_exits_zero(start_daemon, sig):
     port = free_port()
