@@ -10,11 +10,12 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from anse_hw import __version__, example, safestop
+from anse_hw import __version__, safestop
 from anse_hw.config import Config, ConfigError, describe, find_config_file, load, sim_defaults
 from anse_hw.daemon import Daemon, open_pin_factory
 from anse_hw.drivers.base import DriverError
@@ -70,7 +71,9 @@ VERBS = ("replay", "recordings", "example", "install-service", "uninstall-servic
 
 def verbs() -> argparse.ArgumentParser:
     """The verbs beside the daemon's own flags: replay, recordings, example,
-    install-service and uninstall-service."""
+    install-service, uninstall-service and health."""
+    from anse_hw import example
+
     p = argparse.ArgumentParser(prog="anse-hw")
     sub = p.add_subparsers(dest="verb", required=True)
     replay = sub.add_parser("replay", help="play a recording through the engine on fakes")
@@ -210,6 +213,11 @@ def run_verb(args: argparse.Namespace) -> int:
     listener = setup_logging(False)
     try:
         return user_errors(lambda: dispatch(args), "error")
+    except BrokenPipeError:
+        # `anse-hw example pi-robot | head`: the reader left; so do we, quietly
+        # (what Python's documentation recommends for SIGPIPE).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
     finally:
         listener.stop()
 
@@ -252,6 +260,8 @@ def check_health(config_file: str | None, port: int | None) -> int:
 
 def dispatch(args: argparse.Namespace) -> int:
     if args.verb == "example":
+        from anse_hw import example
+
         return example.show(args.name)
     if args.verb in ("install-service", "uninstall-service"):
         from anse_hw.service import Installer  # grp, pwd, shutil: not for the daemon

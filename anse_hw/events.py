@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
 from typing import Any
 
 SENSOR = "sensor"
@@ -24,11 +23,9 @@ ACTUATOR = "actuator"
 _second: tuple[int, str] = (-1, "")
 
 
-def timestamp(now: datetime | None = None) -> str:
+def timestamp() -> str:
     """UTC ISO-8601 with milliseconds and a `Z`, e.g. 2026-02-14T12:34:56.789Z."""
     global _second
-    if now is not None:
-        return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
     seconds, fraction = divmod(time.time_ns() // 1_000_000, 1000)
     if _second[0] != seconds:
         _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds)))

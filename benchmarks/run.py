@@ -584,6 +584,36 @@ def keep_state_aside() -> None:
     os.environ["STATE_DIRECTORY"] = tempfile.mkdtemp(prefix="anse-bench-state-")
 
 
+def head(*columns: str) -> str:
+    """A markdown table's header and rule."""
+    return f"| {' | '.join(columns)} |\n|{'---|' * len(columns)}"
+
+
+def latency_columns(kind: str) -> tuple[str, ...]:
+    return f"{kind} p50 ms", "p99 ms", "max ms"
+
+
+def rate_columns(kind: str) -> tuple[str, ...]:
+    return f"{kind} msgs/s", "p50 ms", "p99 ms"
+
+
+REFLEX_HEAD = head(
+    "clients",
+    *latency_columns("anse-hw"),
+    *latency_columns("baseline"),
+    "p99 ratio",
+    *latency_columns("minimal"),
+)
+CPU_HEAD = head(
+    "readings/s, clients",
+    *("anse-hw", "µs/reading", "minimal", "µs/reading", "threaded", "µs/reading"),
+    *("÷ minimal", "÷ threaded"),
+)
+BROADCAST_HEAD = head(
+    "clients", *rate_columns("anse-hw"), *rate_columns("broadcast()"), "anse-hw ÷ broadcast()"
+)
+
+
 def write_markdown(report: Report, command: str, started: str, took: float) -> str:
     r = report.rows
     return f"""# Benchmarks
@@ -623,8 +653,7 @@ far for 100 ms, close for 100 ms; each close is one measured stop.  The stalled
 client completes the WebSocket handshake and never reads again.  p99 ratio:
 baseline ÷ anse-hw.
 
-| clients | anse-hw p50 ms | p99 ms | max ms | baseline p50 ms | p99 ms | max ms | p99 ratio | minimal p50 ms | p99 ms | max ms |
-|---|---|---|---|---|---|---|---|---|---|---|
+{REFLEX_HEAD}
 {chr(10).join(r.get("reflex", []))}
 
 ## CPU per reading
@@ -634,8 +663,7 @@ a 10 s window (the process's, minus the thread that writes the frames),
 divided by the readings.  The ratios are anse-hw ÷ minimal and anse-hw ÷
 threaded.
 
-| readings/s, clients | anse-hw | µs/reading | minimal | µs/reading | threaded | µs/reading | ÷ minimal | ÷ threaded |
-|---|---|---|---|---|---|---|---|---|
+{CPU_HEAD}
 {chr(10).join(r.get("cpu", []))}
 
 ## Fan-out
@@ -652,8 +680,7 @@ baseline has no such option and sends them everything.
 
 Against raw `websockets.broadcast()` (the minimal server), same scenario:
 
-| clients | anse-hw msgs/s | p50 ms | p99 ms | broadcast() msgs/s | p50 ms | p99 ms | anse-hw ÷ broadcast() |
-|---|---|---|---|---|---|---|---|
+{BROADCAST_HEAD}
 {chr(10).join(r.get("broadcast", []))}
 
 ## Cost

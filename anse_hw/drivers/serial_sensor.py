@@ -22,12 +22,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-import serial
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from anse_hw.drivers.base import DriverError, Option, Sample, SensorDriver, one_of, positive
 from anse_hw.drivers.kinds import SENSOR_KINDS, SensorKind
+
+if TYPE_CHECKING:
+    import serial  # imported where a port is opened: a robot without one never loads it
 from anse_hw.drivers.protocols import (
     BAUDRATES,
     DEFAULT_LINE_PATTERN,
@@ -235,6 +236,8 @@ class SharedPort:
         self._close_port()
 
     def _open_port(self) -> serial.Serial:
+        import serial
+
         if not os.path.exists(self.path):
             raise DriverError(f"serial port {self.path} does not exist")
         try:
@@ -270,6 +273,8 @@ class SharedPort:
         return LineSplitter() if self.protocol == "line" else make_parser(self.protocol)
 
     def _read_until_lost(self, port: serial.Serial) -> str:
+        import serial
+
         framing = self._framing()
         last = time.monotonic()
         while not self._stop.is_set():
@@ -327,6 +332,8 @@ class SharedPort:
         return None
 
     def _close_port(self) -> None:
+        import serial
+
         port, self._serial = self._serial, None
         if port is not None:
             with contextlib.suppress(serial.SerialException, OSError):
