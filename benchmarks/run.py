@@ -420,7 +420,7 @@ TARGETS = [
         "reflex p99, 500 + 1 stalled ≤ 1 ms, every run",
     ),
     ("idle_rss", lambda v: v <= 28, "{:.1f} MB", "idle RSS ≤ 28 MB"),
-    ("client_kb", lambda v: v <= 16, "{:.0f} KB", "memory per client ≤ 16 KB"),
+    ("client_kb", lambda v: v <= 16, "{:.1f} KB", "memory per client ≤ 16 KB"),
 ]
 
 
@@ -644,6 +644,23 @@ parser, gpiozero motor and event JSON:
 | target | measured | |
 |---|---|---|
 {targets(report)}
+
+A missed target is explained here rather than hidden.  **CPU per reading with
+clients**: the minimal server reads the sensor on its event loop; anse-hw reads
+it on a thread of its own and hands each reading to the loop, which costs a
+thread wake-up, a pipe write and a GIL hand-over per reading.  The "threaded"
+anchor pays exactly that and nothing else, and at 100 readings/s anse-hw
+stays within 1.1× of it (CPU table, last column; at 10 readings/s the safety
+monitor's tick, ten times a second whatever the sensor does, weighs more per
+reading): what is left above the 1.2× is that hand-over, the
+design's one deliberate cost, because it keeps the reflex arc off the event
+loop (the minimal server's stop p99 grows to several ms at 500 clients, see
+the reflex table).  With no client the hand-over does not happen at all, and
+anse-hw costs less than the minimal server.  **Memory per client**: 15–16 KB
+across runs here, against 13 KB for the seed design, whose connections have no
+keepalive ping; the 2 KB difference is websockets' keepalive task per
+connection (`server.ping_interval`), which finds dashboards that vanished
+without closing.
 
 ## Reflex latency
 
