@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -22,7 +23,34 @@ from anse_hw.drivers.kinds import MOVING, STOPPED
 from anse_hw.drivers.protocols import TFminiParser
 
 
-class SeedStyleServer:
+@contextlib.contextmanager
+def tfmini_on_loop(device: str, on_value: Callable[[float], None]) -> Iterator[None]:
+    """The pty's TFmini frames read by the running event loop itself
+    (`add_reader`), each valid distance passed to `on_value`."""
+    loop = asyncio.get_running_loop()
+    fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    parser = TFminiParser()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        for sample in parser.feed(data):
+            if sample.valid:
+                on_value(sample.value)
+
+    loop.add_reader(fd, readable)
+    try:
+        yield
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+class PtyServer:
+    """What the comparison servers share: the pty, the motor, the clients."""
+
     def __init__(self, port: int, device: str, motor: Any) -> None:
         self.port = port
         self.device = device
@@ -32,9 +60,7 @@ class SeedStyleServer:
         self.seq = 0
         self.total = 0
         self.last_reflex: str | None = None
-        self.distance: float | None = None
         self.stop = asyncio.Event()
-        self.readings: asyncio.Queue[float] = asyncio.Queue()
 
     async def handler(self, ws: ServerConnection) -> None:
         self.clients.add(ws)
@@ -42,6 +68,13 @@ class SeedStyleServer:
             await ws.wait_closed()
         finally:
             self.clients.discard(ws)
+
+
+class SeedStyleServer(PtyServer):
+    def __init__(self, port: int, device: str, motor: Any) -> None:
+        super().__init__(port, device, motor)
+        self.distance: float | None = None
+        self.readings: asyncio.Queue[float] = asyncio.Queue()
 
     async def broadcast(self, event_type: str, data: dict) -> None:
         self.seq += 1
@@ -84,28 +117,13 @@ class SeedStyleServer:
         await self.world()
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        fd = os.open(self.device, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-        parser = TFminiParser()
-
-        def readable() -> None:
-            try:
-                data = os.read(fd, 4096)
-            except BlockingIOError:
-                return
-            for sample in parser.feed(data):
-                if sample.valid:
-                    self.readings.put_nowait(sample.value)
-
-        loop.add_reader(fd, readable)
-        async with serve(
-            self.handler, "127.0.0.1", self.port, compression=None, ping_interval=None
-        ):
-            stepper = asyncio.create_task(self._steps())
-            await self.stop.wait()
-            stepper.cancel()
-        loop.remove_reader(fd)
-        os.close(fd)
+        with tfmini_on_loop(self.device, self.readings.put_nowait):
+            async with serve(
+                self.handler, "127.0.0.1", self.port, compression=None, ping_interval=None
+            ):
+                stepper = asyncio.create_task(self._steps())
+                await self.stop.wait()
+                stepper.cancel()
 
     async def _steps(self) -> None:
         while True:

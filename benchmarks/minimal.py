@@ -19,32 +19,15 @@ import select
 import threading
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.asyncio.server import broadcast, serve
 
 from anse_hw import events
 from anse_hw.drivers.kinds import MOVING, STOPPED
 from anse_hw.drivers.protocols import TFminiParser
+from benchmarks.baseline import PtyServer, tfmini_on_loop
 
 
-class MinimalServer:
-    def __init__(self, port: int, device: str, motor: Any) -> None:
-        self.port = port
-        self.device = device
-        self.motor = motor
-        self.clients: set[ServerConnection] = set()
-        self.state = STOPPED
-        self.seq = 0
-        self.total = 0
-        self.last_reflex: str | None = None
-        self.stop = asyncio.Event()
-
-    async def handler(self, ws: ServerConnection) -> None:
-        self.clients.add(ws)
-        try:
-            await ws.wait_closed()
-        finally:
-            self.clients.discard(ws)
-
+class MinimalServer(PtyServer):
     def send(self, event_type: str, data: dict[str, Any]) -> None:
         self.seq += 1
         broadcast(self.clients, events.encode(events.make(event_type, self.seq, data)))
@@ -91,26 +74,11 @@ class MinimalServer:
         self.event(events.ACTUATOR, events.actuator_data("movement", target, "motor"), cm)
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        fd = os.open(self.device, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-        parser = TFminiParser()
-
-        def readable() -> None:
-            try:
-                data = os.read(fd, 4096)
-            except BlockingIOError:
-                return
-            for sample in parser.feed(data):
-                if sample.valid:
-                    self.step(sample.value)
-
-        loop.add_reader(fd, readable)
-        async with serve(
-            self.handler, "127.0.0.1", self.port, compression=None, ping_interval=None
-        ):
-            await self.stop.wait()
-        loop.remove_reader(fd)
-        os.close(fd)
+        with tfmini_on_loop(self.device, self.step):
+            async with serve(
+                self.handler, "127.0.0.1", self.port, compression=None, ping_interval=None
+            ):
+                await self.stop.wait()
 
 
 class ThreadedMinimalServer(MinimalServer):

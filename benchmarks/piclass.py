@@ -29,7 +29,7 @@ from pathlib import Path
 
 from benchmarks import run
 from benchmarks.markdown import replace_section
-from benchmarks.run import Clients, Rig, TimedPin, pace, percentile
+from benchmarks.run import Clients, Rig, deliveries, pace, percentile, stop_latencies
 
 CPU_V1 = Path("/sys/fs/cgroup/cpu")
 PERIOD_US = 10_000
@@ -77,19 +77,8 @@ def stream_scenario(hz: float, seconds: float, max_hz: float = 0) -> Callable[[R
             closes.append(pace(rig, [5] * per_phase, hz)[0])
         time.sleep(1.0)
         summary, arrivals = swarm.finish()
-        stops, missed = [], 0
-        for i, written in enumerate(closes):
-            end = closes[i + 1] if i + 1 < len(closes) else float("inf")
-            stop = next((t for t in TimedPin.stops if written <= t < end), None)
-            if stop is None:
-                missed += 1
-            else:
-                stops.append((stop - written) * 1000)
-        delivery = [
-            (arrivals[i + 1] - writes[arrivals[i]]) * 1000
-            for i in range(0, len(arrivals), 2)
-            if arrivals[i] in writes
-        ]
+        stops, missed = stop_latencies(closes)
+        delivery = deliveries(arrivals, writes)
         return {
             "stops": stops,
             "missed": missed,
