@@ -16,7 +16,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from anse_hw import __version__, safestop
-from anse_hw.config import Config, ConfigError, describe, find_config_file, load, sim_defaults
+from anse_hw.config import (
+    ANY_ADDRESS,
+    Config,
+    ConfigError,
+    describe,
+    find_config_file,
+    load,
+    port_problem,
+    sim_defaults,
+)
 from anse_hw.daemon import Daemon, open_pin_factory
 from anse_hw.drivers.base import DriverError
 from anse_hw.drivers.registry import SENSOR_DRIVERS, find
@@ -24,6 +33,18 @@ from anse_hw.logsetup import setup_logging
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("anse_hw")
+
+
+def port_number(text: str) -> int:
+    """--port, by the rule server.port has in the YAML."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    problem = port_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", metavar="FILE", help="YAML configuration file")
     p.add_argument("--host", help="listen address (overrides server.host)")
-    p.add_argument("--port", type=int, help="listen port (overrides server.port)")
+    p.add_argument("--port", type=port_number, help="listen port (overrides server.port)")
     p.add_argument("--debug", action="store_true", help="log every event with timings")
     p.add_argument(
         "--check",
@@ -102,7 +123,7 @@ def verbs() -> argparse.ArgumentParser:
         help="as fast as possible; exit 0 only if every decision matches",
     )
     replay.add_argument("--host")
-    replay.add_argument("--port", type=int)
+    replay.add_argument("--port", type=port_number)
     listing = sub.add_parser("recordings", help="list the recordings in a directory")
     listing.add_argument("dir")
     printer = sub.add_parser(
@@ -135,7 +156,7 @@ def verbs() -> argparse.ArgumentParser:
         help="exit 0 if this machine's daemon answers /healthz with 200 (container HEALTHCHECK)",
     )
     health.add_argument("--config", metavar="FILE", help="the daemon's config (for its port)")
-    health.add_argument("--port", type=int, help="the daemon's port, if not the config's")
+    health.add_argument("--port", type=port_number, help="the daemon's port, if not the config's")
     return p
 
 
@@ -184,8 +205,6 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in VERBS:
         return run_verb(verbs().parse_args(argv))
     args = parser().parse_args(argv)
-    if args.port is not None and not 1 <= args.port <= 65535:
-        parser().error("--port must be from 1 to 65535")
     listener = setup_logging(args.debug)
     try:
         return run(args)
@@ -245,7 +264,7 @@ def check_health(config_file: str | None, port: int | None) -> int:
 
     path = find_config_file(config_file)
     server = (load(path) if path else sim_defaults()).server
-    host = "127.0.0.1" if server.host in ("0.0.0.0", "", "::") else server.host
+    host = "127.0.0.1" if server.host in ANY_ADDRESS else server.host
     url = f"http://{host}:{port or server.port}/healthz"
     try:
         with urllib.request.urlopen(url, timeout=3) as reply:

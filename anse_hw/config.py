@@ -210,8 +210,14 @@ def _name(value: str) -> str | None:
     return None if _NAME.match(value) else "must be 1-64 letters, digits, '_', '-' or '.'"
 
 
-def _port(value: int) -> str | None:
+def port_problem(value: int) -> str | None:
+    """server.port in the YAML and every --port on the command line."""
     return None if 1 <= value <= 65535 else "must be a TCP port from 1 to 65535"
+
+
+#: `server.host` values that mean every interface: this machine is reached
+#: through loopback.
+ANY_ADDRESS = ("0.0.0.0", "::", "")
 
 
 def _origins(values: list) -> str | None:
@@ -228,7 +234,7 @@ def _seconds(low: float, high: float):
 
 SERVER_OPTIONS = (
     Option("host", str, "0.0.0.0", "address to listen on"),
-    Option("port", int, 8001, "TCP port for the dashboard and the event stream", _port),
+    Option("port", int, 8001, "TCP port for the dashboard and the event stream", port_problem),
     Option("max_clients", int, 1000, "connections beyond this get HTTP 503", positive),
     Option("max_message_bytes", int, 4096, "largest message a client may send", positive),
     Option("compression", bool, False, "permessage-deflate (costs CPU per client)"),
@@ -316,7 +322,7 @@ def _topic_part(value: str) -> str | None:
 
 MQTT_OPTIONS = (
     Option("host", str, "localhost", "the broker's host name or address"),
-    Option("port", int, 1883, "the broker's port (8883 with tls)", _port),
+    Option("port", int, 1883, "the broker's port (8883 with tls)", port_problem),
     Option("username", str, None, "broker user name"),
     Option("password", str, None, "broker password (better: password_file)"),
     Option("password_file", str, None, "a file holding the broker password"),

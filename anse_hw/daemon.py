@@ -18,7 +18,7 @@ from typing import Any
 
 from anse_hw import __version__, realtime, safestop, statefile
 from anse_hw.api import ControlApi
-from anse_hw.config import Config, RecordingConfig, describe
+from anse_hw.config import ANY_ADDRESS, Config, RecordingConfig, describe
 from anse_hw.control import TOKEN_FILE, Gate, load_latch, load_token, save_latch
 from anse_hw.drivers.base import ActuatorDriver, DriverError, SensorDriver
 from anse_hw.drivers.pins import make_pin_factory
@@ -171,7 +171,7 @@ class Daemon:
             heartbeat=self.config.server.heartbeat,
             # The recorder and the bridge see everything; otherwise only a
             # connected client makes an event worth building.
-            audience=hub.listening if len(sinks) == 1 else lambda: True,
+            audience=(lambda: True) if bridge or self.recorder else hub.listening,
         )
         if self.recorder:
             self.engine.record_reading = self.recorder.reading
@@ -321,7 +321,7 @@ class Daemon:
 
     def _announce(self) -> None:
         s = self.config.server
-        shown = "localhost" if s.host in ("0.0.0.0", "::", "") else s.host
+        shown = "localhost" if s.host in ANY_ADDRESS else s.host
         log.info("✓ WebSocket server running on ws://%s:%d", s.host, s.port)
         log.info("Dashboard:  http://%s:%d/", shown, s.port)
         log.info(

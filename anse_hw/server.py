@@ -12,6 +12,7 @@ arc, which never waits on this module at all.
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 import json
@@ -98,7 +99,7 @@ class Client:
         ws = self.ws
         return (
             not self.busy
-            and not (self.outbox and len(self.outbox))
+            and not self.outbox  # None, or an empty Outbox (false while empty)
             and not ws.paused
             and ws.protocol.state is State.OPEN
         )
@@ -181,22 +182,30 @@ class Hub:
         for key, frame, seq in frames:
             if key is not None:
                 self.latest[key] = (seq, frame)
-        wire: Wire | None = None
+        wire = functools.cache(functools.partial(Wire, frames))  # built for the first taker
         for client in tuple(self.clients):
             # Rate-limited clients take telemetry from `latest` when their timer
             # fires; reflex and actuator events wake every client at once.
             items = critical if client.period else frames
-            if not items:
-                continue
-            if not client.period and client.keeping_up():
-                if wire is None:
-                    wire = Wire(frames)
-                client.write_now(wire, client.joined)
-                continue
-            self._queue(client, items, client.joined)
+            if items:
+                self._send(client, items, wire, client.joined)
         if self.debug:
             kinds = ", ".join(e["type"] for e in batch if e["type"] != events.WORLDMODEL)
             log.debug("[broadcast] %s → %d clients notified", kinds, len(self.clients))
+
+    def _send(
+        self,
+        client: Client,
+        items: list[tuple[Hashable | None, str, int]],
+        wire: Callable[[], Wire],
+        after: int,
+    ) -> None:
+        """Straight to the socket while a full-rate client keeps up, else into
+        its outbox.  `wire` is `items` made ready for sockets, on demand."""
+        if not client.period and client.keeping_up():
+            client.write_now(wire(), after)
+        else:
+            self._queue(client, items, after)
 
     def _queue(
         self, client: Client, items: list[tuple[Hashable | None, str, int]], after: int
@@ -263,11 +272,8 @@ class Hub:
         max_hz = stream_options(ws.request.path)  # validated in _process_request
         snapshot = self.snapshot()
         client = Client(next(self._numbers), ws, snapshot["seq"], max_hz)
-        first = events.encode(snapshot)
-        if client.period or not client.keeping_up():
-            self._queue(client, [(conflation_key(snapshot), first, client.joined)], -1)
-        else:
-            client.write_now(Wire([(None, first, client.joined)]), -1)
+        first = [(conflation_key(snapshot), events.encode(snapshot), client.joined)]
+        self._send(client, first, lambda: Wire(first), -1)
         if client.period:
             client.tasks.append(asyncio.create_task(self._tick(client)))
         self.clients.add(client)
