@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from anse_hw.config import ConfigError, load
+from anse_hw.statefile import write_bytes
 
 UNIT = "anse-hw.service"
 TEMPLATE = Path(__file__).resolve().parent / "unit" / UNIT
@@ -73,13 +74,7 @@ class Installer:
         if path.is_file() and path.read_bytes() == data:
             self.say(f"= {path} is up to date")
             return False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.new")
-        temporary.write_bytes(data)
-        os.chmod(temporary, mode)
-        if group and self.live:
-            shutil.chown(temporary, "root", group)
-        os.replace(temporary, path)
+        write_bytes(path, data, mode, group if self.live else None)
         self.say(f"✓ wrote {path}")
         return True
 

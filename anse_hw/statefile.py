@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -38,12 +39,21 @@ def state_dir(configured: str | None) -> Path:
 
 def write_json(path: Path, data: Any) -> None:
     """Replace `path` atomically with `data` as JSON; raises OSError on failure."""
+    write_bytes(path, json.dumps(data, indent=1, sort_keys=True).encode())
+
+
+def write_bytes(path: Path, data: bytes, mode: int = 0o600, group: str | None = None) -> None:
+    """Replace `path` atomically with `data`, already with its `mode` (and
+    `group`) when it appears under its name; raises OSError on failure."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            if group:
+                shutil.chown(tmp, group=group)
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
