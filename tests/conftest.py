@@ -10,6 +10,7 @@ import queue
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -312,12 +313,20 @@ def stalled_client(port: int) -> socket.socket:
     return sock
 
 
-def http_get(url: str) -> tuple[int, bytes]:
+def http_get(url: str, context: ssl.SSLContext | None = None) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(url, timeout=5, context=context) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+def serves(url: str, context: ssl.SSLContext | None = None) -> bool:
+    """`url` answers 200 now (for wait_for); nothing listening yet is False."""
+    try:
+        return http_get(url, context)[0] == 200
+    except OSError:
+        return False
 
 
 async def collect(

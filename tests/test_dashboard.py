@@ -19,6 +19,7 @@ from tests.conftest import (
     free_port,
     http_get,
     operator_url,
+    serves,
     text,
     wait_for,
 )
@@ -270,14 +271,7 @@ def test_a_page_on_another_origin_cannot_command(start_daemon, page, tmp_path):
         stderr=subprocess.DEVNULL,
     )
     try:
-
-        def serving() -> bool:
-            try:
-                return http_get(f"http://127.0.0.1:{evil_port}/evil.html")[0] == 200
-            except OSError:
-                return False
-
-        wait_for(serving, what="the other origin")
+        wait_for(lambda: serves(f"http://127.0.0.1:{evil_port}/evil.html"), what="the other origin")
         page.goto(f"http://127.0.0.1:{evil_port}/evil.html")
         page.wait_for_function("() => window.results.length >= 2")
         results = page.evaluate("window.results")

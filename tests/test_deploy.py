@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, ROOT, daemon_env, free_port, http_get, run_cli, wait_for
+from tests.conftest import EXAMPLES, ROOT, daemon_env, free_port, run_cli, serves, wait_for
 
 systemd_analyze = pytest.mark.skipif(
     shutil.which("systemd-analyze") is None,
@@ -25,13 +25,6 @@ systemd_analyze = pytest.mark.skipif(
 #: `systemd-analyze security` exposure of the installed unit, measured when it
 #: was last hardened (3.5 before).  A change that loosens it fails here.
 EXPOSURE_LIMIT = 1.7
-
-
-def answers(url: str) -> bool:
-    try:
-        return http_get(url)[0] == 200
-    except OSError:
-        return False
 
 
 # -- the service -------------------------------------------------------------------
@@ -167,7 +160,7 @@ def test_under_journald_a_running_daemon_logs_info_and_never_the_token(tmp_path)
         env=env,
     )
     os.close(write)
-    wait_for(lambda: answers(f"http://127.0.0.1:{port}/healthz"), 20, "the daemon")
+    wait_for(lambda: serves(f"http://127.0.0.1:{port}/healthz"), 20, "the daemon")
     proc.send_signal(signal.SIGTERM)
     with os.fdopen(read) as stream:
         lines = stream.read().splitlines()

@@ -19,6 +19,7 @@ from tests.conftest import (
     free_port,
     open_page,
     operator_url,
+    serves,
     text,
     wait_for,
 )
@@ -118,11 +119,7 @@ http {{
 
         def answers() -> bool:
             assert self.proc.poll() is None, (self.directory / "error.log").read_text()
-            try:
-                with urllib.request.urlopen(url, timeout=2, context=context) as reply:
-                    return reply.status == 200
-            except OSError:
-                return False
+            return serves(url, context)
 
         wait_for(answers, 15, f"nginx to serve {url}")
 
