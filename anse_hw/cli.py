@@ -286,9 +286,12 @@ def dispatch(args: argparse.Namespace) -> int:
         from anse_hw.service import Installer  # grp, pwd, shutil: not for the daemon
 
         installer = Installer(Path(args.root))
-        if args.verb == "uninstall-service":
-            return installer.uninstall(args.purge)
-        return installer.install(args.config, start=not args.no_start)
+        try:
+            if args.verb == "uninstall-service":
+                return installer.uninstall(args.purge)
+            return installer.install(args.config, start=not args.no_start)
+        except OSError as exc:  # a full disk, a read-only or missing root
+            raise DriverError(f"cannot change {exc.filename}: {exc.strerror}") from None
     if args.verb == "health":
         return check_health(args.config, args.port)
     return recordings(args)  # replay, recordings

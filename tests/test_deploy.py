@@ -61,6 +61,14 @@ def test_install_service_is_idempotent_and_uninstall_keeps_config_until_purge(tm
     assert purged.returncode == 0 and not installed.parent.exists()
 
 
+def test_install_service_that_cannot_write_says_so_in_one_line(tmp_path):
+    not_a_directory = tmp_path / "root"
+    not_a_directory.write_text("a file where the root should be")
+    result = install(not_a_directory, EXAMPLES / "sim.yaml")
+    assert result.returncode == 1
+    assert "cannot change" in result.stderr and "Traceback" not in result.stderr
+
+
 @systemd_analyze
 def test_the_installed_unit_verifies_and_keeps_its_hardening(tmp_path):
     root = tmp_path / "root"
