@@ -725,15 +725,16 @@ separate processes; CPU as % of one core over the window, RSS from /proc.
 ## Where the time goes
 
 Profiled with py-spy (`py-spy record --gil`, and per-thread CPU from
-/proc/self/task) and by timing the pieces alone:
+/proc/self/task) and by timing the pieces alone (`python -m
+benchmarks.pieces`, the "Pieces" section below):
 
-- **Per reading, in Python**: parse a TFmini frame 2.4 µs; the engine with
-  nobody listening 2.7 µs, with events built 11 µs; JSON for the sensor and
-  world-model events 9 µs; per client, one `send_text` per event and one
-  socket write per batch.  The rest of a reading's cost is the kernel:
-  waking a thread, `select`/`read` on the tty, the write that wakes the event
-  loop, `epoll`, the socket writes.  On this virtual machine those dominate,
-  which is why the per-reading figures move by ±20 % between runs.
+- **Per reading, in Python**: a few µs to parse a frame and run the engine,
+  about 10 with events built, about as much again for their JSON; per
+  client, one socket write per batch of frames built once.  The rest of a
+  reading's cost is the kernel: waking a thread, `select`/`read` on the tty,
+  the write that wakes the event loop, `epoll`, the socket writes.  On this
+  virtual machine those dominate, which is why the per-reading figures move
+  by ±20 % between runs.
 - **Nobody listening**: the engine asks its audience (a connected or
   connecting client, a recorder, an MQTT bridge) under its lock before it
   builds an event; with none it builds no dict, encodes nothing and does not
@@ -771,7 +772,7 @@ Profiled with py-spy (`py-spy record --gil`, and per-thread CPU from
   nothing per such client.  The p99 includes the client process's own event
   loop, which serves all 1000 connections on one core.
 - **Memory.**  The floor is the interpreter with asyncio and websockets
-  (24.5 MB here: asyncio loads OpenSSL, websockets loads importlib.metadata).
+  (see "Pieces": asyncio loads OpenSSL, websockets loads importlib.metadata).
   gpiozero, prometheus_client, mcap, aiomqtt, the service installer,
   statistics and difflib are imported only by a configuration that uses them;
   what remains is PyYAML, pyserial, argparse and anse-hw's own modules.
