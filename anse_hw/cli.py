@@ -22,6 +22,7 @@ from anse_hw.config import (
     ConfigError,
     describe,
     find_config_file,
+    listen_port_problem,
     load,
     port_problem,
     sim_defaults,
@@ -35,16 +36,24 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("anse_hw")
 
 
-def port_number(text: str) -> int:
-    """--port, by the rule server.port has in the YAML."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    problem = port_problem(value)
-    if problem:
-        raise argparse.ArgumentTypeError(problem)
-    return value
+def _port_argument(rule: Callable[[int], str | None]) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        problem = rule(value)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    return parse
+
+
+#: --port of the daemon and replay, by the rule server.port has in the YAML;
+#: --port of `health`, which connects, by mqtt.port's.
+listen_port = _port_argument(listen_port_problem)
+port_number = _port_argument(port_problem)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -66,7 +75,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", metavar="FILE", help="YAML configuration file")
     p.add_argument("--host", help="listen address (overrides server.host)")
-    p.add_argument("--port", type=port_number, help="listen port (overrides server.port)")
+    p.add_argument(
+        "--port", type=listen_port, help="listen port (overrides server.port; 0: any free port)"
+    )
     p.add_argument("--debug", action="store_true", help="log every event with timings")
     p.add_argument(
         "--check",
@@ -123,7 +134,7 @@ def verbs() -> argparse.ArgumentParser:
         help="as fast as possible; exit 0 only if every decision matches",
     )
     replay.add_argument("--host")
-    replay.add_argument("--port", type=port_number)
+    replay.add_argument("--port", type=listen_port)
     listing = sub.add_parser("recordings", help="list the recordings in a directory")
     listing.add_argument("dir")
     printer = sub.add_parser(

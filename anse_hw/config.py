@@ -211,8 +211,16 @@ def _name(value: str) -> str | None:
 
 
 def port_problem(value: int) -> str | None:
-    """server.port in the YAML and every --port on the command line."""
+    """A port to connect to (mqtt.port, `anse-hw health --port`)."""
     return None if 1 <= value <= 65535 else "must be a TCP port from 1 to 65535"
+
+
+def listen_port_problem(value: int) -> str | None:
+    """server.port and the daemon's --port: 0 asks the system for a free port,
+    which the daemon then prints (tests and several instances on one host)."""
+    if 0 <= value <= 65535:
+        return None
+    return "must be a TCP port from 1 to 65535, or 0 for any free port"
 
 
 #: `server.host` values that mean every interface: this machine is reached
@@ -234,7 +242,13 @@ def _seconds(low: float, high: float):
 
 SERVER_OPTIONS = (
     Option("host", str, "0.0.0.0", "address to listen on"),
-    Option("port", int, 8001, "TCP port for the dashboard and the event stream", port_problem),
+    Option(
+        "port",
+        int,
+        8001,
+        "TCP port for the dashboard and the event stream (0: any free port, printed at start)",
+        listen_port_problem,
+    ),
     Option("max_clients", int, 1000, "connections beyond this get HTTP 503", positive),
     Option("max_message_bytes", int, 4096, "largest message a client may send", positive),
     Option("compression", bool, False, "permessage-deflate (costs CPU per client)"),

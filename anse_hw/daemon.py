@@ -195,7 +195,7 @@ class Daemon:
             realtime.leave()  # the event loop itself stays an ordinary thread
             log.info("✓ Engine initialized, world model ready (actuators in their safe state)")
             safestop.write_record(self.config)
-            self._announce()
+            self._announce(server.sockets[0].getsockname()[1] if server.sockets else 0)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._loop.add_signal_handler(sig, self._on_signal, sig)
             watchdog = asyncio.create_task(self._watchdog()) if self.notifier.enabled else None
@@ -319,21 +319,21 @@ class Daemon:
         log.info(rule)
         log.info("✓ Config: %s", self.config.source)
 
-    def _announce(self) -> None:
+    def _announce(self, port: int) -> None:
+        """`port` is the one listened on: server.port, or the free one the
+        system chose for port 0."""
         s = self.config.server
         shown = "localhost" if s.host in ANY_ADDRESS else s.host
-        log.info("✓ WebSocket server running on ws://%s:%d", s.host, s.port)
-        log.info("Dashboard:  http://%s:%d/", shown, s.port)
-        log.info(
-            "Stream:     ws://%s:%d   Health: http://%s:%d/healthz", shown, s.port, shown, s.port
-        )
+        log.info("✓ WebSocket server running on ws://%s:%d", s.host, port)
+        log.info("Dashboard:  http://%s:%d/", shown, port)
+        log.info("Stream:     ws://%s:%d   Health: http://%s:%d/healthz", shown, port, shown, port)
         if logs_to_journal():
             log.info("Operator:   log in with the token in %s", self._token_file)
         else:
             # As Jupyter does: a URL that logs the dashboard in, on the terminal
             # only (under journald it would be kept in the journal).  Through the
             # log queue like every other line, so no other line can split it.
-            log.info("Operator:   http://%s:%d/?token=%s", shown, s.port, self._token)
+            log.info("Operator:   http://%s:%d/?token=%s", shown, port, self._token)
         if self._latched:
             log.warning("E-STOP LATCHED from the last run: POST /api/reset to release")
         log.info("Waiting for connections...")

@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from anse_hw import files
+
 #: Larger than any record we write; a bigger file is not ours.
 MAX_BYTES = 1024 * 1024
 
@@ -81,15 +83,13 @@ class StateFileError(Exception):
 
 
 def read_json(path: Path) -> Any:
+    """A state file's JSON; never blocks on a FIFO, never reads a huge file."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise StateFileError(f"{path} does not exist") from None
-    except OSError as exc:
-        raise StateFileError(f"cannot read {path} ({exc.strerror})") from None
-    if len(data) > MAX_BYTES:
-        raise StateFileError(f"{path} is too large to be a state file")
+        data = files.read_bytes(path, MAX_BYTES)
+    except files.FileProblem as exc:
+        if not path.exists() and not path.is_symlink():
+            raise StateFileError(f"{path} does not exist") from None
+        raise StateFileError(str(exc)) from None
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as exc:

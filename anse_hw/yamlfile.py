@@ -16,10 +16,11 @@ from __future__ import annotations
 import math
 import os
 import re
-import stat
 from typing import Any, ClassVar
 
 import yaml
+
+from anse_hw import files
 
 #: Far above any robot's config (the annotated examples are a few KiB), and
 #: small enough that pure-Python PyYAML parses the worst of it in a quarter of
@@ -44,41 +45,14 @@ class YamlProblem(Exception):
 def read_text(path: str | os.PathLike[str]) -> str:
     """The file's text, if it is a regular UTF-8 file of at most MAX_BYTES."""
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer before we can refuse it.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    except OSError as exc:
-        raise YamlProblem(f"cannot read config file ({exc.strerror})") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise YamlProblem(f"is not a regular file ({_file_kind(mode)}); give a YAML file")
-        data = os.read(fd, MAX_BYTES + 1)
-    except OSError as exc:
-        raise YamlProblem(f"cannot read config file ({exc.strerror})") from None
-    finally:
-        os.close(fd)
-    if len(data) > MAX_BYTES:
-        raise YamlProblem(f"is larger than {MAX_BYTES // 1024} KiB; this is not a config file")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise YamlProblem(
-            f"is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})", line
-        ) from None
-
-
-def _file_kind(mode: int) -> str:
-    for test, name in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return name
-    return "not a file"
+        return files.read_text(path, MAX_BYTES)
+    except files.FileProblem as exc:
+        reason = exc.reason
+        if reason.startswith("is larger"):
+            reason += "; this is not a config file"
+        elif "not a regular file" in reason:
+            reason += "; give a YAML file"
+        raise YamlProblem(reason, exc.line) from None
 
 
 class _BoundedLoader(yaml.SafeLoader):

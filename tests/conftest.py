@@ -206,6 +206,10 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+#: The daemon's line saying where it listens (the port it chose for port 0).
+LISTENING = re.compile(r"WebSocket server running on ws://\S+:(\d+)\n")
+
+
 class DaemonProcess:
     """`anse-hw` as a child process, with its log captured to a file."""
 
@@ -232,8 +236,16 @@ class DaemonProcess:
         return self.log_path.read_text()
 
     def wait_listening(self, timeout: float = 15.0) -> DaemonProcess:
+        """Until the daemon accepts connections.  With no port given (the
+        config says `port: 0`), the port is the one the daemon prints."""
+
         def listening() -> bool:
             assert self.proc.poll() is None, f"daemon exited early:\n{self.log()}"
+            if not self.port:
+                found = LISTENING.search(self.log())
+                if not found:
+                    return False
+                self.port = int(found.group(1))
             with socket.socket() as s:
                 return s.connect_ex(("127.0.0.1", self.port)) == 0
 
@@ -275,7 +287,7 @@ def start_daemon(tmp_path):
             ]
         daemon = DaemonProcess(argv, port, tmp_path / f"daemon{len(started)}.log", env)
         started.append(daemon)
-        return daemon.wait_listening() if wait and port else daemon
+        return daemon.wait_listening() if wait else daemon
 
     yield start
     for daemon in started:

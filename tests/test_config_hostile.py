@@ -126,9 +126,9 @@ def test_a_fifo_a_device_a_directory_and_a_huge_file_are_refused(tmp_path):
     huge = tmp_path / "huge.yaml"
     huge.write_text("# " + "x" * 40_000 + "\n" + GOOD)
     for path, message in (
-        (fifo, "is not a regular file (a FIFO)"),
-        ("/dev/zero", "is not a regular file (a character device)"),
-        (tmp_path, "is not a regular file (a directory)"),
+        (fifo, "is a FIFO, not a regular file"),
+        ("/dev/zero", "is a character device, not a regular file"),
+        (tmp_path, "is a directory, not a regular file"),
         (huge, "is larger than 32 KiB"),
     ):
         # A FIFO with no writer would block a plain open() forever: the timeout

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import fast_sim_config, free_port
+from tests.conftest import fast_sim_config
 
 UPGRADE = (
     b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -36,8 +36,7 @@ def raw_request(port: int, target: bytes, upgrade: bool = False) -> tuple[int, b
 
 @pytest.fixture
 def daemon(start_daemon):
-    port = free_port()
-    return start_daemon(fast_sim_config(port, interval=0.2), port)
+    return start_daemon(fast_sim_config(0, interval=0.2))
 
 
 @pytest.mark.parametrize(
