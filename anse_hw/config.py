@@ -166,6 +166,9 @@ class Config:
     recording: RecordingConfig | None = None
     #: The YAML it was read from (kept in recordings, so replay can rebuild it).
     text: str = ""
+    #: This robot's identity: its state (latch, token, safe-stop record) is
+    #: kept under it, and MQTT topics use it unless mqtt.robot_id says otherwise.
+    robot_id: str | None = None
 
     def watched_sensors(self) -> set[str]:
         """The guards: sensors whose silence puts an actuator in its safe state (S2)."""
@@ -266,7 +269,7 @@ SERVER_OPTIONS = (
         str,
         None,
         "the operator token (created, mode 0600, when missing); default: "
-        "<state_dir>/control-token; $ANSE_HW_CONTROL_TOKEN overrides",
+        "control-token in the robot's state directory; $ANSE_HW_CONTROL_TOKEN overrides",
     ),
     Option(
         "heartbeat",
@@ -360,7 +363,17 @@ RECORDING_OPTIONS = (
     Option("max_mb", (int, float), 100.0, "start a new file beyond this size", positive),
     Option("keep", int, 10, "how many files to keep (the oldest go)", positive),
 )
-TOP_LEVEL = ("server", "gpio", "sensors", "actuators", "reflexes", "state_dir", "mqtt", "recording")
+TOP_LEVEL = (
+    "robot_id",
+    "server",
+    "gpio",
+    "sensors",
+    "actuators",
+    "reflexes",
+    "state_dir",
+    "mqtt",
+    "recording",
+)
 _TYPE_NAMES = {
     int: "an integer",
     float: "a number",
@@ -524,7 +537,8 @@ def build(
     _no_overlapping_pairs(check, reflexes_at)
     reflexes = [r for _, r in reflexes_at]
     state_dir = _state_dir(check, data)
-    mqtt = _mqtt(check, data)
+    robot_id = _robot_id(check, data)
+    mqtt = _mqtt(check, data, robot_id)
     recording = None
     if "recording" in data:
         values = check.mapping(data["recording"] or {}, ("recording",), RECORDING_OPTIONS)
@@ -546,10 +560,11 @@ def build(
         state_dir,
         mqtt,
         recording,
+        robot_id=robot_id,
     )
 
 
-def _mqtt(check: _Checker, data: dict) -> MqttConfig | None:
+def _mqtt(check: _Checker, data: dict, robot_id: str | None) -> MqttConfig | None:
     if "mqtt" not in data:
         return None
     values = check.mapping(data["mqtt"] or {}, ("mqtt",), MQTT_OPTIONS)
@@ -564,7 +579,7 @@ def _mqtt(check: _Checker, data: dict) -> MqttConfig | None:
             check.problem(("mqtt", "password_file"), f"cannot read it ({exc.strerror})")
     if (values["password"] or values["password_file"]) and not values["username"]:
         check.problem(("mqtt", "username"), "required with a password")
-    values["robot_id"] = values["robot_id"] or _hostname()
+    values["robot_id"] = values["robot_id"] or robot_id or _hostname()
     return MqttConfig(**values)
 
 
@@ -581,6 +596,25 @@ def _state_dir(check: _Checker, data: dict) -> str | None:
     return value
 
 
+#: A robot_id names a directory and an MQTT topic level: nothing else fits both.
+ROBOT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _robot_id(check: _Checker, data: dict) -> str | None:
+    """The top-level robot_id, if valid.  `sim` and `sim-…` name the state of
+    runs on fakes, so a real robot cannot take them."""
+    value = data.get("robot_id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not ROBOT_ID.fullmatch(value):
+        check.problem(("robot_id",), f"expected 1-64 of A-Z a-z 0-9 _ -, got {value!r}")
+        return None
+    if value == "sim" or value.startswith("sim-"):
+        check.problem(("robot_id",), f"{value!r} is reserved for runs on fakes (--sim)")
+        return None
+    return value
+
+
 @dataclass(frozen=True)
 class Salvage:
     """What `--safe-stop` can still use from a file that may be broken: the
@@ -591,6 +625,7 @@ class Salvage:
     actuators: tuple[ActuatorConfig, ...]
     state_dir: str | None
     problems: list[str]
+    robot_id: str | None = None
 
 
 def salvage(data: Any, source: str, lines: dict[tuple, int] | None = None) -> Salvage:
@@ -610,7 +645,8 @@ def salvage(data: Any, source: str, lines: dict[tuple, int] | None = None) -> Sa
         if actuator is not None and len(check.problems) == before:
             actuators.append(actuator)
     state_dir = _state_dir(check, data)
-    return Salvage(source, usable_gpio, tuple(actuators), state_dir, check.problems)
+    robot_id = _robot_id(check, data)
+    return Salvage(source, usable_gpio, tuple(actuators), state_dir, check.problems, robot_id)
 
 
 def salvage_file(path: str | os.PathLike[str]) -> Salvage:
