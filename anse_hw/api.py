@@ -17,11 +17,13 @@ ends in `Engine.operator`, the reflexes' own path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import queue
+import threading
 from collections.abc import Callable
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 
 from websockets.datastructures import Headers
@@ -31,32 +33,77 @@ from anse_hw.control import (
     SESSION_COOKIE,
     SESSION_SECONDS,
     Gate,
-    save_latch,
+    Latch,
     session_from_cookie,
 )
-from anse_hw.engine import Refused
+from anse_hw.engine import Engine, Refused
 
 log = logging.getLogger("anse_hw.api")
 
-Operate = Callable[..., dict[str, Any]]
+#: The commands that change the latch, and so wait for it to reach the disk.
+LATCH_ACTIONS = ("estop", "reset")
+#: The longest a latch write holds back the stream and the answer: a disk
+#: that hangs must not freeze them (the answer then says "not on disk").
+HOLD_LIMIT = 2.0
 
 
 class ControlApi:
-    def __init__(self, operate: Operate, latched: Callable[[], bool], gate: Gate, state_dir: Path):
-        self.operate = operate
-        self.latched = latched
+    def __init__(self, engine: Callable[[], Engine], gate: Gate, latch: Latch) -> None:
+        """`engine` gives the engine once it exists (the API is made first)."""
+        self.engine = engine
+        self.latched = lambda: engine().latched
         self.gate = gate
-        self.state_dir = state_dir
+        self.latch = latch
+        self._writer = LatchWriter(latch, self.latched)
 
     async def run(self, action: str, source: str, **target: Any) -> dict[str, Any]:
-        """Command the engine (the pins are driven when it returns), then keep the
-        latch on disk, off the event loop and off the reflex path."""
-        result = self.operate(action, source, **target)
-        if action in ("estop", "reset"):
-            await asyncio.get_running_loop().run_in_executor(
-                None, save_latch, self.state_dir, action == "estop", source
-            )
-        return result
+        """Every operator command, from HTTP, the dashboard and MQTT.  The
+        pins are driven at once; an E-stop or a reset is answered, and shown
+        on the stream, only once the latch is on disk (or the write failed,
+        and the answer says the latch is held in memory only)."""
+        if action not in LATCH_ACTIONS:
+            return self.engine().operator(action, source, **target)
+        result = self.engine().operator(action, source, hold=True)
+        durable, problem = None, None
+        try:
+            durable, problem = await self._save(source)
+        finally:
+            self.engine().release(durable)
+        if problem is None:
+            return {**result, "durable": True}
+        warning = (
+            f"latch held in memory only: {problem}"
+            if result["latched"]
+            else f"reset not saved: {problem}"
+        )
+        log.error("E-stop %s", warning)
+        return {**result, "durable": False, "warning": warning}
+
+    async def save_at_start(self) -> None:
+        """Write the latch the daemon starts with, once it is up (a daemon
+        that fails to start leaves the file as it was)."""
+        durable, problem = await self._save("start")
+        if problem:
+            log.warning("E-stop state held in memory only: %s", problem)
+        self.engine().set_durable(durable)
+
+    async def _save(self, by: str) -> tuple[bool, str | None]:
+        """(durable, problem): the latch as it is now, written by the one
+        writer thread, waited for at most HOLD_LIMIT.  A write still going
+        then counts as failed until it ends (and its end says otherwise)."""
+        write = self._writer.submit(by)
+        try:
+            problem = await asyncio.wait_for(asyncio.shield(write), HOLD_LIMIT)
+        except TimeoutError:
+            return False, f"the state disk has not answered in {HOLD_LIMIT:g} s"
+        finally:
+            if not write.done():
+                write.add_done_callback(self._late)
+        return problem is None, problem
+
+    def _late(self, write: asyncio.Future) -> None:
+        if not write.cancelled():
+            self.engine().set_durable(write.result() is None)
 
     # -- HTTP --------------------------------------------------------------------
 
@@ -137,6 +184,42 @@ class ControlApi:
         except Refused as exc:
             return {"ok": False, "status": exc.status, "error": exc.reason}
         return {"ok": True, "result": result}
+
+
+class LatchWriter:
+    """One thread that writes the latch, one write after another, each with
+    the engine's latch as it is when the write begins (so the last write is
+    the newest state).  A thread of its own rather than an executor's: a
+    disk that never answers must not hold up the process's exit, and
+    executor threads are joined at exit."""
+
+    def __init__(self, latch: Latch, latched: Callable[[], bool]) -> None:
+        self.latch = latch
+        self.latched = latched
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, by: str) -> asyncio.Future:
+        """A future of the write's outcome: None, or the problem."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="latch-writer", daemon=True)
+            self._thread.start()
+        self._jobs.put((loop, future, by))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            loop, future, by = self._jobs.get()
+            problem = self.latch.save(self.latched(), by)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(_settle, future, problem)
+
+
+def _settle(future: asyncio.Future, problem: str | None) -> None:
+    if not future.done():
+        future.set_result(problem)
 
 
 def _session(request: Request) -> str | None:

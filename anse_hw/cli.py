@@ -27,7 +27,7 @@ from anse_hw.config import (
     port_problem,
     sim_defaults,
 )
-from anse_hw.daemon import Daemon, open_pin_factory
+from anse_hw.daemon import Daemon, open_pin_factory, robot_state_dir
 from anse_hw.drivers.base import DriverError
 from anse_hw.drivers.registry import SENSOR_DRIVERS, find
 from anse_hw.logsetup import setup_logging
@@ -171,7 +171,8 @@ def verbs() -> argparse.ArgumentParser:
     return p
 
 
-def resolve_config(args: argparse.Namespace) -> Config:
+def resolve_config(args: argparse.Namespace) -> tuple[Config, str | None]:
+    """The config, and the file it came from (None: the built-in --sim setup)."""
     path = find_config_file(args.config)
     if path is None:
         if not args.sim:
@@ -187,7 +188,7 @@ def resolve_config(args: argparse.Namespace) -> Config:
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     if overrides:
         config = dataclasses.replace(config, server=dataclasses.replace(config.server, **overrides))
-    return config
+    return config, path
 
 
 def check_devices(config: Config) -> list[str]:
@@ -316,12 +317,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def start(args: argparse.Namespace) -> int:
-    config = resolve_config(args)
+    config, path = resolve_config(args)
     if args.check:
         problems = check_devices(config)
         if problems:
             raise ConfigError(problems)
         print(describe(config))
+        print(f"state: {robot_state_dir(config, path)} (E-stop latch, control token, safe-stop)")
         print("config OK")
         return EXIT_OK
-    return asyncio.run(Daemon(config, args.debug, record=args.record).run())
+    daemon = Daemon(config, args.debug, record=args.record, config_file=path)
+    return asyncio.run(daemon.run())

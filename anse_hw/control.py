@@ -34,49 +34,100 @@ MAX_SESSIONS = 256
 MAX_PEERS = 1024
 
 
-def load_latch(state_dir: Path) -> bool:
-    """Whether the E-stop was latched when the daemon last ran.
+class Latch:
+    """One robot's E-stop latch on disk (`estop.json` in its state directory).
 
-    A first start (no state kept at all yet) is released.  A latch file that
-    is missing where the daemon has run before, or unreadable, is latched:
-    when in doubt, stay stopped until an operator resets."""
-    path = state_dir / LATCH_FILE
-    try:
-        data = statefile.read_json(path)
-    except statefile.StateFileError as exc:
-        first_start = not path.exists() and not any(_kept_files(state_dir))
-        if first_start:
+    Latched when in doubt: a file that is corrupt, unreadable or missing
+    where the robot has run before means latched.  The robot's directory is
+    the mark of "has run before": it is made at the first start, with a
+    released latch in it, and never removed by the daemon.  So a write that
+    fails can remove the old file (unlinking needs no free space) and a
+    restart comes up latched."""
+
+    def __init__(self, directory: Path, legacy: Path | None = None) -> None:
+        """`legacy`: the shared state base of older versions, whose latched
+        `estop.json` the first robot to start here adopts (None: never, as for
+        runs on fakes)."""
+        self.directory = directory
+        self.path = directory / LATCH_FILE
+        self.legacy = legacy / LATCH_FILE if legacy else None
+
+    def load(self) -> bool:
+        """Whether the E-stop was latched when this robot last ran."""
+        if self._first_start():
+            return self._start_here()
+        try:
+            data = statefile.read_json(self.path)
+        except statefile.StateFileError as exc:
+            log.error(
+                "E-stop state unknown (%s): starting LATCHED; POST /api/reset to release", exc
+            )
+            return True
+        if not isinstance(data, dict) or not isinstance(data.get("latched"), bool):
+            log.error("E-stop state in %s is not ours: starting LATCHED", self.path)
+            return True
+        if data["latched"]:
+            log.warning(
+                "E-stop is LATCHED (since %s); POST /api/reset to release", data.get("since")
+            )
+        return data["latched"]
+
+    def save(self, latched: bool, by: str) -> str | None:
+        """Write the latch atomically (fsync'd); None when it is on disk, else
+        one line saying what failed and what a restart will find."""
+        try:
+            statefile.write_json(
+                self.path,
+                {
+                    "latched": latched,
+                    "by": by,
+                    "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                },
+            )
+        except OSError as exc:
+            problem = f"could not write {self.path} ({exc.strerror})"
+        else:
+            return None
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            return f"{problem}, nor remove the old one ({exc.strerror}): a restart reads that"
+        return f"{problem}; the old one is removed, so a restart comes up latched"
+
+    def _first_start(self) -> bool:
+        try:
+            self.directory.stat()
+        except FileNotFoundError:
+            return True
+        except OSError:  # unreadable: not a first start, and the read says why
+            pass
+        return False
+
+    def _start_here(self) -> bool:
+        """The robot's first start: its directory, with the latch it starts
+        with (a latched legacy one if there is one, else released)."""
+        latched = self._legacy_latched()
+        problem = self.save(latched, "adopted" if latched else "first start")
+        if problem:
+            log.warning("E-stop state: %s", problem)
+        elif latched:
+            log.warning("E-stop LATCHED: adopted from %s (state is per robot now)", self.legacy)
+            try:
+                self.legacy.unlink(missing_ok=True)  # adopted once, by one robot
+            except OSError as exc:
+                log.warning("could not remove %s (%s)", self.legacy, exc.strerror)
+        return latched
+
+    def _legacy_latched(self) -> bool:
+        """A legacy latch file says latched, or cannot be read (the old rule:
+        when in doubt, latched)."""
+        if self.legacy is None or not os.path.lexists(self.legacy):
             return False
-        log.error("E-stop state unknown (%s): starting LATCHED; POST /api/reset to release", exc)
-        return True
-    if not isinstance(data, dict) or not isinstance(data.get("latched"), bool):
-        log.error("E-stop state in %s is not ours: starting LATCHED", path)
-        return True
-    if data["latched"]:
-        log.warning("E-stop is LATCHED (since %s); POST /api/reset to release", data.get("since"))
-    return data["latched"]
-
-
-def _kept_files(state_dir: Path) -> list[Path]:
-    try:
-        return [p for p in state_dir.iterdir() if not p.name.startswith(".")]
-    except OSError:
-        return []
-
-
-def save_latch(state_dir: Path, latched: bool, by: str) -> None:
-    """Atomically; a failure is logged, never raised (the pins are already safe)."""
-    try:
-        statefile.write_json(
-            state_dir / LATCH_FILE,
-            {
-                "latched": latched,
-                "by": by,
-                "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            },
-        )
-    except OSError as exc:
-        log.error("could not save the E-stop state in %s (%s)", state_dir, exc.strerror)
+        try:
+            data = statefile.read_json(self.legacy)
+        except statefile.StateFileError:
+            return True
+        return not (isinstance(data, dict) and data.get("latched") is False)
 
 
 def load_token(token_file: Path) -> str:

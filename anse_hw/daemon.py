@@ -19,7 +19,7 @@ from typing import Any
 from anse_hw import __version__, realtime, safestop, statefile
 from anse_hw.api import ControlApi
 from anse_hw.config import ANY_ADDRESS, Config, RecordingConfig, describe
-from anse_hw.control import TOKEN_FILE, Gate, load_latch, load_token, save_latch
+from anse_hw.control import TOKEN_FILE, Gate, Latch, load_token
 from anse_hw.drivers.base import ActuatorDriver, DriverError, SensorDriver
 from anse_hw.drivers.pins import make_pin_factory
 from anse_hw.drivers.registry import (
@@ -39,6 +39,13 @@ log = logging.getLogger("anse_hw")
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 SWITCH_INTERVAL = 0.0005  # seconds; see Daemon.run
+
+
+def robot_state_dir(config: Config, config_file: str | None) -> Path:
+    """Where this robot keeps its E-stop latch, token and safe-stop record."""
+    return statefile.robot_state_dir(
+        config.state_dir, config.robot_id, config_file, safestop.on_fakes(config)
+    )
 
 
 def needs_gpio(config: Config) -> bool:
@@ -97,12 +104,18 @@ class Daemon:
         pin_factory: Any = None,
         sensors: Callable[[Config, Any], dict[str, SensorDriver]] = build_sensors,
         record: str | None = None,
+        config_file: str | None = None,
+        state: Path | None = None,
     ) -> None:
         """`pin_factory` overrides the one named in the config (the benchmarks
         pass a MockFactory whose pins record when they change); `sensors`
         builds the sensors (replay feeds recorded readings); `record` is
-        `--record DIR`."""
+        `--record DIR`; `config_file` the file the config came from (the
+        robot's identity when it has no robot_id); `state` overrides the
+        robot's state directory (replay's is thrown away)."""
         self.config = config
+        self.config_file = config_file
+        self.state = state or robot_state_dir(config, config_file)
         self.debug = debug
         self.pin_factory = pin_factory
         self.build_sensors = sensors
@@ -133,7 +146,10 @@ class Daemon:
         # arc's worst case.  0.5 ms bounds that wait at a small cost in throughput.
         sys.setswitchinterval(SWITCH_INTERVAL)
         self._banner()
-        api = self._control()
+        return await self._serve(self._control())
+
+    async def _serve(self, api: ControlApi) -> int:
+        """Open the drivers, serve until told to stop, then stop everything."""
         # Threads created from here until realtime.leave() (every sensor thread,
         # the safety monitor) inherit a real-time priority where the system allows.
         if realtime.enter():
@@ -194,10 +210,12 @@ class Daemon:
             self.engine.start()
             realtime.leave()  # the event loop itself stays an ordinary thread
             log.info("✓ Engine initialized, world model ready (actuators in their safe state)")
-            safestop.write_record(self.config)
+            safestop.write_record(self.config, self.state, self.config_file)
             self._announce(server.sockets[0].getsockname()[1] if server.sockets else 0)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._loop.add_signal_handler(sig, self._on_signal, sig)
+            # Up (port bound, drivers open): only now is the latch rewritten.
+            await api.save_at_start()
             watchdog = asyncio.create_task(self._watchdog()) if self.notifier.enabled else None
             mqtt = asyncio.create_task(bridge.run()) if bridge else None
             self.notifier.notify("READY=1\nSTATUS=running")
@@ -238,20 +256,21 @@ class Daemon:
 
     def _control(self) -> ControlApi:
         """The E-stop latch as it was left, the operator token, the API."""
-        state_dir = statefile.state_dir(self.config.state_dir)
-        self._latched = load_latch(state_dir)
-        save_latch(state_dir, self._latched, "start")  # from now on, missing means unknown
+        # A real robot adopts a latch left in the shared directory by versions
+        # that kept one state for every robot of a user.
+        legacy = (
+            None if safestop.on_fakes(self.config) else statefile.state_dir(self.config.state_dir)
+        )
+        latch = Latch(self.state, legacy)
+        self._latched = latch.load()
         configured = self.config.server.control_token_file
-        self._token_file = Path(configured) if configured else state_dir / TOKEN_FILE
+        self._token_file = Path(configured) if configured else self.state / TOKEN_FILE
         try:
             self._token = load_token(self._token_file)
         except OSError as exc:
             raise DriverError(str(exc)) from None
         gate = Gate(self._token, self.config.server.allowed_origins)
-        return ControlApi(self._operate, lambda: self.engine.latched, gate, state_dir)
-
-    def _operate(self, action: str, source: str, **target: Any) -> dict[str, Any]:
-        return self.engine.operator(action, source, **target)
+        return ControlApi(lambda: self.engine, gate, latch)
 
     def _snapshot(self) -> dict[str, Any]:
         return self.engine.snapshot_event()
@@ -318,6 +337,7 @@ class Daemon:
         log.info("anse-hw %s — ANSE nervous system on hardware", __version__)
         log.info(rule)
         log.info("✓ Config: %s", self.config.source)
+        log.info("✓ State: %s (E-stop latch, control token, safe-stop record)", self.state)
 
     def _announce(self, port: int) -> None:
         """`port` is the one listened on: server.port, or the free one the

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -127,11 +128,10 @@ def live(
 ) -> int:
     _, cfg, readings = load(path, config_path, start, end)
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    if overrides:
-        cfg = dataclasses.replace(cfg, server=dataclasses.replace(cfg.server, **overrides))
+    # Never the recorded robot's token: a replay's state is its own, and thrown away.
+    server = dataclasses.replace(cfg.server, control_token_file=None, **overrides)
+    cfg = dataclasses.replace(cfg, server=server)
     source = ReplaySource(readings, speed, [s.name for s in cfg.sensors])
-    daemon = Daemon(cfg, sensors=lambda c, factory: source.sensors(c))
-    source.finished = daemon.request_stop
     log.info(
         "replaying %s: %d readings over %.1f s at %gx",
         path,
@@ -139,7 +139,11 @@ def live(
         readings[-1]["arrived"] - readings[0]["arrived"],
         speed,
     )
-    return asyncio.run(daemon.run())
+    with tempfile.TemporaryDirectory(prefix="anse-hw-replay-") as scratch:
+        state = Path(scratch) / "replay"  # not there yet: a first start, released
+        daemon = Daemon(cfg, sensors=lambda c, factory: source.sensors(c), state=state)
+        source.finished = daemon.request_stop
+        return asyncio.run(daemon.run())
 
 
 class ReplaySource:

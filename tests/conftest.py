@@ -208,6 +208,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 #: The daemon's line saying where it listens (the port it chose for port 0).
 LISTENING = re.compile(r"WebSocket server running on ws://\S+:(\d+)\n")
+#: The daemon's line saying where this robot's state (latch, token) lives.
+STATE = re.compile(r"✓ State: (\S+) \(")
 
 
 class DaemonProcess:
@@ -251,6 +253,12 @@ class DaemonProcess:
 
         wait_for(listening, timeout, "the daemon to listen")
         return self
+
+    @property
+    def state(self) -> Path:
+        """This robot's state directory, as the daemon's banner names it."""
+        found = wait_for(lambda: STATE.search(self.log()), what="the State: line")
+        return Path(found.group(1))
 
     def signal(self, sig: int) -> int:
         self.proc.send_signal(sig)

@@ -58,12 +58,13 @@ def robot(tmp_path, start_daemon, watch):
             text = hardware_config(self.port, self.device.path, self.pins, max_age=5)
             if not resume:
                 text = "\n".join(line for line in text.splitlines() if "clear_to_move" not in line)
-            self.text = text
+            # Each start writes a new config file: the robot_id keeps it one robot.
+            self.text = "robot_id: testbot\n" + text
             self.start()
 
         def start(self) -> None:
             self.daemon = start_daemon(self.text, self.port)
-            self.token = (tmp_path / "state" / "control-token").read_text().strip()
+            self.token = (self.daemon.state / "control-token").read_text().strip()
             self.stream = watch(self.daemon.url)
 
         def far(self) -> None:
@@ -200,7 +201,7 @@ def test_no_credentials_wrong_token_or_foreign_origin_command_nothing(robot):
     log = r.daemon.log()
     assert log.count(r.token) == 1, "the token is printed once (the Operator URL), never logged"
     assert "not-the-token" not in log and "guess" not in log
-    mode = stat.S_IMODE(os.stat(r.daemon.log_path.parent / "state" / "control-token").st_mode)
+    mode = stat.S_IMODE(os.stat(r.daemon.state / "control-token").st_mode)
     assert mode == 0o600
 
 
@@ -264,7 +265,7 @@ def test_nesting_bombs_are_400s_and_a_corrupt_latch_starts_latched(robot, tmp_pa
         )
         assert sock.recv(100).startswith(b"HTTP/1.1 400")
     assert r.daemon.signal(signal.SIGTERM) == 0
-    (tmp_path / "state" / "estop.json").write_text("[" * 5000)
+    (r.daemon.state / "estop.json").write_text("[" * 5000)
     r.start()
     assert r.stream.events[0]["data"]["estop_latched"] is True
     assert "E-stop state unknown" in r.daemon.log() and "Traceback" not in r.daemon.log()

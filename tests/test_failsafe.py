@@ -411,7 +411,7 @@ def test_s6_safe_stop_after_sigkill_forces_the_pins_to_stop(rig, tmp_path, damag
     else:
         config_file.write_text(DAMAGE[damage](config_file.read_text()))
     if not record:
-        (tmp_path / "state" / "safe-stop.json").unlink()
+        (r.daemon.state / "safe-stop.json").unlink()
     result = subprocess.run(
         [sys.executable, "-m", "anse_hw", "--config", str(config_file), "--safe-stop"],
         cwd=ROOT,
