@@ -1,5 +1,11 @@
 """Running the daemon: build drivers from config, start the engine and server,
 and make sure every way out leaves the motors stopped (SPEC §7 S5).
+
+The ways out: a clean stop (any terminating signal a handler can catch, an
+unhandled exception in any thread, the guardian's death) drives every
+actuator to its safe state and releases the pins before the process ends;
+the deaths no handler sees (SIGKILL, the OOM killer, a segfault) are the
+guardian's (anse_hw.guardian), or systemd's ExecStopPost.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ from anse_hw.drivers.registry import (
     find,
 )
 from anse_hw.engine import Engine
-from anse_hw.logsetup import logs_to_journal
+from anse_hw.guardian import Guardian, GuardianError
+from anse_hw.logsetup import logs_to_journal, say_now
 from anse_hw.metrics import Sources
 from anse_hw.sdnotify import Notifier
 from anse_hw.server import Hub
@@ -40,12 +47,67 @@ log = logging.getLogger("anse_hw")
 EXIT_OK, EXIT_FAILURE = 0, 1
 SWITCH_INTERVAL = 0.0005  # seconds; see Daemon.run
 
+#: Every signal whose default action ends the process and that a handler can
+#: catch.  Not SIGKILL and SIGSTOP (no handler can: the guardian covers a
+#: kill); not SEGV, BUS, FPE and ILL (a fault of this process itself, after
+#: which Python cannot go on: the default death, then the guardian); not
+#: SIGPIPE and SIGXFSZ, which Python ignores so that the write fails instead
+#: (a client that vanished, a recording at the file-size limit): they end
+#: nothing, and must not stop a robot either.
+STOP_SIGNALS: tuple[int, ...] = tuple(
+    getattr(signal, name)
+    for name in (
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGUSR1",
+        "SIGUSR2",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGXCPU",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    )
+    if hasattr(signal, name)
+) + (tuple(range(signal.SIGRTMIN, signal.SIGRTMAX + 1)) if hasattr(signal, "SIGRTMIN") else ())
+#: How a user stops the daemon on purpose (a closed terminal is one): exit 0.
+#: Any other signal is something going wrong around it: exit 1.
+CLEAN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def signal_name(number: int) -> str:
+    """ "SIGTERM", or "SIGRTMIN+3" for a real-time signal."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"SIGRTMIN+{number - signal.SIGRTMIN}"
+
 
 def robot_state_dir(config: Config, config_file: str | None) -> Path:
     """Where this robot keeps its E-stop latch, token and safe-stop record."""
     return statefile.robot_state_dir(
         config.state_dir, config.robot_id, config_file, safestop.on_fakes(config)
     )
+
+
+def no_guardian_because(config: Config) -> str | None:
+    """Why no guardian is needed here, or None."""
+    if os.environ.get("NOTIFY_SOCKET"):
+        return "under systemd, whose ExecStopPost runs --safe-stop after every exit"
+    if os.getpid() == 1:
+        return (
+            "PID 1 (a container): every process in it ends with this one; "
+            "after a kill, run --safe-stop with the same config"
+        )
+    if safestop.on_fakes(config):
+        return "no actuator drives a pin"
+    return None
 
 
 def needs_gpio(config: Config) -> bool:
@@ -116,6 +178,7 @@ class Daemon:
         self.config = config
         self.config_file = config_file
         self.state = state or robot_state_dir(config, config_file)
+        self.guardian: Guardian | None = None
         self.debug = debug
         self.pin_factory = pin_factory
         self.build_sensors = sensors
@@ -140,13 +203,24 @@ class Daemon:
     async def run(self) -> int:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        # First: a signal during the start stops it as cleanly as a later one.
+        for sig in STOP_SIGNALS:
+            self._loop.add_signal_handler(sig, self._on_signal, sig)
         raise_fd_limit()
         # A sensor thread with a reading waits for the GIL while the event loop
         # fans out; Python's default 5 ms switch interval would be the reflex
         # arc's worst case.  0.5 ms bounds that wait at a small cost in throughput.
         sys.setswitchinterval(SWITCH_INTERVAL)
         self._banner()
-        return await self._serve(self._control())
+        api = self._control()
+        self._guard()  # before any pin is claimed
+        try:
+            code = await self._serve(api)
+        except DriverError:  # a failed start: what it opened is closed again
+            self._dismiss_guardian()
+            raise
+        self._dismiss_guardian()
+        return code
 
     async def _serve(self, api: ControlApi) -> int:
         """Open the drivers, serve until told to stop, then stop everything."""
@@ -210,10 +284,10 @@ class Daemon:
             self.engine.start()
             realtime.leave()  # the event loop itself stays an ordinary thread
             log.info("✓ Engine initialized, world model ready (actuators in their safe state)")
+            if self.guardian:
+                self._loop.add_reader(self.guardian.watch_fd, self._guardian_gone)
             safestop.write_record(self.config, self.state, self.config_file)
             self._announce(server.sockets[0].getsockname()[1] if server.sockets else 0)
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._loop.add_signal_handler(sig, self._on_signal, sig)
             # Up (port bound, drivers open): only now is the latch rewritten.
             await api.save_at_start()
             watchdog = asyncio.create_task(self._watchdog()) if self.notifier.enabled else None
@@ -238,6 +312,37 @@ class Daemon:
             final = ", ".join(f"{n} {s}" for n, s in self.engine.world.actuators.items())
             log.info("anse-hw stopped; %s; pins released (exit %d)", final, self.exit_code)
         return self.exit_code
+
+    def _guard(self) -> None:
+        """Start the guardian where nothing else covers a death no handler sees."""
+        reason = no_guardian_because(self.config)
+        if reason:
+            log.info("No guardian: %s", reason)
+            return
+        try:
+            self.guardian = Guardian.start(str(self.state), self.config_file)
+        except GuardianError as exc:
+            raise DriverError(str(exc)) from None
+        log.info(
+            "✓ Guardian (pid %d) stops the actuators if this process dies without stopping them",
+            self.guardian.pid,
+        )
+
+    def _guardian_gone(self) -> None:
+        """Nothing would stop the motors if this process died now: stop."""
+        self._loop.remove_reader(self.guardian.watch_fd)
+        log.error(
+            "guardian gone (%s): stopping, as nothing would cover a crash",
+            self.guardian.how_it_ended(),
+        )
+        self.exit_code = EXIT_FAILURE
+        self._stop.set()
+
+    def _dismiss_guardian(self) -> None:
+        """Everything stopped and released: the guardian may go quietly."""
+        if self.guardian:
+            self._loop.remove_reader(self.guardian.watch_fd)
+            self.guardian.dismiss()
 
     def _publisher(self, sinks: list[Callable[[list[dict[str, Any]]], None]]) -> Callable:
         """The engine's `publish`: hands each batch to every sink (the WebSocket
@@ -278,21 +383,22 @@ class Daemon:
     def _health(self) -> dict[str, Any]:
         return self.engine.health()
 
-    def _on_signal(self, sig: signal.Signals) -> None:
+    def _on_signal(self, sig: int) -> None:
+        name = signal_name(sig)
         if self._stop.is_set():  # a second Ctrl-C: the shutdown itself is stuck
             # Straight to stderr: the log queue's writer may not get another turn.
-            print(
-                f"{sig.name} received again: stopping the motors and exiting now",
-                file=sys.stderr,
-                flush=True,
-            )
+            say_now(f"{name} received again: stopping the motors and exiting now")
             # A wedged driver may hang this stop too: give it two seconds, then go
-            # (under systemd, ExecStopPost's --safe-stop runs next).
-            stopper = threading.Thread(target=self.engine.emergency_stop, daemon=True)
-            stopper.start()
-            stopper.join(2.0)
+            # (without the guardian's clean byte, so it, or systemd's
+            # ExecStopPost, runs --safe-stop next).
+            if self.engine is not None:
+                stopper = threading.Thread(target=self.engine.emergency_stop, daemon=True)
+                stopper.start()
+                stopper.join(2.0)
             os._exit(EXIT_FAILURE)
-        log.info("%s received: stopping motors and shutting down", sig.name)
+        log.info("%s received: stopping motors and shutting down", name)
+        if sig not in CLEAN_SIGNALS:
+            self.exit_code = EXIT_FAILURE
         self._stop.set()
 
     def request_stop(self) -> None:
