@@ -739,12 +739,20 @@ class Dashboard {
 
   showLatch(d) {
     this.latched = Boolean(d.estop_latched);
+    // estop_durable false: the robot's state disk could not be written, so the
+    // latch (or its reset) lives in this process only; a restart comes up latched.
+    const durable = d.estop_durable !== false;
     const banner = document.getElementById('latch-banner');
-    banner.hidden = !this.latched;
+    banner.hidden = this.latched === false && durable;
     if (this.latched) {
       const stop = d.last_stop;
       banner.textContent = 'E-STOP LATCHED — nothing moves until Reset' +
-        (stop ? ` (${stop.cause} at ${clock(stop.timestamp)})` : '');
+        (stop ? ` (${stop.cause} at ${clock(stop.timestamp)})` : '') +
+        (durable ? '' : ' — held in memory only: the state disk cannot be written');
+    } else if (!durable) {
+      banner.textContent =
+        'The state disk cannot be written: the E-stop state is held in memory only, ' +
+        'and a restart comes up LATCHED';
     }
     document.getElementById('reset-button').hidden = !(this.latched && this.operator);
     // The top bar stays in view when the banner scrolls away: it says so too.
