@@ -7,7 +7,6 @@ user can fix are one clear line each, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import logging
 import os
@@ -15,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from anse_hw import __version__, safestop
+from anse_hw import __version__, realtime, safestop
 from anse_hw.config import (
     ANY_ADDRESS,
     Config,
@@ -27,7 +26,6 @@ from anse_hw.config import (
     port_problem,
     sim_defaults,
 )
-from anse_hw.daemon import Daemon, open_pin_factory, robot_state_dir
 from anse_hw.drivers.base import DriverError
 from anse_hw.drivers.registry import SENSOR_DRIVERS, find
 from anse_hw.logsetup import setup_logging
@@ -195,6 +193,8 @@ def check_devices(config: Config) -> list[str]:
     """What `--check` can see without driving anything: serial ports and sysfs
     files that do not exist, and a pin factory that cannot load (the one the
     daemon would use, opened and closed again; no pin is claimed)."""
+    from anse_hw.daemon import open_pin_factory
+
     problems = [
         f"{config.source}: sensors.{sensor.name}.{key}: {problem}"
         for sensor in config.sensors
@@ -311,12 +311,19 @@ def dispatch(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.safe_stop:
+        # A busy machine must not delay it (the unit's LimitRTPRIO allows this).
+        realtime.enter()
         # Never through resolve_config: a broken or missing file must not stop it.
         return safestop.run(find_config_file(args.config))
     return user_errors(lambda: start(args))
 
 
 def start(args: argparse.Namespace) -> int:
+    # Here, not at the top: --safe-stop must not wait for the web stack to load.
+    import asyncio
+
+    from anse_hw.daemon import Daemon, robot_state_dir
+
     config, path = resolve_config(args)
     if args.check:
         problems = check_devices(config)
