@@ -53,7 +53,6 @@ class ControlApi:
         self.engine = engine
         self.latched = lambda: engine().latched
         self.gate = gate
-        self.latch = latch
         self._writer = LatchWriter(latch, self.latched)
 
     async def run(self, action: str, source: str, **target: Any) -> dict[str, Any]:

@@ -119,9 +119,12 @@ class Guardian:
             code = self.process.wait(timeout=1.0)
         except subprocess.TimeoutExpired:
             return "its pipe closed"
-        if code < 0:
+        if code >= 0:
+            return f"exit {code}"
+        try:
             return f"killed by {signal.Signals(-code).name}"
-        return f"exit {code}"
+        except ValueError:  # a real-time signal
+            return f"killed by signal {-code}"
 
     def dismiss(self) -> None:
         """Everything is stopped and released: the guardian may go quietly."""
@@ -144,7 +147,8 @@ def main() -> None:
     for name in TERMINAL_SIGNALS:
         signal.signal(getattr(signal, name), signal.SIG_IGN)
     life, watch, pid, state, *config = sys.argv[2:]
-    os.write(int(watch), READY)
+    with contextlib.suppress(OSError):  # the daemon is gone already: EOF below says so
+        os.write(int(watch), READY)
     try:
         said = os.read(int(life), 1)
     except OSError:
