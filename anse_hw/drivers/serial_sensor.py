@@ -17,7 +17,6 @@ import contextlib
 import logging
 import math
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -32,23 +31,13 @@ if TYPE_CHECKING:
 from anse_hw.drivers.protocols import (
     BAUDRATES,
     DEFAULT_LINE_PATTERN,
-    LINE_GROUPS,
     LinePattern,
     LineSplitter,
+    line_pattern_problem,
     make_parser,
 )
 
 log = logging.getLogger("anse_hw.drivers")
-
-
-def _valid_pattern(pattern: str) -> str | None:
-    try:
-        groups = re.compile(pattern).groupindex
-    except re.error as exc:
-        return f"is not a valid regular expression ({exc})"
-    if not any(group in groups for group in LINE_GROUPS):
-        return "needs a named group (?P<value>...), or (?P<cm>...) / (?P<mm>...) for distances"
-    return None
 
 
 class SerialSensor(SensorDriver):
@@ -68,8 +57,9 @@ class SerialSensor(SensorDriver):
             "pattern",
             str,
             None,
-            "protocol: line — regex with a named group value (or cm / mm)",
-            _valid_pattern,
+            "protocol: line — a regular expression (RE2 syntax: no backreferences or "
+            "lookarounds, so it runs in linear time) with a named group value (or cm / mm)",
+            line_pattern_problem,
         ),
         Option("min", (int, float), None, "protocol: line — smallest plausible value"),
         Option("max", (int, float), None, "protocol: line — largest plausible value"),
