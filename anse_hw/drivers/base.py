@@ -9,11 +9,13 @@ engine only ever sees these two interfaces, never which backend is behind them
 from __future__ import annotations
 
 import math
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from anse_hw import files
 from anse_hw.drivers.kinds import SENSOR_KINDS, SensorKind
 
 
@@ -61,8 +63,35 @@ class Option:
     null_is_off: bool = False
 
 
-def positive(value: float) -> str | None:
-    return None if value > 0 else "must be greater than 0"
+def in_range(low: float, high: float, unit: str = "") -> Callable[[float], str | None]:
+    """A check for a number from `low` to `high`, both included.  Every
+    number has an upper bound too: a huge value is never what a user meant,
+    and some (1e308 MB) overflow where they are used."""
+
+    def check(value: float) -> str | None:
+        return None if low <= value <= high else f"must be from {low:g} to {high:g}{unit}"
+
+    return check
+
+
+#: Linux's PATH_MAX less the terminating NUL: the longest path open() takes.
+MAX_PATH_BYTES = 4095
+
+
+def a_path(value: str) -> str | None:
+    """A file or directory name the daemon will open: checked here, so that
+    `--check` says what the C layer would only say with a traceback (NUL)
+    or at run time (too long), and '' never means "here" or "off"."""
+    problem = files.path_problem(value)
+    if problem:
+        return problem
+    try:
+        encoded = os.fsencode(value)
+    except UnicodeError:
+        return "has characters no file name can hold"
+    if len(encoded) > MAX_PATH_BYTES:
+        return f"is longer than {MAX_PATH_BYTES} bytes, the most a path can have"
+    return None
 
 
 def unit_interval(value: float) -> str | None:

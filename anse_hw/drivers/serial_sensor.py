@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from anse_hw.drivers.base import DriverError, Option, Sample, SensorDriver, one_of, positive
+from anse_hw.drivers.base import DriverError, Option, Sample, SensorDriver, a_path, in_range, one_of
 from anse_hw.drivers.kinds import SENSOR_KINDS, SensorKind
 
 if TYPE_CHECKING:
@@ -39,20 +39,30 @@ from anse_hw.drivers.protocols import (
 
 log = logging.getLogger("anse_hw.drivers")
 
+#: The first reopen delay, seconds; it doubles up to `reconnect_max`.
+RECONNECT_MIN = 0.05
+
 
 class SerialSensor(SensorDriver):
     DRIVER = "serial"
     KINDS = ("distance", "temperature", "humidity")
     DEFAULT_INTERVAL = 0.01
     OPTIONS: ClassVar[tuple[Option, ...]] = (
-        Option("port", str, help="device path, e.g. /dev/serial0 or /dev/ttyUSB0"),
+        Option("port", str, help="device path, e.g. /dev/serial0 or /dev/ttyUSB0", check=a_path),
         Option(
             "protocol",
             str,
             help="tfmini | a02yyuw | line",
             check=one_of("tfmini", "a02yyuw", "line"),
         ),
-        Option("baudrate", int, None, "default: the protocol's (115200, a02yyuw 9600)", positive),
+        Option(
+            "baudrate",
+            int,
+            None,
+            "default: the protocol's (115200, a02yyuw 9600); 50 to 4000000, what UARTs "
+            "and USB adapters can do",
+            in_range(50, 4_000_000),
+        ),
         Option(
             "pattern",
             str,
@@ -64,7 +74,12 @@ class SerialSensor(SensorDriver):
         Option("min", (int, float), None, "protocol: line — smallest plausible value"),
         Option("max", (int, float), None, "protocol: line — largest plausible value"),
         Option(
-            "reconnect_max", (int, float), 2.0, "longest wait between reopen attempts, s", positive
+            "reconnect_max",
+            (int, float),
+            2.0,
+            "longest wait between reopen attempts, s (0.05 to 60: the first wait is 0.05 s; "
+            "longer leaves the robot stopped for minutes after its sensor is back)",
+            in_range(RECONNECT_MIN, 60, " seconds"),
         ),
     )
 
@@ -168,8 +183,6 @@ class _Subscriber:
 class SharedPort:
     """One open serial port, its reader thread, and the sensors it feeds."""
 
-    #: First reopen delay; doubles up to `reconnect_max`.
-    RECONNECT_MIN = 0.05
     #: How long one read may block, so close() is noticed promptly.
     READ_TIMEOUT = 0.1
 
@@ -309,7 +322,7 @@ class SharedPort:
             subscriber.on_sample(Sample.none(text))
 
     def _reopen(self) -> serial.Serial | None:
-        delay = self.RECONNECT_MIN
+        delay = RECONNECT_MIN
         while not self._stop.wait(delay):
             self.reopen_attempts += 1
             try:

@@ -20,6 +20,8 @@ from anse_hw.drivers.base import (
     Option,
     Sample,
     SensorDriver,
+    a_path,
+    in_range,
     one_of,
     unit_interval,
 )
@@ -80,14 +82,16 @@ class SimSensor(SensorDriver):
             str,
             None,
             "profile: trace — one reading per line, or an anse-hw .mcap recording",
+            a_path,
         ),
         Option("repeat", bool, True, "script/trace: start again at the end (else go silent)"),
         Option(
             "noise",
             (int, float),
             0.0,
-            "standard deviation added to each reading, in the kind's unit",
-            _non_negative,
+            "standard deviation added to each reading, in the kind's unit (0 to 1000: "
+            "beyond that the readings are noise alone)",
+            in_range(0, 1000),
         ),
         Option(
             "dropout", (int, float), 0.0, "probability that a reading is missing", unit_interval

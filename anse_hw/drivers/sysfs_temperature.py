@@ -9,12 +9,13 @@ never run on anyone else's thread.  The parsing is pure (`parse_w1_slave`,
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from anse_hw.drivers.base import DriverError, Option, Sample, SensorDriver
+from anse_hw.drivers.base import DriverError, Option, Sample, SensorDriver, a_path
 from anse_hw.drivers.kinds import SENSOR_KINDS, SensorKind
 
 #: The DS18B20's datasheet range.
@@ -126,6 +127,16 @@ class PolledFileSensor(SensorDriver):
             self._thread.join(timeout=2)
 
 
+_W1_ID = re.compile(r"[0-9a-fA-F]{2}-[0-9a-fA-F]{12}")
+
+
+def _w1_id(value: str) -> str | None:
+    """A 1-wire id names a directory under w1_root: never a path of its own."""
+    if _W1_ID.fullmatch(value):
+        return None
+    return "must be a 1-wire id: family, '-', 12 hex digits (28-0316a27936ff)"
+
+
 def _w1_device(options: dict[str, Any]) -> Path:
     root = Path(options["w1_root"])
     if options["device"]:
@@ -146,8 +157,16 @@ class DS18B20Sensor(PolledFileSensor):
     DRIVER = "ds18b20"
     KINDS = ("temperature",)
     OPTIONS: ClassVar[tuple[Option, ...]] = (
-        Option("device", str, None, "1-wire id such as 28-0316a27936ff (optional if only one)"),
-        Option("w1_root", str, "/sys/bus/w1/devices", "where the kernel lists 1-wire devices"),
+        Option(
+            "device",
+            str,
+            None,
+            "1-wire id such as 28-0316a27936ff (optional if only one)",
+            _w1_id,
+        ),
+        Option(
+            "w1_root", str, "/sys/bus/w1/devices", "where the kernel lists 1-wire devices", a_path
+        ),
     )
 
     @classmethod
@@ -180,6 +199,7 @@ class CpuTemperatureSensor(PolledFileSensor):
             str,
             "/sys/class/thermal/thermal_zone0/temp",
             "thermal zone file, millidegrees Celsius",
+            a_path,
         ),
     )
 
