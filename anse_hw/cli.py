@@ -22,6 +22,7 @@ from anse_hw.config import (
     ConfigError,
     describe,
     find_config_file,
+    listen_host_problem,
     listen_port_problem,
     load,
     port_problem,
@@ -56,6 +57,14 @@ listen_port = _port_argument(listen_port_problem)
 port_number = _port_argument(port_problem)
 
 
+def listen_host(text: str) -> str:
+    """--host, by the rule server.host has in the YAML."""
+    problem = listen_host_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} {problem}")
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="anse-hw",
@@ -74,7 +83,7 @@ def parser() -> argparse.ArgumentParser:
         "every driver in the file swapped for its fake)",
     )
     p.add_argument("--config", metavar="FILE", help="YAML configuration file")
-    p.add_argument("--host", help="listen address (overrides server.host)")
+    p.add_argument("--host", type=listen_host, help="listen address (overrides server.host)")
     p.add_argument(
         "--port", type=listen_port, help="listen port (overrides server.port; 0: any free port)"
     )
