@@ -204,8 +204,8 @@ def check_devices(config: Config) -> list[str]:
     files that do not exist, and a pin factory that cannot load (the one the
     daemon would use, opened and closed again; no pin is claimed)."""
     problems = [
-        f"{config.source}: sensors.{sensor.name}.{key}: {problem}"
-        for sensor in config.sensors
+        config.problem(("sensors", index, key), problem)
+        for index, sensor in enumerate(config.sensors)
         for key, problem in find(SENSOR_DRIVERS, sensor.type, sensor.driver).device_problems(
             sensor.options
         )
@@ -213,7 +213,10 @@ def check_devices(config: Config) -> list[str]:
     try:
         factory = open_pin_factory(config)
     except DriverError as exc:
-        problems.append(f"{config.source}: {exc}")
+        if exc.key:
+            problems.append(config.problem(exc.key, exc.reason))
+        else:
+            problems.append(f"{config.where(('gpio', 'pin_factory'))}: {exc}")
     else:
         if factory is not None:
             factory.close()

@@ -167,6 +167,17 @@ class Config:
     recording: RecordingConfig | None = None
     #: The YAML it was read from (kept in recordings, so replay can rebuild it).
     text: str = ""
+    #: The line of every key path in `text`, so a problem found later (a
+    #: device `--check` cannot open) still points at its line.
+    lines: dict[tuple, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def problem(self, path: tuple, message: str) -> str:
+        """'robot.yaml:7: sensors[0].port: <message>', as the loader says it."""
+        return located(self.source, self.lines, path, message)
+
+    def where(self, path: tuple) -> str:
+        """'robot.yaml:7', the line of `path` (or of its nearest parent)."""
+        return where(self.source, self.lines, path)
 
     def watched_sensors(self) -> set[str]:
         """The guards: sensors whose silence puts an actuator in its safe state (S2)."""
@@ -501,6 +512,21 @@ def _path_text(path: tuple[str | int, ...]) -> str:
     return text or "(top level)"
 
 
+def where(source: str, lines: dict[tuple, int], path: tuple) -> str:
+    """'robot.yaml:7': the line of `path`, or of its nearest parent in the file."""
+    probe = path
+    line = lines.get(probe)
+    while line is None and probe:
+        probe = probe[:-1]
+        line = lines.get(probe)
+    return f"{source}:{line}" if line else source
+
+
+def located(source: str, lines: dict[tuple, int], path: tuple, message: str) -> str:
+    """A problem as the loader says it: 'robot.yaml:7: sensors[0].port: ...'."""
+    return f"{where(source, lines, path)}: {_path_text(path)}: {message}"
+
+
 class _Checker:
     """Walks the parsed YAML, collecting problems with their line numbers."""
 
@@ -510,14 +536,7 @@ class _Checker:
         self.problems: list[str] = []
 
     def problem(self, path: tuple, message: str) -> None:
-        """Record a problem at the line of `path`, or of its nearest parent in the file."""
-        probe = path
-        line = self.lines.get(probe)
-        while line is None and probe:
-            probe = probe[:-1]
-            line = self.lines.get(probe)
-        where = f"{self.source}:{line}" if line else self.source
-        self.problems.append(f"{where}: {_path_text(path)}: {message}")
+        self.problems.append(located(self.source, self.lines, path, message))
 
     def mapping(
         self, value: Any, path: tuple, options: tuple[Option, ...], extra: tuple[Option, ...] = ()
@@ -647,6 +666,7 @@ def build(
         state_dir,
         mqtt,
         recording,
+        lines=lines or {},
     )
 
 

@@ -110,7 +110,17 @@ def bcm_pin(value: int) -> str | None:
 
 
 class DriverError(Exception):
-    """A device could not be opened or used; the message is for the user."""
+    """A device could not be opened or used; the message is for the user.
+
+    `key` is the config key it is about (("gpio", "mock_state_file")), when
+    one is: the message starts with it, and `--check` shows the file and
+    line of that key before `reason`, the message without it.
+    """
+
+    def __init__(self, reason: str, key: tuple[str, ...] = ()) -> None:
+        super().__init__(f"{'.'.join(key)}: {reason}" if key else reason)
+        self.key = key
+        self.reason = reason
 
 
 class SensorDriver(ABC):
