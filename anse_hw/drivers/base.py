@@ -85,11 +85,7 @@ def a_path(value: str) -> str | None:
     problem = files.path_problem(value)
     if problem:
         return problem
-    try:
-        encoded = os.fsencode(value)
-    except UnicodeError:
-        return "has characters no file name can hold"
-    if len(encoded) > MAX_PATH_BYTES:
+    if len(os.fsencode(value)) > MAX_PATH_BYTES:
         return f"is longer than {MAX_PATH_BYTES} bytes, the most a path can have"
     return None
 
