@@ -197,6 +197,10 @@ def compile_line_pattern(pattern: str) -> Any:
     minutes) while holding the GIL, which stalls the reflexes and the silence
     monitor with it; RE2 matches in time linear in the line, whatever the
     pattern.  The price is the few constructs that need backtracking.
+
+    It is compiled for bytes: lines are matched as read, with no decoding,
+    which google-re2's binding does more cheaply than text (whose match
+    offsets it must map back to characters).
     """
     import re2  # only a robot with a line protocol pays for loading it
 
@@ -205,7 +209,9 @@ def compile_line_pattern(pattern: str) -> Any:
     options = re2.Options()
     options.log_errors = False  # RE2 would print its own copy of the error on stderr
     try:
-        return re2.compile(pattern, options)
+        return re2.compile(pattern.encode("utf-8"), options)
+    except UnicodeEncodeError:
+        raise ValueError("is not text (it holds half of a UTF-16 pair)") from None
     except re2.error as exc:
         detail = _text(exc.args[0] if exc.args else "invalid")
         advice = next((text for rule, text in _RE2_ADVICE if rule.search(detail)), None)
@@ -218,13 +224,19 @@ def _text(message: bytes | str) -> str:
     return message.decode(errors="replace") if isinstance(message, bytes) else str(message)
 
 
+def _value_group(compiled: Any) -> str | None:
+    """The first of LINE_GROUPS the compiled pattern names, if any."""
+    names = {name.decode() for name in compiled.groupindex}
+    return next((group for group in LINE_GROUPS if group in names), None)
+
+
 def line_pattern_problem(pattern: str) -> str | None:
     """The config's check of a `pattern`: compiles, with a group to read."""
     try:
-        groups = compile_line_pattern(pattern).groupindex
+        group = _value_group(compile_line_pattern(pattern))
     except ValueError as exc:
         return str(exc)
-    if not any(group in groups for group in LINE_GROUPS):
+    if group is None:
         return "needs a named group (?P<value>...), or (?P<cm>...) / (?P<mm>...) for distances"
     return None
 
@@ -240,14 +252,15 @@ class LinePattern:
 
     def __init__(self, pattern: str, low: float = -math.inf, high: float = math.inf) -> None:
         self.pattern = compile_line_pattern(pattern)
-        group = next((g for g in LINE_GROUPS if g in self.pattern.groupindex), None)
+        group = _value_group(self.pattern)
         if group is None:
             raise ValueError(f"pattern needs a named group: {', '.join(LINE_GROUPS)}")
-        self._group, self._scale = group, LINE_GROUPS[group]
+        self._group = self.pattern.groupindex[group.encode()]
+        self._scale = LINE_GROUPS[group]
         self.low, self.high = low, high
 
     def decode(self, line: bytes) -> Sample | None:
-        match = self.pattern.search(line.decode("ascii", "replace").strip())
+        match = self.pattern.search(line.strip())
         if not match:
             return None
         text = match.group(self._group)
@@ -256,7 +269,8 @@ class LinePattern:
         except (TypeError, ValueError):
             return Sample.none(f"unreadable value in {line[:40]!r}")
         if not self.low <= value <= self.high:  # also NaN and inf
-            return Sample.none(f"{text[:20]} is outside {self.low:g}..{self.high:g}")
+            shown = text[:20].decode("ascii", "replace")
+            return Sample.none(f"{shown} is outside {self.low:g}..{self.high:g}")
         return Sample(value)
 
 
