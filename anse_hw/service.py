@@ -160,7 +160,8 @@ class Installer:
             return False
         created = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
         keep = path.with_name(f".{path.name}.before-install")
-        keep.unlink(missing_ok=True)
+        if keep.exists() or keep.is_symlink():  # left by a run that was killed
+            keep.unlink()
         if path.exists():
             os.link(path, keep)
         try:
@@ -268,6 +269,8 @@ class Installer:
             self._install(data, start)
         except (OSError, DriverError) as exc:
             reason = os_problem(exc) if isinstance(exc, OSError) else str(exc)
+            if not self._undo:
+                raise DriverError(f"{reason}; nothing was changed") from None
             stuck = self.roll_back()
             if stuck:
                 raise DriverError(f"{reason}; could not undo: {'; '.join(stuck)}") from None

@@ -106,6 +106,20 @@ def test_a_later_failure_undoes_what_this_run_wrote(tmp_path):
     assert tree(root) == before  # no etc/anse-hw, no stray temporary files
 
 
+def test_an_undo_never_brings_back_a_file_from_an_older_run(tmp_path):
+    """A run killed mid-way leaves its copy of the old config behind; the
+    next run's undo must not install that as "the previous config"."""
+    root = tmp_path / "root"
+    (root / "etc/anse-hw").mkdir(parents=True)
+    (root / "etc/anse-hw/.config.yaml.before-install").write_text("stale: true\n")
+    (root / "etc/systemd").mkdir()
+    (root / "etc/systemd/system").write_text("not a directory")
+    result = install(root)
+    one_error(result, 1, "every change of this run was undone")
+    assert not (root / "etc/anse-hw/config.yaml").exists()
+    assert tree(root / "etc/anse-hw") == {}
+
+
 def test_a_later_failure_puts_the_previous_install_back(tmp_path):
     root = tmp_path / "root"
     assert install(root, config=EXAMPLES / "pi-robot.yaml").returncode == 0
