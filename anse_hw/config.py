@@ -239,12 +239,14 @@ def listen_port_problem(value: int) -> str | None:
 #: through loopback.
 ANY_ADDRESS = ("0.0.0.0", "::", "")
 
-_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+#: A DNS label; `_` too, which RFC 1123 host names lack but container
+#: networks use for service names (`mqtt_broker` in a compose file).
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
 
 def host_problem(value: str) -> str | None:
     """A host to connect to (mqtt.host): an IP address, or a host name of
-    RFC 1123 labels.  Anything else fails only when the connection is tried,
+    DNS labels.  Anything else fails only when the connection is tried,
     inside a task that no one watches at start."""
     if not value:
         return "is empty; give a host name or an IP address"
@@ -258,7 +260,7 @@ def host_problem(value: str) -> str | None:
         return None
     return (
         "must be an IP address or a host name: dot-separated parts of 1 to 63 letters, "
-        "digits and '-', at most 253 characters"
+        "digits, '-' and '_', at most 253 characters"
     )
 
 

@@ -145,7 +145,7 @@ def test_a_number_is_accepted_exactly_when_it_is_in_range(bound, number):
 
 # -- hosts -----------------------------------------------------------------------
 
-LABEL = st.text(string.ascii_letters + string.digits + "-", min_size=1, max_size=63).filter(
+LABEL = st.text(string.ascii_letters + string.digits + "-_", min_size=1, max_size=63).filter(
     lambda s: not s.startswith("-") and not s.endswith("-")
 )
 HOSTNAMES = st.lists(LABEL, min_size=1, max_size=4).map(".".join).filter(lambda s: len(s) <= 253)
@@ -168,7 +168,7 @@ BAD_HOSTS = st.one_of(
     st.builds(
         lambda a, bad, b: a + bad + b,
         LABEL,
-        st.sampled_from(["\0", " ", "_", "/", ":", "@", "é", "\n", "%"]),
+        st.sampled_from(["\0", " ", "/", ":", "@", "é", "\n", "%"]),
         LABEL,
     ),
 )
