@@ -21,12 +21,13 @@ from anse_hw.config import (
     ConfigError,
     describe,
     find_config_file,
+    listen_host_problem,
     listen_port_problem,
     load,
     port_problem,
     sim_defaults,
 )
-from anse_hw.drivers.base import DriverError
+from anse_hw.drivers.base import DriverError, a_path
 from anse_hw.drivers.registry import SENSOR_DRIVERS, find
 from anse_hw.logsetup import setup_logging
 
@@ -54,6 +55,22 @@ listen_port = _port_argument(listen_port_problem)
 port_number = _port_argument(port_problem)
 
 
+def listen_host(text: str) -> str:
+    """--host, by the rule server.host has in the YAML."""
+    problem = listen_host_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} {problem}")
+    return text
+
+
+def root_path(text: str) -> str:
+    """--root of install-service: '' would stage into the current directory."""
+    problem = a_path(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} {problem}")
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="anse-hw",
@@ -72,7 +89,7 @@ def parser() -> argparse.ArgumentParser:
         "every driver in the file swapped for its fake)",
     )
     p.add_argument("--config", metavar="FILE", help="YAML configuration file")
-    p.add_argument("--host", help="listen address (overrides server.host)")
+    p.add_argument("--host", type=listen_host, help="listen address (overrides server.host)")
     p.add_argument(
         "--port", type=listen_port, help="listen port (overrides server.port; 0: any free port)"
     )
@@ -149,7 +166,9 @@ def verbs() -> argparse.ArgumentParser:
     )
     install.add_argument("--config", required=True, metavar="FILE", help="the robot's YAML")
     install.add_argument("--no-start", action="store_true", help="enable, but do not start")
-    install.add_argument("--root", default="/", help="stage the files under ROOT (packagers)")
+    install.add_argument(
+        "--root", default="/", type=root_path, help="stage the files under ROOT (packagers)"
+    )
     uninstall = sub.add_parser(
         "uninstall-service",
         help="stop (motors safe), disable and remove the systemd service",
@@ -159,7 +178,9 @@ def verbs() -> argparse.ArgumentParser:
         action="store_true",
         help="also remove /etc/anse-hw, /var/lib/anse-hw and the anse-hw user",
     )
-    uninstall.add_argument("--root", default="/", help="the ROOT a staged install went to")
+    uninstall.add_argument(
+        "--root", default="/", type=root_path, help="the ROOT a staged install went to"
+    )
     health = sub.add_parser(
         "health",
         help="exit 0 if this machine's daemon answers /healthz with 200 (container HEALTHCHECK)",
@@ -196,8 +217,8 @@ def check_devices(config: Config) -> list[str]:
     from anse_hw.daemon import open_pin_factory
 
     problems = [
-        f"{config.source}: sensors.{sensor.name}.{key}: {problem}"
-        for sensor in config.sensors
+        config.problem(("sensors", index, key), problem)
+        for index, sensor in enumerate(config.sensors)
         for key, problem in find(SENSOR_DRIVERS, sensor.type, sensor.driver).device_problems(
             sensor.options
         )
@@ -205,7 +226,10 @@ def check_devices(config: Config) -> list[str]:
     try:
         factory = open_pin_factory(config)
     except DriverError as exc:
-        problems.append(f"{config.source}: {exc}")
+        if exc.key:
+            problems.append(config.problem(exc.key, exc.reason))
+        else:
+            problems.append(f"{config.where(('gpio', 'pin_factory'))}: {exc}")
     else:
         if factory is not None:
             factory.close()
@@ -295,15 +319,16 @@ def dispatch(args: argparse.Namespace) -> int:
 
         return example.show(args.name)
     if args.verb in ("install-service", "uninstall-service"):
-        from anse_hw.service import Installer  # grp, pwd, shutil: not for the daemon
+        # grp, pwd, shutil: not for the daemon
+        from anse_hw.service import Installer, os_problem
 
         installer = Installer(Path(args.root))
         try:
             if args.verb == "uninstall-service":
                 return installer.uninstall(args.purge)
             return installer.install(args.config, start=not args.no_start)
-        except OSError as exc:  # a full disk, a read-only or missing root
-            raise DriverError(f"cannot change {exc.filename}: {exc.strerror}") from None
+        except OSError as exc:  # a root that cannot be looked into, say
+            raise DriverError(os_problem(exc)) from None
     if args.verb == "health":
         return check_health(args.config, args.port)
     return recordings(args)  # replay, recordings
