@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -164,11 +165,16 @@ class Terminal:
     def __init__(self) -> None:
         self.master, self.slave = os.openpty()
         self.output = b""
+        self._closing = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
-        while True:
+        # Never blocked in read() when hang_up closes the master: the kernel
+        # would defer the close, and with it the hang-up, until that read returned.
+        while not self._closing.is_set():
+            if not select.select([self.master], [], [], 0.05)[0]:
+                continue
             try:
                 chunk = os.read(self.master, 4096)
             except OSError:
@@ -206,6 +212,8 @@ class Terminal:
         return int(found.group(1))
 
     def hang_up(self) -> None:
+        self._closing.set()
+        self._reader.join()
         os.close(self.master)
 
 
