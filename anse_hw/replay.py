@@ -521,12 +521,16 @@ def _mcap_files(directory: str) -> list[Path]:
 
 
 def _listed(s: Summary) -> str:
-    # The name escaped as in every file message: a newline or an undecodable
-    # byte in a file's name cannot break the listing's one line per file.
-    name = repr(s.path.name)[1:-1]
     status = "" if s.complete else "  (cut short)"
+    sensors = ", ".join(_escaped(name) for name in sorted(s.sensors)) or "-"
     return (
-        f"{name}  {s.span:.1f} s  sensors: {', '.join(sorted(s.sensors)) or '-'}  "
+        f"{_escaped(s.path.name)}  {s.span:.1f} s  sensors: {sensors}  "
         f"readings {s.readings}, events {sum(s.events.values())} "
         f"(reflex {s.events['reflex']}, actuator {s.events['actuator']}){status}"
     )
+
+
+def _escaped(name: str) -> str:
+    """A name from the disk or from a file, escaped as in every file message: a
+    newline or an undecodable byte in it cannot break the one line per file."""
+    return repr(name)[1:-1]

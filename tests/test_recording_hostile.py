@@ -104,8 +104,11 @@ def test_every_secret_key_is_redacted_and_paths_are_kept():
 # -- a recording that was asked for ------------------------------------------------
 
 
-def start_recording(tmp_path: Path, *args: str, config: str = "") -> subprocess.CompletedProcess:
-    (tmp_path / "robot.yaml").write_text(fast_sim_config(0) + config)
+def refusal(
+    tmp_path: Path, *args: str, config: str = "", text: str = fast_sim_config(0)
+) -> subprocess.CompletedProcess:
+    """The daemon started as a user would, expected to refuse the start."""
+    (tmp_path / "robot.yaml").write_text(text + config)
     return subprocess.run(
         [sys.executable, "-m", "anse_hw", "--config", str(tmp_path / "robot.yaml"), *args],
         cwd=ROOT,
@@ -130,7 +133,7 @@ def start_recording(tmp_path: Path, *args: str, config: str = "") -> subprocess.
 def test_an_unwritable_record_dir_refuses_the_start(tmp_path, where, reason):
     (tmp_path / "a-file").write_text("")
     target = str(tmp_path / where) if where.startswith("a-file") else where
-    result = start_recording(tmp_path, "--record", target)
+    result = refusal(tmp_path, "--record", target)
     refused(result, 1, "--record", reason)
     assert target in error_lines(result.stderr)[0]
     assert "Waiting for connections" not in result.stderr
@@ -138,7 +141,7 @@ def test_an_unwritable_record_dir_refuses_the_start(tmp_path, where, reason):
 
 def test_an_unwritable_recording_dir_in_the_config_refuses_the_start(tmp_path):
     (tmp_path / "a-file").write_text("")
-    result = start_recording(tmp_path, config=f"recording: {{dir: {tmp_path / 'a-file'}}}\n")
+    result = refusal(tmp_path, config=f"recording: {{dir: {tmp_path / 'a-file'}}}\n")
     refused(result, 1, "recording.dir", "is a file, not a directory")
 
 
@@ -813,3 +816,14 @@ reflexes:
         return [d for d in map(recording.decision, published) if d]
 
     assert decisions(jump=True) == decisions(jump=False)
+
+
+def test_names_from_a_file_cannot_break_a_line(run, tmp_path):
+    names = ("a\nb", "x\x1b[31m")
+    path = write(tmp_path / "names.mcap", *(reading(sensor=name) for name in names))
+    listing = run("recordings", tmp_path)
+    assert listing.returncode == 0 and listing.stdout.count("\n") == 1, listing
+    assert "sensors: a\\nb, x\\x1b[31m" in listing.stdout
+    refused(run("replay", path, "--verify"), 2, "'a\\nb', 'x\\x1b[31m'")
+    trace = fast_sim_config(0, extra_sensor=f", profile: trace, trace: {path}")
+    refused(refusal(tmp_path, text=trace), 1, "has no sensor")

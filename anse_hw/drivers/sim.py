@@ -191,7 +191,7 @@ def _recorded(path: Path, name: str) -> list[float | None]:
         names = recording.scan(path).sensors
         chosen = name if name in names else (next(iter(names)) if len(names) == 1 else None)
         if chosen is None:
-            have = ", ".join(sorted(names)) or "none"
+            have = ", ".join(map(repr, sorted(names))) or "none"
             raise DriverError(f"{path} has no sensor {name!r} (it has: {have})")
         values = [
             r.value for r in recording.readings(path) if r.sensor == chosen and r.fault is None
