@@ -444,14 +444,14 @@ def scan(path: str | os.PathLike[str]) -> Summary:
 
 def readings(path: str | os.PathLike[str]) -> Iterator[Reading]:
     """The readings in file order, one at a time."""
-    for item in _Contents(path, events=False):
+    for item in _Contents(path, with_events=False):
         if isinstance(item, Reading):
             yield item
 
 
 def decisions(path: str | os.PathLike[str]) -> Iterator[Decision]:
     """The recorded decisions in file order, one at a time."""
-    for item in _Contents(path, readings=False):
+    for item in _Contents(path, with_readings=False):
         if isinstance(item, Event) and item.decision is not None:
             yield item.decision
 
@@ -466,13 +466,13 @@ class _Contents:
     read raises RecordingProblem."""
 
     def __init__(
-        self, path: str | os.PathLike[str], readings: bool = True, events: bool = True
+        self, path: str | os.PathLike[str], with_readings: bool = True, with_events: bool = True
     ) -> None:
         self.path = path
         # A pass that needs only one kind leaves the other's JSON undecoded
         # (a third of the time): `scan` has checked those already.
-        self.readings = readings
-        self.events = events
+        self.with_readings = with_readings
+        self.with_events = with_events
         self.config_yaml: str | None = None
         self.ended = ""
         self.cut_at: int | None = None
@@ -554,9 +554,9 @@ class _Contents:
             topic = self._channels.get(record.channel_id)
             if topic is None:
                 raise _Bad(f"a message on channel {record.channel_id}, which was never declared")
-            if topic == EVENTS_TOPIC and self.events:
+            if topic == EVENTS_TOPIC and self.with_events:
                 return _event(_json(record.data), record.log_time / 1e9)
-            if topic.startswith(READINGS_TOPIC) and self.readings:
+            if topic.startswith(READINGS_TOPIC) and self.with_readings:
                 return _reading(_json(record.data), topic[len(READINGS_TOPIC) :])
         return None  # schemas, indexes, other tools' channels: nothing replay uses
 

@@ -5,6 +5,7 @@ recording that was asked for is written or refused."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from mcap.opcode import Opcode
 from mcap.reader import make_reader
@@ -29,7 +30,7 @@ from mcap.writer import CompressionType, Writer
 from anse_hw import cli, config, recording, replay
 from anse_hw.daemon import build_actuators
 from anse_hw.drivers.base import Sample
-from anse_hw.engine import Engine
+from anse_hw.engine import Engine, Refused
 from tests.conftest import (
     ROOT,
     DaemonProcess,
@@ -764,11 +765,16 @@ def test_verify_jumps_a_gap_of_a_thousand_million_seconds(tmp_path):
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(  # a manual move that lapses while readings keep both sensors fresh
+    [("front", 50.0, 0.1), ("back", 50.0, 0.0), ("front", "move", 0.0)]
+    + [("front", 50.0, 0.1), ("back", 50.0, 0.0)] * 8
+)
 @given(
     st.lists(
         st.tuples(
             st.sampled_from(["front", "back"]),
-            st.one_of(st.floats(0, 100), st.booleans()),  # a value, or a fault begins/ends
+            # a value, a fault that begins or ends, or an operator's command
+            st.one_of(st.floats(0, 100), st.booleans(), st.sampled_from(["move", "stop"])),
             st.floats(0, 2),
         ),
         min_size=1,
@@ -777,7 +783,8 @@ def test_verify_jumps_a_gap_of_a_thousand_million_seconds(tmp_path):
 )
 def test_jumping_to_the_ticks_that_matter_decides_as_ticking_every_one(steps):
     """--verify's monitor against the plain loop it replaces (one check_silence
-    per tick), on readings, silences and faults of two sensors."""
+    per tick), on readings, silences and faults of two sensors, and manual
+    holds that expire."""
     text = """
 sensors:
   - {name: front, driver: sim, interval: 0.05, max_age: 0.3}
@@ -811,6 +818,9 @@ reflexes:
             clock.now = now
             if isinstance(value, bool):
                 engine.on_fault(name, "unplugged", value)
+            elif isinstance(value, str):  # a manual move lapses without a heartbeat
+                with contextlib.suppress(Refused):
+                    engine.operator("command", "test", actuator="movement", command=value)
             else:
                 engine.on_sample(name, Sample(value))
         return [d for d in map(recording.decision, published) if d]
