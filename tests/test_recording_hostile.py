@@ -437,6 +437,14 @@ def event(kind: str, data: Any) -> tuple:
     return ("/events", {"type": kind, "timestamp": "2026-01-01T00:00:00.000Z", "data": data})
 
 
+def decided(reflex: str, condition: str, state: str) -> tuple:
+    """The two events of a reflex that moves the motor to `state`."""
+    return (
+        event("reflex", {"reflex_name": reflex, "condition": condition, "triggered": True}),
+        event("actuator", {"actuator_name": "movement", "state": state}),
+    )
+
+
 DS = "/readings/distance_sensor"
 #: name: (entries, write() options, words of the one line, whether `recordings` lists it)
 ODD: dict[str, tuple[tuple, dict, tuple[str, ...], bool]] = {
@@ -591,16 +599,26 @@ def test_replay_never_touches_the_recorded_robots_broker_recorder_or_token(tmp_p
     hang a replay that read them; a stall_after would hang its motor."""
     os.mkfifo(tmp_path / "password")
     os.mkfifo(tmp_path / "token")
-    config = (
+    recorded = (
         fast_sim_config(0, actuator="{name: movement, driver: sim, stall_after: 0}").replace(
             "port: 0}", f"port: 0, control_token_file: {tmp_path / 'token'}}}"
         )
         + f"mqtt: {{host: 127.0.0.1, username: u, password_file: {tmp_path / 'password'}}}\n"
         + "recording: {dir: /proc/nowhere}\n"
     )
-    path = write(tmp_path / "rec.mcap", reading(50), reading(5, at=0.1), config=config)
-    verify = anse("replay", str(path), "--verify", tmp_path=tmp_path)
-    assert verify.returncode in (0, 1) and "Traceback" not in verify.stderr, verify.stderr
+    stop, go = config.parse(CONFIG).reflexes
+    path = write(
+        tmp_path / "rec.mcap",
+        reading(50),
+        *decided(go.name, go.condition, "MOVING"),
+        reading(5, at=0.1),
+        *decided(stop.name, stop.condition, "STOPPED"),
+        config=recorded,
+    )
+    given = write_config(tmp_path, recorded)  # the same, given with --config
+    for args in ((), ("--config", str(given))):
+        verify = anse("replay", str(path), "--verify", *args, tmp_path=tmp_path)
+        assert verify.returncode == 0, verify.stderr
     live = anse("replay", str(path), "--speed", "100", "--port", "0", tmp_path=tmp_path)
     assert live.returncode == 0 and "replay finished: 2 readings" in live.stderr, live.stderr
 
@@ -743,12 +761,6 @@ def test_verify_jumps_a_gap_of_a_thousand_million_seconds(tmp_path):
     cfg = config.parse(CONFIG)
     go = cfg.reflexes[1]
     timeout = f"no valid reading from distance_sensor for {cfg.sensors[0].max_age * 1000:g}ms"
-
-    def decided(reflex: str, condition: str, state: str) -> tuple:
-        return (
-            event("reflex", {"reflex_name": reflex, "condition": condition, "triggered": True}),
-            event("actuator", {"actuator_name": "movement", "state": state}),
-        )
 
     path = write(
         tmp_path / "gap.mcap",
