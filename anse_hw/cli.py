@@ -125,31 +125,18 @@ def verbs() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", required=True)
     replay = sub.add_parser("replay", help="play a recording through the engine on fakes")
     replay.add_argument("file", help="an .mcap file written by --record")
-    replay.add_argument("--speed", type=float, default=1.0, help="1 = as recorded, 10 = ten times")
-    replay.add_argument(
-        "--from",
-        dest="start",
-        type=float,
-        default=0.0,
-        metavar="T",
-        help="start T seconds into the recording",
-    )
-    replay.add_argument(
-        "--to",
-        dest="end",
-        type=float,
-        default=None,
-        metavar="T",
-        help="stop T seconds into the recording",
-    )
+    # Numbers are checked by replay (one line and exit 2), not by argparse.
+    replay.add_argument("--speed", help="1 = as recorded (the default), 10 = ten times")
+    replay.add_argument("--from", dest="start", metavar="T", help="start T seconds in")
+    replay.add_argument("--to", dest="end", metavar="T", help="stop T seconds in")
     replay.add_argument("--config", help="replay with this config instead of the recorded one")
     replay.add_argument(
         "--verify",
         action="store_true",
-        help="as fast as possible; exit 0 only if every decision matches",
+        help="as fast as possible; exit 0 only if every decision matches, 1 if one differs",
     )
-    replay.add_argument("--host")
-    replay.add_argument("--port", type=listen_port)
+    replay.add_argument("--host", help="the live replay's dashboard address")
+    replay.add_argument("--port", type=listen_port, help="the live replay's dashboard port")
     listing = sub.add_parser("recordings", help="list the recordings in a directory")
     listing.add_argument("dir")
     printer = sub.add_parser(
@@ -278,19 +265,24 @@ def run_verb(args: argparse.Namespace) -> int:
 
 
 def recordings(args: argparse.Namespace) -> int:
-    from anse_hw import replay  # mcap: only the verbs that read recordings need it
+    """`recordings DIR` and `replay FILE`.  A recording that cannot be used, like
+    a config, is one line and exit 2."""
+    from anse_hw import files, replay  # mcap: only the verbs that read recordings need it
 
-    if args.verb == "recordings":
-        return replay.list_recordings(args.dir)
-    if not Path(args.file).is_file():
-        raise ConfigError([f"{args.file}: no such recording"])
-    if args.verify:
-        return replay.verify(args.file, args.config, args.start, args.end)
-    if args.speed <= 0:
-        raise ConfigError(["--speed must be greater than 0"])
-    return replay.live(
-        args.file, args.config, args.start, args.end, args.speed, args.host, args.port
-    )
+    try:
+        if args.verb == "recordings":
+            return replay.list_recordings(args.dir)
+        window = replay.Window.parse(args.start, args.end)
+        if args.verify:
+            given = {"--speed": args.speed, "--host": args.host, "--port": args.port}
+            live_only = ", ".join(option for option, value in given.items() if value is not None)
+            if live_only:
+                raise ConfigError([f"{live_only}: only for a live replay, not with --verify"])
+            return replay.verify(args.file, args.config, window)
+        pace = replay.speed(args.speed) if args.speed is not None else 1.0
+        return replay.live(args.file, args.config, window, pace, args.host, args.port)
+    except files.FileProblem as exc:
+        raise ConfigError([str(exc)]) from None
 
 
 def check_health(config_file: str | None, port: int | None) -> int:

@@ -183,7 +183,7 @@ class Daemon:
         self.pin_factory = pin_factory
         self.build_sensors = sensors
         rec = config.recording
-        if record:  # --record DIR wins over recording.dir and keeps its size and count
+        if record is not None:  # --record DIR wins over recording.dir, keeps its size and count
             rec = dataclasses.replace(rec, dir=record) if rec else RecordingConfig(record)
         self.recorder = None
         if rec:
@@ -191,9 +191,8 @@ class Daemon:
             # aiomqtt/paho cost several MB of a Pi Zero's memory otherwise.
             from anse_hw.recording import Recorder
 
-            self.recorder = Recorder(
-                Path(rec.dir), config.text, rec.max_mb, rec.keep, describe(config)
-            )
+            self.recorder = Recorder(rec.dir, config.text, rec.max_mb, rec.keep, describe(config))
+            self.recorder.claim("--record" if record is not None else "recording.dir")
         self.notifier = Notifier()
         self.exit_code = EXIT_OK
         self._stop: asyncio.Event | None = None

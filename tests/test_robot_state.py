@@ -97,20 +97,26 @@ def test_a_latched_legacy_latch_is_adopted_once(start_daemon, tmp_path):
     assert not latched(second)
 
 
-def test_a_replay_keeps_its_state_apart_from_the_recorded_robot(start_daemon, tmp_path):
+def test_a_replay_keeps_its_state_apart_from_the_recorded_robot(start_daemon, watch, tmp_path):
     recordings = tmp_path / "rec"
     robot = robot_config(tmp_path, "robot")
     daemon = start_daemon(args=("--config", str(robot), "--record", str(recordings)))
+    # Two seconds of readings, replayed at a fifth of the pace: the replay
+    # runs long enough to be asked about its latch.
+    stream = watch(daemon.url)
+    wait_for(lambda: len(stream.of_type("sensor")) >= 40, what="40 readings recorded")
     assert post(daemon, "/api/estop", token(daemon)) == 200
     assert daemon.signal(signal.SIGTERM) == 0
     state = daemon.state
     kept = {p.name: p.read_bytes() for p in state.iterdir()}
     (recording,) = recordings.glob("*.mcap")
 
-    replay = start_daemon(args=("replay", str(recording), "--host", "127.0.0.1", "--port", "0"))
+    replay = start_daemon(
+        args=("replay", str(recording), "--speed", "0.2", "--host", "127.0.0.1", "--port", "0")
+    )
     assert not replay.state.is_relative_to(tmp_path / "state")
     assert not latched(replay)
-    assert replay.proc.wait(timeout=30) == 0
+    assert replay.proc.wait(timeout=60) == 0
     assert not replay.state.exists(), "thrown away"
     assert {p.name: p.read_bytes() for p in state.iterdir()} == kept
 

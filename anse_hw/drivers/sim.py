@@ -212,17 +212,22 @@ def _replay(values: list[float | None], repeat: bool) -> Iterator[float | None]:
 
 def _recorded(path: Path, name: str) -> list[float | None]:
     """The readings of sensor `name` (or of the only sensor) in an anse-hw recording."""
-    from anse_hw.recording import read  # the recording format belongs to the daemon
+    from anse_hw import files, recording  # the recording format belongs to the daemon
 
     try:
-        readings = [r for r in read(path).readings if r.get("fault") is None]
-    except OSError as exc:
-        raise DriverError(f"cannot read recording {path}: {exc.strerror}") from exc
-    names = sorted({r["sensor"] for r in readings})
-    chosen = name if name in names else (names[0] if len(names) == 1 else None)
-    if chosen is None:
-        raise DriverError(f"{path} has no sensor {name!r} (it has: {', '.join(names) or 'none'})")
-    return [r["value"] for r in readings if r["sensor"] == chosen]
+        names = recording.scan(path).sensors
+        chosen = name if name in names else (next(iter(names)) if len(names) == 1 else None)
+        if chosen is None:
+            have = ", ".join(map(repr, sorted(names))) or "none"
+            raise DriverError(f"{path} has no sensor {name!r} (it has: {have})")
+        values = [
+            r.value for r in recording.readings(path) if r.sensor == chosen and r.fault is None
+        ]
+    except files.FileProblem as exc:
+        raise DriverError(f"trace: {exc}") from None
+    if not values:  # a trace with nothing to play would spin forever
+        raise DriverError(f"{path} has no readings of {chosen!r}")
+    return values
 
 
 def _read_trace(path: Path) -> list[float | None]:
