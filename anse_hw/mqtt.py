@@ -27,11 +27,12 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho
+from aiomqtt.exceptions import MqttConnectError
 
 from anse_hw import __version__, events
 from anse_hw.config import Config, MqttConfig
@@ -49,8 +50,46 @@ REFUSED_CODES = {
     134: "bad user name or password",
     135: "not authorised (user name or password)",
 }
+#: How long close() gives the "offline" status, and then the whole bridge.
+OFFLINE_WITHIN, CLOSE_WITHIN = 1.0, 3.0
 DEVICE_CLASS = {"distance": "distance", "temperature": "temperature", "humidity": "humidity"}
 HA_UNIT = {"°C": "°C", "%": "%", "cm": "cm"}
+
+
+async def _end(tasks: Iterable[asyncio.Task], within: float, grace: float = 0.0) -> bool:
+    """Give `tasks` `grace` seconds to end by themselves, then cancel them
+    until they have ended or `within` seconds have passed; True if they did.
+
+    Cancelled once, a task can run on: on Python 3.11, asyncio.wait_for (in
+    every aiomqtt call) swallows a cancellation that arrives together with the
+    result it awaits, and the task carries on in its session.  That is how a
+    SIGTERM landing during a reconnect used to hang the daemon: the shutdown
+    waited for a task that no longer knew it was stopping.
+    """
+    pending = {task for task in tasks if not task.done()}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    if pending and grace:
+        _, pending = await asyncio.wait(pending, timeout=grace)
+    while pending and (left := deadline - loop.time()) > 0:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=min(left, 0.1))
+    return not pending
+
+
+async def _first_to_end(*jobs: Coroutine[Any, Any, None]) -> None:
+    """Run `jobs` until one of them ends, then end the others; raise the
+    error the first one ended with, if any."""
+    tasks = [asyncio.create_task(job) for job in jobs]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await _end(tasks, CLOSE_WITHIN)
+    for task in done:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            raise error
 
 
 class MqttBridge:
@@ -68,6 +107,7 @@ class MqttBridge:
         self.base = f"{m.topic_prefix}/{m.robot_id}"
         self._queue: deque[dict[str, Any]] = deque()
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         self._latest_sensor: dict[str, dict[str, Any]] = {}
         self._sensor_sent: dict[str, float] = {}
         self.connected = False
@@ -130,32 +170,54 @@ class MqttBridge:
         )
 
     async def run(self) -> None:
-        """Connect, forward, and on any failure reconnect with capped back-off."""
+        """Connect, serve, and on any failure reconnect with capped back-off,
+        until close().  Never raises: whatever goes wrong in here is one log
+        line, and the robot runs on without its broker."""
         delay = RECONNECT_MIN
-        while not self._stopping:
-            try:
-                async with self._client() as client:
-                    self.connected, delay = True, RECONNECT_MIN
-                    self._say(
-                        f"MQTT: connected to {self.mqtt.host}:{self.mqtt.port} as {self.base}"
-                    )
-                    await self._session(client)
-            except aiomqtt.MqttCodeError as exc:
-                reason = REFUSED_CODES.get(getattr(exc.rc, "value", exc.rc))
-                self._say(
-                    f"MQTT: the broker {self.mqtt.host}:{self.mqtt.port} refused us: {reason}; "
-                    "check mqtt.username and the password"
-                    if reason
-                    else f"MQTT: {exc}",
-                    logging.ERROR if reason else logging.WARNING,
-                )
-            except aiomqtt.MqttError as exc:
-                self._say(f"MQTT: broker {self.mqtt.host}:{self.mqtt.port} unreachable ({exc})")
-            self.connected = False
+        while True:
+            served = await self._connection()
             if self._stopping:
                 return
-            await asyncio.sleep(delay)
+            if served:
+                delay = RECONNECT_MIN
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._stop.wait()
             delay = min(delay * 2, RECONNECT_MAX)
+
+    async def _connection(self) -> bool:
+        """One connection, from connecting until it fails or close() ends it;
+        True if it got as far as serving."""
+        where = f"{self.mqtt.host}:{self.mqtt.port}"
+        served = False
+        try:
+            async with self._client() as client:
+                served = True
+                await self._session(client)
+        except MqttConnectError as exc:
+            self._refused(exc)
+        except aiomqtt.MqttError as exc:
+            self._say(f"MQTT: broker {where} unreachable ({exc})")
+        except Exception as exc:  # a bug, or an input nobody foresaw
+            self._say(
+                f"MQTT: unexpected {type(exc).__name__} in the bridge ({exc}); "
+                "retrying, the robot runs on without it",
+                logging.ERROR,
+            )
+        finally:
+            self.connected, self._live = False, None
+        return served
+
+    def _refused(self, exc: MqttConnectError) -> None:
+        where = f"{self.mqtt.host}:{self.mqtt.port}"
+        code = getattr(exc.rc, "value", exc.rc)
+        reason = REFUSED_CODES.get(code)
+        self._say(
+            f"MQTT: the broker {where} refused us: {reason}; check mqtt.username and the password"
+            if reason
+            else f"MQTT: the broker {where} refused us ({exc})",
+            logging.ERROR if reason else logging.WARNING,
+        )
 
     def _say(self, text: str, level: int = logging.WARNING) -> None:
         """One line per change of situation, not one per retry."""
@@ -164,7 +226,8 @@ class MqttBridge:
             log.log(logging.INFO if text.startswith("MQTT: connected") else level, "%s", text)
 
     async def _session(self, client: aiomqtt.Client) -> None:
-        self._live = client
+        self.connected, self._live = True, client
+        self._say(f"MQTT: connected to {self.mqtt.host}:{self.mqtt.port} as {self.base}")
         await client.publish(f"{self.base}/status", "online", qos=1, retain=True)
         await client.subscribe(f"{self.base}/command/estop", qos=1)
         await client.subscribe(f"{self.base}/command/reset", qos=1)
@@ -173,17 +236,15 @@ class MqttBridge:
             await client.subscribe(f"{discovery}/status", qos=1)
             await self._announce(client)
         await self._republish_state(client)
-        try:
-            # Either side failing ends the session, and run() reconnects.
-            async with asyncio.TaskGroup() as session:
-                session.create_task(self._send(client))
-                session.create_task(self._listen(client))
-        except* aiomqtt.MqttError as failed:
-            raise failed.exceptions[0] from None
+        # Either side failing ends the session, and run() reconnects; close()
+        # setting _stop ends it too.
+        await _first_to_end(self._send(client), self._listen(client), self._stop.wait())
 
     async def _listen(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             await self._receive(client, message)
+            if self._stopping:
+                return
         raise aiomqtt.MqttError("the broker closed the connection")
 
     async def _receive(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
@@ -200,11 +261,12 @@ class MqttBridge:
             await self._republish_state(client)
 
     async def _send(self, client: aiomqtt.Client) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), RETAIN_PERIOD)
+                async with asyncio.timeout(RETAIN_PERIOD):
+                    await self._wake.wait()
             self._wake.clear()
-            while self._queue:
+            while self._queue and not self._stopping:
                 event = self._queue.popleft()
                 await self._publish(client, f"{self.base}/events", events.encode(event))
                 await self._state_of(client, event)
@@ -326,16 +388,19 @@ class MqttBridge:
         }
 
     async def close(self, task: asyncio.Task | None) -> None:
-        """A clean stop says offline itself, on the live connection (the will is
-        for when it cannot); neither step may hold up the shutdown."""
-        self._stopping = True
+        """Stop the bridge within a few seconds, whatever it is doing.  A clean
+        stop says offline itself, on the live connection (the will is for when
+        it cannot); neither step may hold up the shutdown."""
         live = self._live
         if live is not None and self.connected:
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                async with asyncio.timeout(2):
+                async with asyncio.timeout(OFFLINE_WITHIN):
                     await live.publish(f"{self.base}/status", "offline", qos=1, retain=True)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError, TimeoutError):
-                async with asyncio.timeout(2):
-                    await task
+        # Only now: the session's loops end when they see it, and with them the
+        # connection the "offline" needed.
+        self._stopping = True
+        self._stop.set()
+        # Serving, a moment to disconnect cleanly; then cancelled until it has ended.
+        grace = 0.5 if self.connected else 0.0
+        if task is not None and not await _end([task], CLOSE_WITHIN, grace):
+            log.error("MQTT: the bridge did not stop within %g s", CLOSE_WITHIN)

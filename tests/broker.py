@@ -4,6 +4,8 @@ file and ACL on a free port, and a paho-mqtt client that records what it sees.
 The ACL is the one the README recommends: each robot may write only its own
 topics (and Home Assistant's discovery), `operator` may command every robot,
 `viewer` may only read.
+
+For a broker host that accepts TCP and never answers, SilentServer.
 """
 
 from __future__ import annotations
@@ -133,3 +135,26 @@ class Subscriber:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+class SilentServer:
+    """Accepts TCP connections and never says a word: a broker host whose
+    MQTT service hangs, as a connect attempt sees it."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                self.accepted.append(self._server.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._server.close()
+        for connection in self.accepted:
+            connection.close()
