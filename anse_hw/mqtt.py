@@ -14,7 +14,10 @@ Topics, under <topic_prefix>/<robot_id>/:
   sensor/<name>        latest reading, retained (at most once a second per sensor)
   actuator/<name>      latest state, retained
   command/estop|reset  the E-stop latch of the control API (the broker's
-                       credentials and ACLs decide who may publish there)
+                       credentials and ACLs decide who may publish there);
+                       only a live, non-empty message acts: a retained one is
+                       redelivered at every connect, and must never release
+                       or re-latch the E-stop on its own
 Home Assistant: one device at <discovery_prefix>/device/<robot_id>/config,
 re-sent when <discovery_prefix>/status says online.
 """
@@ -26,13 +29,14 @@ import contextlib
 import json
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho
 from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from anse_hw import __version__, events
 from anse_hw.config import Config, MqttConfig
@@ -50,8 +54,13 @@ REFUSED_CODES = {
     134: "bad user name or password",
     135: "not authorised (user name or password)",
 }
+#: The CONNACK of a broker that does not speak MQTT 5 (paho maps 3.1.1's
+#: "unacceptable protocol version" to it too).
+UNSUPPORTED_PROTOCOL = 132
 #: How long close() gives the "offline" status, and then the whole bridge.
 OFFLINE_WITHIN, CLOSE_WITHIN = 1.0, 3.0
+#: The kinds of message the bridge counts and does not act on (/metrics).
+IGNORED = ("ignored_retained_commands", "ignored_empty_commands")
 DEVICE_CLASS = {"distance": "distance", "temperature": "temperature", "humidity": "humidity"}
 HA_UNIT = {"°C": "°C", "%": "%", "cm": "cm"}
 
@@ -105,6 +114,9 @@ class MqttBridge:
         self.command = command  # async (action, source)
         m = self.mqtt
         self.base = f"{m.topic_prefix}/{m.robot_id}"
+        self._commands = {f"{self.base}/command/{a}": a for a in ("estop", "reset")}
+        self._ha_status = f"{m.discovery_prefix}/status" if m.discovery_prefix else None
+        self._protocol = aiomqtt.ProtocolVersion.V5
         self._queue: deque[dict[str, Any]] = deque()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -112,6 +124,9 @@ class MqttBridge:
         self._sensor_sent: dict[str, float] = {}
         self.connected = False
         self.dropped = 0
+        #: Messages from the broker we did not act on, by kind (see state()).
+        self.ignored: Counter[str] = Counter()
+        self._noted: set[str] = set()  # kinds logged on this connection
         self._last_problem = ""
         self._stopping = False
         self._live: aiomqtt.Client | None = None
@@ -150,6 +165,7 @@ class MqttBridge:
             "connected": int(self.connected),
             "queue_depth": len(self._queue),
             "dropped_events": self.dropped,
+            **{kind: self.ignored[kind] for kind in IGNORED},
         }
 
     # -- the connection ---------------------------------------------------------
@@ -162,6 +178,7 @@ class MqttBridge:
             username=m.username,
             password=m.password,
             identifier=f"anse-hw-{m.robot_id}",
+            protocol=self._protocol,
             will=aiomqtt.Will(f"{self.base}/status", "offline", qos=1, retain=True),
             keepalive=10,
             tls_params=aiomqtt.TLSParameters() if m.tls else None,
@@ -211,6 +228,13 @@ class MqttBridge:
     def _refused(self, exc: MqttConnectError) -> None:
         where = f"{self.mqtt.host}:{self.mqtt.port}"
         code = getattr(exc.rc, "value", exc.rc)
+        if code == UNSUPPORTED_PROTOCOL and self._protocol == aiomqtt.ProtocolVersion.V5:
+            self._protocol = aiomqtt.ProtocolVersion.V311
+            self._say(
+                f"MQTT: the broker {where} does not speak MQTT 5; using 3.1.1 "
+                "(retained commands are then ignored by the check on each message alone)"
+            )
+            return
         reason = REFUSED_CODES.get(code)
         self._say(
             f"MQTT: the broker {where} refused us: {reason}; check mqtt.username and the password"
@@ -227,18 +251,28 @@ class MqttBridge:
 
     async def _session(self, client: aiomqtt.Client) -> None:
         self.connected, self._live = True, client
+        self._noted.clear()
         self._say(f"MQTT: connected to {self.mqtt.host}:{self.mqtt.port} as {self.base}")
         await client.publish(f"{self.base}/status", "online", qos=1, retain=True)
-        await client.subscribe(f"{self.base}/command/estop", qos=1)
-        await client.subscribe(f"{self.base}/command/reset", qos=1)
-        discovery = self.mqtt.discovery_prefix
-        if discovery:
-            await client.subscribe(f"{discovery}/status", qos=1)
+        for topic in self._commands:
+            await self._subscribe_live(client, topic)
+        if self._ha_status:
+            await client.subscribe(self._ha_status, qos=1)
             await self._announce(client)
         await self._republish_state(client)
         # Either side failing ends the session, and run() reconnects; close()
         # setting _stop ends it too.
         await _first_to_end(self._send(client), self._listen(client), self._stop.wait())
+
+    async def _subscribe_live(self, client: aiomqtt.Client, topic: str) -> None:
+        """Subscribe to a command topic.  MQTT 5 can ask the broker not to send
+        what is retained there; _receive ignores a retained command anyway, for
+        3.1.1 and for any broker that sends it regardless."""
+        if self._protocol == aiomqtt.ProtocolVersion.V5:
+            live_only = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+            await client.subscribe(topic, options=live_only)
+        else:
+            await client.subscribe(topic, qos=1)
 
     async def _listen(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -249,16 +283,31 @@ class MqttBridge:
 
     async def _receive(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         topic = message.topic.value
-        if topic in (f"{self.base}/command/estop", f"{self.base}/command/reset"):
-            action = topic.rsplit("/", 1)[1]
+        action = self._commands.get(topic)
+        if action and message.retain:
+            self._ignore(
+                "ignored_retained_commands",
+                f"ignored a retained {action} on {topic}: commands act only when sent live",
+            )
+        elif action and not message.payload:
+            self._ignore("ignored_empty_commands", f"ignored an empty {action} on {topic}")
+        elif action:
             try:
                 await self.command(action, f"mqtt ({topic})")
             except Exception as exc:  # the engine refused: say so, keep the bridge up
                 log.warning("MQTT %s refused: %s", action, exc)
-        elif topic == f"{self.mqtt.discovery_prefix}/status" and message.payload == b"online":
+        elif topic == self._ha_status and message.payload == b"online":
             log.info("MQTT: Home Assistant is online: discovery sent again")
             await self._announce(client)
             await self._republish_state(client)
+
+    def _ignore(self, kind: str, text: str) -> None:
+        """Count a message we did not act on; say so once per kind and connection
+        (a broker can deliver thousands, and each would be a line)."""
+        self.ignored[kind] += 1
+        if kind not in self._noted:
+            self._noted.add(kind)
+            log.warning("MQTT: %s (more on this connection are counted, not logged)", text)
 
     async def _send(self, client: aiomqtt.Client) -> None:
         while not self._stopping:

@@ -1,42 +1,49 @@
 """The MQTT bridge against what a broker, a publisher or an operator can throw
-at it: SIGTERM in every connection state, hosts the bridge cannot use.  Real
-Mosquitto, or a plain socket (tests/broker.py) for what Mosquitto never does;
-the daemon runs as a process on a pty TFmini and the mock pin factory.
+at it: retained and empty commands, a broker that speaks only 3.1.1, SIGTERM
+in every connection state, hosts the bridge cannot use.  Real Mosquitto, or a
+plain socket speaking just enough MQTT (tests/broker.py) for what Mosquitto
+never does; the daemon runs as a process on a pty TFmini and the mock pin
+factory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import secrets
 import signal
 import time
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from anse_hw import config as configuration
 from anse_hw.drivers.protocols import tfmini_frame
 from anse_hw.mqtt import MqttBridge
-from tests.broker import Mosquitto, SilentServer
+from tests.broker import Mosquitto, ScriptedBroker, SilentServer, Subscriber
 from tests.conftest import (
     engine_for,
     fast_sim_config,
     hardware_config,
+    http_get,
     pin,
     run_cli,
     wait_for,
     write_config,
 )
 from tests.serialdev import PtyDevice
+from tests.test_control import post
 
 
 @pytest.fixture
 def brokers(tmp_path):
     made: list[Mosquitto] = []
 
-    def make() -> Mosquitto:
+    def make(persistent: bool = False) -> Mosquitto:
         folder = tmp_path / f"broker{len(made)}"
         folder.mkdir()
-        made.append(Mosquitto(folder))
+        made.append(Mosquitto(folder, persistent))
         return made[-1]
 
     yield make
@@ -45,9 +52,36 @@ def brokers(tmp_path):
 
 
 @pytest.fixture
+def clients():
+    made: list[Subscriber] = []
+
+    def make(broker: Mosquitto, user: str, *topics: str) -> Subscriber:
+        made.append(Subscriber(broker, user, *topics))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def scripted():
+    made: list[ScriptedBroker] = []
+
+    def make(levels: frozenset[int]) -> ScriptedBroker:
+        made.append(ScriptedBroker(levels))
+        return made[-1]
+
+    yield make
+    for broker in made:
+        broker.close()
+
+
+@pytest.fixture
 def robot(tmp_path, start_daemon, watch):
-    """A TFmini on a pty driving an L298N motor on the mock pin factory;
-    `mqtt` is the config's MQTT section."""
+    """A TFmini on a pty driving an L298N motor on the mock pin factory, with
+    the operator token in a file the test knows; `mqtt` is the config's MQTT
+    section.  Started again on the same config file, it is the same robot."""
     devices: list[PtyDevice] = []
 
     class Robot:
@@ -55,7 +89,13 @@ def robot(tmp_path, start_daemon, watch):
             self.device = PtyDevice(tmp_path / f"ttyLIDAR{len(devices)}")
             devices.append(self.device)
             self.pins = tmp_path / f"pins{len(devices)}.json"
-            text = hardware_config(0, self.device.path, self.pins, max_age=30)
+            self.token = secrets.token_urlsafe(32)
+            token_file = tmp_path / f"token{len(devices)}"
+            token_file.write_text(self.token + "\n")
+            token_file.chmod(0o600)
+            text = hardware_config(0, self.device.path, self.pins, max_age=30).replace(
+                "port: 0}", f"port: 0, control_token_file: {token_file}}}", 1
+            )
             self.config = write_config(tmp_path, text + mqtt, f"robot{len(devices)}.yaml")
             self.start()
 
@@ -68,13 +108,137 @@ def robot(tmp_path, start_daemon, watch):
             self.device.write(tfmini_frame(80))
             self.stream.wait_state("MOVING", after=mark)
 
+        def latched(self) -> bool:
+            return health(self.daemon.port)["estop_latched"]
+
+        def figures(self) -> dict[str, float]:
+            return mqtt_figures(self.daemon.port)
+
+        def log_lines(self, text: str) -> list[str]:
+            return [line for line in self.daemon.log().splitlines() if text in line]
+
     yield Robot
     for device in devices:
         device.close()
 
 
+def health(port: int) -> dict:
+    return json.loads(http_get(f"http://127.0.0.1:{port}/healthz")[1])
+
+
+def mqtt_figures(port: int) -> dict[str, float]:
+    """The anse_mqtt_* samples of /metrics (a counter's _total suffix dropped)."""
+    body = http_get(f"http://127.0.0.1:{port}/metrics")[1].decode()
+    return {
+        sample.name.removesuffix("_total"): sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+        if sample.name.startswith("anse_mqtt_")
+    }
+
+
 def connections(daemon) -> int:
     return daemon.log().count("MQTT: connected")
+
+
+def caught_up(daemon, sender: Subscriber) -> None:
+    """Until the bridge has handled all the broker sent it before now.  It
+    handles messages in order, and logs Home Assistant coming online; a
+    retained command comes at subscribe time, before it.  Published again
+    until seen: the bridge may still be subscribing."""
+    before = daemon.log().count("Home Assistant is online")
+
+    def seen() -> bool:
+        sender.publish("homeassistant/status", "online")
+        return daemon.log().count("Home Assistant is online") > before
+
+    wait_for(seen, timeout=30, what="the bridge to catch up", interval=0.5)
+
+
+# -- commands act only on live messages ----------------------------------------
+
+
+def test_a_retained_reset_releases_nothing_at_start_or_reconnect(robot, brokers, clients):
+    broker = brokers(persistent=True)
+    r = robot(broker.config("robot1"))
+    wait_for(lambda: connections(r.daemon) == 1, what="the bridge")
+    r.far()
+    clients(broker, "operator").publish("anse/robot1/command/estop")  # live: obeyed
+    wait_for(r.latched, what="the live estop")
+    assert pin(r.pins, "GPIO17") == 0.0
+    assert r.daemon.signal(signal.SIGTERM) == 0
+    # Left on the broker while the robot is down: delivered at every subscribe.
+    clients(broker, "operator").publish("anse/robot1/command/reset", retain=True)
+    r.start()
+    assert r.latched(), "it comes up latched"
+    wait_for(lambda: connections(r.daemon) == 1, what="the bridge")
+    caught_up(r.daemon, clients(broker, "robot2"))
+    assert r.latched(), "the retained reset released nothing at connect"
+    broker.stop()
+    broker.start()  # persistent: the retained reset is still there
+    wait_for(lambda: connections(r.daemon) == 2, timeout=40, what="the reconnect")
+    operator = clients(broker, "operator")
+    caught_up(r.daemon, operator)
+    assert r.latched(), "nor at the reconnect"
+    # Clearing it is an empty retained publish, which subscribers get live.
+    operator.publish("anse/robot1/command/reset", "", retain=True)
+    operator.publish("anse/robot1/command/reset", "", retain=True)
+    caught_up(r.daemon, operator)
+    assert r.latched(), "an empty reset is no reset"
+    assert r.figures()["anse_mqtt_ignored_empty_commands"] == 2
+    assert len(r.log_lines("ignored an empty reset")) == 1, "once per connection"
+    for _ in range(3):
+        r.device.write(tfmini_frame(80))
+    assert pin(r.pins, "GPIO17") == 0.0
+    operator.publish("anse/robot1/command/reset")  # live, with a payload: obeyed
+    wait_for(lambda: not r.latched(), what="the live reset")
+    r.far()
+    assert pin(r.pins, "GPIO17") == 0.6
+    assert "Traceback" not in r.daemon.log()
+
+
+def test_a_retained_estop_does_not_undo_an_operator_reset_at_reconnect(robot, brokers, clients):
+    broker = brokers(persistent=True)
+    r = robot(broker.config("robot1"))
+    wait_for(lambda: connections(r.daemon) == 1, what="the bridge")
+    r.far()
+    operator = clients(broker, "operator")
+    operator.publish("anse/robot1/command/estop", retain=True)  # live to the robot: obeyed
+    wait_for(r.latched, what="the estop")
+    assert post(r.daemon.port, "/api/reset", r.token)[0] == 200
+    r.far()
+    broker.stop()
+    broker.start()  # the retained estop is still there
+    wait_for(lambda: connections(r.daemon) == 2, timeout=40, what="the reconnect")
+    caught_up(r.daemon, clients(broker, "operator"))
+    assert not r.latched(), "the operator's reset holds"
+    assert pin(r.pins, "GPIO17") == 0.6, "and the motor runs on"
+
+
+@pytest.mark.parametrize("levels", [frozenset({5}), frozenset({4})], ids=["mqtt5", "mqtt311"])
+def test_retained_and_empty_commands_are_ignored_whatever_the_broker_sends(robot, scripted, levels):
+    """A broker that sends retained commands despite the subscription's
+    "do not send retained", or one speaking only 3.1.1 (which has no such
+    option): the check on each message holds."""
+    broker = scripted(levels)
+    r = robot(broker.config("robot1"))
+    wait_for(lambda: "anse/robot1/command/estop" in broker.subscribed, what="the subscription")
+    r.far()
+    for packet_id in (1, 2):
+        broker.publish("anse/robot1/command/estop", b"PRESS", packet_id, retain=True)
+    broker.publish("anse/robot1/command/estop", b"", 3)
+    wait_for(lambda: broker.acked[-3:] == [1, 2, 3], what="the acknowledgements")
+    wait_for(lambda: r.figures()["anse_mqtt_ignored_empty_commands"] == 1, what="the count")
+    assert r.figures()["anse_mqtt_ignored_retained_commands"] == 2
+    assert not r.latched() and pin(r.pins, "GPIO17") == 0.6
+    assert len(r.log_lines("ignored a retained estop")) == 1, "once per connection"
+    assert len(r.log_lines("ignored an empty estop")) == 1
+    broker.publish("anse/robot1/command/estop", b"PRESS", 4)  # live: obeyed
+    wait_for(r.latched, what="the live estop")
+    assert pin(r.pins, "GPIO17") == 0.0
+    said = r.log_lines("does not speak MQTT 5")
+    assert len(said) == (1 if 5 not in levels else 0) and broker.refused == [5] * len(said)
+    assert "Traceback" not in r.daemon.log()
 
 
 # -- shutdown within a bound, whatever the connection is doing ------------------
