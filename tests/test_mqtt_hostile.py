@@ -1,9 +1,9 @@
 """The MQTT bridge against what a broker, a publisher or an operator can throw
-at it: retained and empty commands, a broker that speaks only 3.1.1, SIGTERM
-in every connection state, hosts the bridge cannot use.  Real Mosquitto, or a
-plain socket speaking just enough MQTT (tests/broker.py) for what Mosquitto
-never does; the daemon runs as a process on a pty TFmini and the mock pin
-factory.
+at it: retained and empty commands, messages of 100 MB, a broker that ignores
+our packet-size limit or speaks only 3.1.1, SIGTERM in every connection state,
+hosts the bridge cannot use.  Real Mosquitto, or a plain
+socket speaking just enough MQTT (tests/broker.py) for what Mosquitto never
+does; the daemon runs as a process on a pty TFmini and the mock pin factory.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import random
 import secrets
 import signal
+import threading
 import time
 
 import pytest
@@ -34,6 +35,13 @@ from tests.conftest import (
 )
 from tests.serialdev import PtyDevice
 from tests.test_control import post
+
+#: A message of 100 MB: what the broker's ACL lets any robot publish on
+#: homeassistant/status, which every robot subscribes to.
+HUGE = 100_000_000
+#: Peak memory the daemon may reach while one arrives (it runs in ~35 MB; a
+#: message held whole took it to ~450 MB).  A behaviour bound, not a speed one.
+PEAK_MB = 150
 
 
 @pytest.fixture
@@ -108,6 +116,11 @@ def robot(tmp_path, start_daemon, watch):
             self.device.write(tfmini_frame(80))
             self.stream.wait_state("MOVING", after=mark)
 
+        def near(self) -> None:
+            mark = len(self.stream.events)
+            self.device.write(tfmini_frame(5))
+            self.stream.wait_state("STOPPED", after=mark)
+
         def latched(self) -> bool:
             return health(self.daemon.port)["estop_latched"]
 
@@ -135,6 +148,13 @@ def mqtt_figures(port: int) -> dict[str, float]:
         for sample in family.samples
         if sample.name.startswith("anse_mqtt_")
     }
+
+
+def peak_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MB."""
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 
 
 def connections(daemon) -> int:
@@ -238,6 +258,66 @@ def test_retained_and_empty_commands_are_ignored_whatever_the_broker_sends(robot
     assert pin(r.pins, "GPIO17") == 0.0
     said = r.log_lines("does not speak MQTT 5")
     assert len(said) == (1 if 5 not in levels else 0) and broker.refused == [5] * len(said)
+    assert "Traceback" not in r.daemon.log()
+
+
+# -- a bounded inbound packet size -----------------------------------------------
+
+
+def test_a_100_mb_message_is_never_sent_to_the_robot_and_the_reflex_stops_on_time(
+    robot, brokers, clients
+):
+    broker = brokers()
+    r = robot(broker.config("robot1"))
+    wait_for(lambda: connections(r.daemon) == 1, what="the bridge")
+    caught_up(r.daemon, clients(broker, "robot2"))
+    r.far()
+    attacker = clients(broker, "robot2")  # the README's ACL lets every robot write there
+    sending = threading.Thread(
+        target=attacker.publish, args=("homeassistant/status", b"\0" * HUGE), daemon=True
+    )
+    sending.start()
+    r.near()  # while it travels
+    assert pin(r.pins, "GPIO17") == 0.0
+    sending.join(120)
+    wait_for(
+        lambda: "Dropping too large outgoing PUBLISH for anse-hw-robot1" in broker.log.read_text(),
+        timeout=60,
+        what="the broker to drop it: MQTT 5's Maximum Packet Size",
+    )
+    r.far()
+    r.near()
+    assert peak_mb(r.daemon.proc.pid) < PEAK_MB
+    assert r.figures()["anse_mqtt_connected"] == 1
+    assert "Traceback" not in r.daemon.log()
+
+
+@pytest.mark.parametrize(
+    "levels", [frozenset({5}), frozenset({4})], ids=["ignores-the-limit", "mqtt311-only"]
+)
+def test_a_broker_that_sends_100_mb_anyway_cannot_blow_up_memory(robot, scripted, levels):
+    """The client-side cap: a broker that ignores Maximum Packet Size, or
+    speaks only 3.1.1 and never heard of it.  The message is dropped and
+    counted, acknowledged (so the broker's in-flight window does not fill),
+    and the connection, the commands and the reflexes carry on."""
+    broker = scripted(levels)
+    r = robot(broker.config("robot1"))
+    wait_for(lambda: "homeassistant/status" in broker.subscribed, what="the subscriptions")
+    r.far()
+    sending = threading.Thread(
+        target=broker.publish, args=("homeassistant/status", b"\0" * HUGE, 7), daemon=True
+    )
+    sending.start()
+    r.near()  # while it travels
+    assert pin(r.pins, "GPIO17") == 0.0
+    sending.join(120)
+    wait_for(lambda: 7 in broker.acked, timeout=60, what="the oversized message's PUBACK")
+    assert r.figures()["anse_mqtt_dropped_oversized_messages"] == 1
+    assert len(r.log_lines("dropped a message over")) == 1
+    broker.publish("anse/robot1/command/estop", b"PRESS", 8)  # the link still works
+    wait_for(r.latched, what="the estop after it")
+    assert peak_mb(r.daemon.proc.pid) < PEAK_MB
+    assert connections(r.daemon) == 1, "no disconnect"
     assert "Traceback" not in r.daemon.log()
 
 
