@@ -266,6 +266,9 @@ class MqttBridge:
         #: Messages from the broker we did not act on, by kind (see state()).
         self.ignored: Counter[str] = Counter()
         self._noted: set[str] = set()  # kinds logged on this connection
+        self._outage_drops = 0  # events dropped since the broker last took them all
+        self._next_report = 1
+        self._delivered = True  # the last publish went out (was not dropped)
         self._last_problem = ""
         self._stopping = False
         self._live: aiomqtt.Client | None = None
@@ -290,13 +293,30 @@ class MqttBridge:
                 break
         else:
             queue.popleft()
+        self._count_drop()
+
+    def _count_drop(self) -> None:
+        """One event lost.  Said at 1, 10, 100, 1000... drops of one outage, so a
+        long outage costs a handful of lines, not one every few seconds."""
         self.dropped += 1
-        if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
+        self._outage_drops += 1
+        self._delivered = False
+        if self._outage_drops == self._next_report:
+            self._next_report *= 10
             log.warning(
                 "MQTT: %d events dropped while the broker is not taking them (queue %d)",
-                self.dropped,
+                self._outage_drops,
                 self.mqtt.queue,
             )
+
+    def _caught_up(self) -> None:
+        """The queue is empty and the last publish went out: an outage is over."""
+        if self._outage_drops and self._delivered:
+            log.info(
+                "MQTT: the broker is taking events again; %d were dropped while it was not",
+                self._outage_drops,
+            )
+            self._outage_drops, self._next_report = 0, 1
 
     def state(self) -> dict[str, float]:
         """For /metrics."""
@@ -472,6 +492,8 @@ class MqttBridge:
                 await self._publish(client, f"{self.base}/events", events.encode(event))
                 await self._state_of(client, event)
             await self._flush_sensors(client)
+            if not self._queue:
+                self._caught_up()
 
     async def _publish(self, client: aiomqtt.Client, topic: str, payload: str, **kw: Any) -> None:
         """Publish, or count a drop when the client's own outgoing queue is full
@@ -481,8 +503,10 @@ class MqttBridge:
         except aiomqtt.MqttCodeError as exc:
             if getattr(exc.rc, "value", exc.rc) != paho.MQTT_ERR_QUEUE_SIZE:
                 raise
-            self.dropped += 1
+            self._count_drop()
             await asyncio.sleep(0.05)  # let the broker catch up before the next one
+        else:
+            self._delivered = True
 
     async def _state_of(self, client: aiomqtt.Client, event: dict[str, Any]) -> None:
         data, stamp = event["data"], event["timestamp"]

@@ -1,7 +1,7 @@
 """The MQTT bridge against what a broker, a publisher or an operator can throw
 at it: retained and empty commands, messages of 100 MB, a broker that ignores
 our packet-size limit or speaks only 3.1.1, SIGTERM in every connection state,
-hosts the bridge cannot use.  Real Mosquitto, or a plain
+hosts the bridge cannot use, and a long outage.  Real Mosquitto, or a plain
 socket speaking just enough MQTT (tests/broker.py) for what Mosquitto never
 does; the daemon runs as a process on a pty TFmini and the mock pin factory.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import secrets
 import signal
 import threading
@@ -426,4 +427,29 @@ def test_a_host_the_bridge_cannot_use_is_one_line_and_the_robot_runs_on(
     assert daemon.signal(signal.SIGTERM) == 0
     log = daemon.log()
     assert len([line for line in log.splitlines() if "MQTT: " in line]) == 1, log
+    assert "Traceback" not in log
+
+
+# -- an outage is a few lines and one summary ------------------------------------
+
+
+def test_an_outage_logs_drops_at_1_10_100_and_one_summary_when_it_ends(brokers, start_daemon):
+    broker = brokers()
+    section = broker.config("robot1").replace("robot_id: robot1", "robot_id: robot1, queue: 10")
+    daemon = start_daemon(fast_sim_config(0, interval=0.01) + section)
+    wait_for(lambda: connections(daemon) == 1, what="the bridge")
+    broker.stop()
+    wait_for(lambda: "MQTT: 100 events dropped" in daemon.log(), timeout=60, what="100 drops")
+    broker.start()
+    wait_for(
+        lambda: "the broker is taking events again" in daemon.log(),
+        timeout=60,
+        what="the summary",
+    )
+    log = daemon.log()
+    counts = [int(n) for n in re.findall(r"MQTT: (\d+) events dropped while", log)]
+    assert counts == [10**i for i in range(len(counts))] and len(counts) >= 3, counts
+    summary = re.findall(r"taking events again; (\d+) were dropped", log)
+    assert len(summary) == 1 and int(summary[0]) >= counts[-1]
+    assert log.rindex("events dropped while") < log.index("taking events again")
     assert "Traceback" not in log
