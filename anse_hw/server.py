@@ -340,6 +340,13 @@ class Hub:
     # -- plain HTTP on the same port ----------------------------------------
 
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        repeated = repeated_header(request.headers)
+        if repeated:
+            return _response(
+                HTTPStatus.BAD_REQUEST,
+                f"{repeated} is given more than once\n".encode(),
+                "text/plain",
+            )
         path = request_path(request.path)
         if path.startswith("/api/"):
             if self.api is None:
@@ -427,6 +434,16 @@ def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
         ]
     )
     return Response(status.value, status.phrase, headers, body)
+
+
+#: Headers a request may carry once: with two, which one counts (the origin,
+#: the credentials, the host they are compared with) would be up to the client.
+SINGLE_HEADERS = ("Host", "Origin", "Cookie", "Authorization", "Upgrade")
+
+
+def repeated_header(headers: Headers) -> str | None:
+    """The first of SINGLE_HEADERS given more than once, if any."""
+    return next((name for name in SINGLE_HEADERS if len(headers.get_all(name)) > 1), None)
 
 
 def _peer(ws: ServerConnection) -> str:
