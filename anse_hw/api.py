@@ -199,6 +199,12 @@ def _name(value: Any, what: str) -> str:
     return value
 
 
+def printable(text: str) -> str:
+    """`text` for a log line: a request path or an Origin may carry control
+    characters (a terminal's escape sequences), shown here as \\xNN."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
 class RefusalLog:
     """Refused requests, logged without flooding the log: the first refusal
     of an address in each INTERVAL is a line (at most MAX_LINES of them),
@@ -220,9 +226,9 @@ class RefusalLog:
             self._logged.add(peer)
             log.warning(
                 "refused %s from %s: %s (more refusals are counted for %g s)",
-                what,
+                printable(what),
                 peer,
-                reason,
+                printable(reason),
                 self.INTERVAL,
             )
             return
