@@ -63,3 +63,14 @@ def test_the_own_stream_named_with_ws_keeps_the_e_stop(start_daemon, page):
     page.wait_for_selector("#latch-banner:not([hidden])")
     assert latched(a.port)
     assert page.errors == []
+
+
+def test_a_ws_that_is_not_a_url_is_said_so_and_commands_nothing(start_daemon, page):
+    a = start_daemon(fast_sim_config(0, interval=0.1))
+    page.goto(operator_url(a))
+    page.wait_for_selector("#operator[data-operator=true]")
+    page.goto(f"http://127.0.0.1:{a.port}/?ws=javascript:alert(1)")
+    page.wait_for_selector("#connection[data-state=disconnected]")
+    assert "bad stream address" in text(page, "#connection-text")
+    assert page.is_disabled("#estop-button")
+    assert page.errors == []

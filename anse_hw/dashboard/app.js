@@ -99,8 +99,12 @@ async function streamUrl() {
 // The robot a stream belongs to, as people name it: host:port, and the proxy's
 // sub-path if there is one (wss://example.org/robot/ws → example.org/robot).
 function robotOf(url) {
-  const where = new URL('.', url);
-  return where.host + where.pathname.replace(/\/$/, '');
+  try {
+    const where = new URL('.', url);
+    return where.host + where.pathname.replace(/\/$/, '');
+  } catch (error) {
+    return url; // not a URL: the connection will say "bad stream address"
+  }
 }
 
 // Whether a stream is this page's own robot: the host, port and scheme the page
