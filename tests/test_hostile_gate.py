@@ -96,6 +96,8 @@ def guess(robot: Robot, token: str = "wrong-guess-" + "x" * 20) -> bytes:
 
 
 def refusal_lines(robot: Robot) -> list[str]:
+    """The refusals logged, once the operator's E-STOP (logged after them) is."""
+    wait_for(lambda: "E-STOP from" in robot.daemon.log(), what="the E-STOP logged")
     return [line for line in robot.daemon.log().splitlines() if "refused POST" in line]
 
 
