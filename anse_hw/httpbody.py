@@ -24,6 +24,10 @@ bytes first, in asyncio's own `data_received`:
   101 (RFC 6455 §4.1) and an HTTP body must be announced.  In the same read
   as the head they get a 400; later ones are dropped, and the request is
   answered as it stands.
+- Nor is the end of the stream: a client that half-closes after its request
+  (`printf ... | nc -N`, HTTP/1.0 habits) got no answer, as websockets gave
+  up on the connection at once; now the answer goes out first.  One that
+  half-closes inside its request gets a 400 saying so.
 
 Only websockets' documented sans-I/O API is used (`ServerProtocol`,
 `receive_data`, `events_received`, `data_to_send`, `handshake_exc`,
@@ -88,6 +92,11 @@ class HeadReader:
             if problem:
                 return problem
         return self._body()
+
+    @property
+    def started(self) -> bool:
+        """Some of a request has arrived."""
+        return bool(self._buffer)
 
     def _scan(self) -> None:
         """Take the complete lines; stop at the blank one, or at the first that
@@ -160,6 +169,7 @@ class BodyConnection(ServerConnection):
         super().__init__(protocol, server, **kwargs)
         self.request_body = b""
         self._head: HeadReader | None = HeadReader()
+        self._refused = False
 
     def data_received(self, data: bytes) -> None:
         if self._head is None:
@@ -176,9 +186,37 @@ class BodyConnection(ServerConnection):
             self.request_body = outcome.body
             super().data_received(outcome.head)
 
+    def eof_received(self) -> bool | None:
+        if self._refused:
+            return None  # answered already: asyncio closes the transport
+        if self._head is not None and self._head.started:
+            self._head = None
+            self._refuse(Refusal(400, "the request ended before its head or body did"))
+            return None
+        if self._head is None and self._unanswered():
+            self._pass_eof_when_answered()
+            return True  # our half stays open for the answer
+        return super().eof_received()
+
+    def _unanswered(self) -> bool:
+        """websockets has the request and has not answered it yet."""
+        return self.protocol.state is State.CONNECTING and not self.protocol.close_expected()
+
+    def _pass_eof_when_answered(self) -> None:
+        """Hand websockets the end of the stream once its answer is out
+        (websockets has no event for that; a half-closed client is rare, and
+        its opening timeout bounds the wait)."""
+        if self.transport.is_closing():
+            return
+        if self._unanswered():
+            self.loop.call_later(0.01, self._pass_eof_when_answered)
+        elif not super().eof_received():
+            self.transport.close()
+
     def _refuse(self, refusal: Refusal) -> None:
         """Answer, then half-close: the client reads the answer before our EOF,
         and websockets' opening timeout ends a client that never closes."""
+        self._refused = True
         response = self.protocol.reject(refusal.status, f"{refusal.reason}\n")
         self.transport.write(response.serialize())
         if self.transport.can_write_eof():

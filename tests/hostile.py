@@ -74,15 +74,22 @@ class Robot:
 
 
 def exchange(
-    port: int, data: bytes, source: str = "127.0.0.1", timeout: float = 20.0
+    port: int,
+    data: bytes,
+    source: str = "127.0.0.1",
+    timeout: float = 20.0,
+    half_close: bool = False,
 ) -> tuple[int, bytes]:
-    """Send raw bytes and read until the daemon closes: (status, body).  No
-    answer at all is status 0; an answer that never ends fails the test."""
+    """Send raw bytes (then end our half of the stream, if `half_close`) and
+    read until the daemon closes: (status, body).  No answer at all is status
+    0; an answer that never ends fails the test."""
     with socket.socket() as sock:
         sock.settimeout(timeout)
         sock.bind((source, 0))
         sock.connect(("127.0.0.1", port))
         sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
         answer = b""
         try:
             while chunk := sock.recv(65536):

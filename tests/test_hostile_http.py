@@ -192,6 +192,30 @@ def test_malformed_requests_are_answered_and_closed(robot, case):
     robot.no_traceback()
 
 
+@pytest.mark.parametrize(
+    ("case", "status", "says"),
+    [
+        ("whole", 200, b'"latched": true'),
+        ("head-cut", 400, b"ended before"),
+        ("body-cut", 400, b"ended before"),
+    ],
+)
+def test_a_client_that_half_closes_gets_its_answer(robot, case, status, says):
+    """`printf ... | nc -N` ends its half of the stream after the request:
+    websockets gave up on such a connection without an answer."""
+    data = request(
+        "POST",
+        "/api/estop",
+        [("Host", "x"), ("Authorization", f"Bearer {robot.token}"), ("Content-Length", "2")],
+        b"{}",
+    )
+    cut = {"whole": len(data), "head-cut": 30, "body-cut": len(data) - 1}[case]
+    got, body = exchange(robot.port, data[:cut], half_close=True)
+    assert (got, says in body) == (status, True), body
+    assert robot.latched() is (case == "whole")
+    robot.no_traceback()
+
+
 def test_the_reflex_stops_the_motor_while_malformed_requests_pour_in(robot):
     attacks = [malformed(robot, case) for case in MALFORMED]
     attacks += [data for data, _, _ in WHOLE_REQUESTS.values()]
