@@ -139,7 +139,7 @@ class WsCommand:
     command: str | None = None
 
     @property
-    def target(self) -> dict[str, str]:
+    def target(self) -> dict[str, str | None]:
         """What `ControlApi.run` takes besides the action."""
         if self.action != "command":
             return {}

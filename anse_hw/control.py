@@ -56,7 +56,7 @@ GLOBAL_DELAY = 1.0
 MAX_WAITING = 16
 #: A guess not checked within this long is refused (429) unchecked: an answer
 #: before websockets' 10 s opening timeout ends the connection without one.
-MAX_WAIT = 8.0
+TURN_TIMEOUT = 8.0
 BUSY = "too many wrong credentials lately: not checked; try again later"
 #: Bounds on what the gate remembers, whatever the clients do.
 MAX_SESSIONS = 256
@@ -256,6 +256,9 @@ class Gate:
         origin: str | None,
         host: str | None,
     ) -> Verdict:
+        """May this request command?  Waits its turn first when the slow-down
+        says so.  Comparing and counting a failure happen with no await in
+        between, so parallel guesses see each other's failures."""
         if not self.origin_ok(origin, host):
             return Verdict(
                 403, f"commands from {origin[:80]} are refused (not this dashboard's origin)"
@@ -270,7 +273,7 @@ class Gate:
                 return Verdict(429, BUSY)
             self._waiting += 1
             try:
-                async with asyncio.timeout(MAX_WAIT), self._turn:
+                async with asyncio.timeout(TURN_TIMEOUT), self._turn:
                     # Counted again at its turn: the guesses before it may have failed.
                     await asyncio.sleep(self.delay(peer))
             except TimeoutError:
