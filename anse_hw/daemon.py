@@ -25,7 +25,7 @@ from typing import Any
 from anse_hw import __version__, realtime, safestop, statefile
 from anse_hw.api import ControlApi
 from anse_hw.config import ANY_ADDRESS, Config, RecordingConfig, describe
-from anse_hw.control import TOKEN_FILE, Gate, Latch, load_token
+from anse_hw.control import TOKEN_FILE, Gate, Latch, load_token, operator_hint
 from anse_hw.drivers.base import ActuatorDriver, DriverError, SensorDriver
 from anse_hw.drivers.pins import make_pin_factory
 from anse_hw.drivers.registry import (
@@ -37,7 +37,7 @@ from anse_hw.drivers.registry import (
 )
 from anse_hw.engine import Engine
 from anse_hw.guardian import Guardian, GuardianError
-from anse_hw.logsetup import logs_to_journal, say_now
+from anse_hw.logsetup import say_now
 from anse_hw.metrics import Sources
 from anse_hw.sdnotify import Notifier
 from anse_hw.server import Hub
@@ -452,13 +452,12 @@ class Daemon:
         log.info("✓ WebSocket server running on ws://%s:%d", s.host, port)
         log.info("Dashboard:  http://%s:%d/", shown, port)
         log.info("Stream:     ws://%s:%d   Health: http://%s:%d/healthz", shown, port, shown, port)
-        if logs_to_journal():
-            log.info("Operator:   log in with the token in %s", self._token_file)
-        else:
-            # As Jupyter does: a URL that logs the dashboard in, on the terminal
-            # only (under journald it would be kept in the journal).  Through the
-            # log queue like every other line, so no other line can split it.
-            log.info("Operator:   http://%s:%d/?token=%s", shown, port, self._token)
+        # As Jupyter does: a URL that logs the dashboard in, with the token on a
+        # terminal only.  Through the log queue like every other line, so no
+        # other line can split it.
+        url = f"http://{shown}:{port}/"
+        terminal = sys.stderr.isatty()
+        log.info("Operator:   %s", operator_hint(url, self._token, self._token_file, terminal))
         if self._latched:
             log.warning("E-STOP LATCHED from the last run: POST /api/reset to release")
         log.info("Waiting for connections...")

@@ -303,8 +303,9 @@ def start_daemon(tmp_path):
 
 
 def operator_url(daemon) -> str:
-    """The URL the daemon printed, as a user would copy it from the terminal
-    (a whole line: one still being written is not read)."""
+    """The URL the daemon printed, as a user would copy it (a whole line: one
+    still being written is not read), with the token from the file it names:
+    stderr is a file here, so the daemon does not print the token itself."""
     line = wait_for(
         lambda: next(
             (
@@ -316,7 +317,10 @@ def operator_url(daemon) -> str:
         ),
         what="the Operator URL",
     )
-    return line.split("Operator:", 1)[1].strip()
+    url = line.split("Operator:", 1)[1].strip()
+    named = re.search(r"<the token in (.+)>$", url)
+    assert named, f"the Operator line names where the token is: {url}"
+    return url[: named.start()] + Path(named.group(1)).read_text().strip()
 
 
 def stalled_client(port: int) -> socket.socket:
