@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gpiozero.pins.mock import MockFactory, MockPin, MockTriggerPin
 from websockets.asyncio.client import connect
 
 from anse_hw import config as configuration
@@ -185,6 +186,42 @@ reflexes:
 def pin(pins_file: Path, name: str) -> float | None:
     """A pin's level as the daemon's mock pin factory last wrote it."""
     return read_pin_states(pins_file).get(name, {}).get("state")
+
+
+class ExactEchoFactory(MockFactory):
+    """gpiozero's MockFactory with a clock of its own: an HC-SR04 on it
+    measures exactly the distance the test set, however loaded the machine.
+    gpiozero's MockTriggerPin sleeps for the echo and stamps its edges with
+    the wall clock, so a busy machine stretches the echo into a longer
+    distance.  Here the echo pin's edges carry this factory's clock, which
+    only an ExactEchoPin moves."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**{"pin_class": ClockedPin, **kwargs})
+        self.clock = 0.0
+
+    def ticks(self) -> float:
+        return self.clock
+
+
+class ClockedPin(MockPin):
+    """A mock pin whose edges are stamped with its factory's clock."""
+
+    def _call_when_changed(self) -> None:
+        super(MockPin, self)._call_when_changed(self._factory.ticks(), self._state)
+
+
+class ExactEchoPin(MockTriggerPin):
+    """A trigger pin that answers each pulse at once, on the triggering thread
+    (so gpiozero's 100 ms wait for the echo never runs out on a slow machine),
+    with an echo exactly `echo_time` long on its factory's clock."""
+
+    def _set_state(self, value: bool) -> None:
+        MockPin._set_state(self, value)
+        if value:
+            self.echo_pin.drive_high()
+            self._factory.clock += self.echo_time
+            self.echo_pin.drive_low()
 
 
 def daemon_env(directory: Path, extra: dict[str, str] | None = None) -> dict[str, str]:

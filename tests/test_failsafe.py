@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from gpiozero.pins.mock import MockFactory, MockPWMPin, MockTriggerPin
+from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from anse_hw import config as configuration
 from anse_hw.daemon import build_actuators, build_sensors
@@ -26,6 +26,8 @@ from anse_hw.drivers.protocols import tfmini_frame
 from anse_hw.engine import Engine
 from tests.conftest import (
     ROOT,
+    ExactEchoFactory,
+    ExactEchoPin,
     daemon_env,
     free_port,
     hardware_config,
@@ -150,9 +152,9 @@ reflexes:
 
 
 def test_s2_hcsr04_echo_lost_stops_the_motor():
-    factory = MockFactory()
+    factory = ExactEchoFactory()
     echo = factory.pin(24)
-    trigger = factory.pin(23, pin_class=MockTriggerPin, echo_pin=echo, echo_time=0.003)
+    trigger = factory.pin(23, pin_class=ExactEchoPin, echo_pin=echo, echo_time=0.003)
     published: list = []
     engine = engine_on_mock_pins(HCSR04_CONFIG, factory, published)
     engine.start()
