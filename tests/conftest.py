@@ -272,21 +272,19 @@ class DaemonProcess:
         self._log.flush()
         return self.log_path.read_text()
 
-    def wait_listening(self, timeout: float = 15.0) -> DaemonProcess:
-        """Until the daemon accepts connections.  With no port given (the
-        config says `port: 0`), the port is the one the daemon prints."""
+    def wait_listening(self, timeout: float = 30.0) -> DaemonProcess:
+        """Until the daemon says it listens (it says so once its engine runs).
+        The port is the one it prints: with `port: 0` the one it chose.  Its
+        own line, not a connection test: another process on the same port
+        would pass that while this daemon failed to bind."""
 
-        def listening() -> bool:
+        def listening() -> re.Match | None:
             assert self.proc.poll() is None, f"daemon exited early:\n{self.log()}"
-            if not self.port:
-                found = LISTENING.search(self.log())
-                if not found:
-                    return False
-                self.port = int(found.group(1))
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", self.port)) == 0
+            return LISTENING.search(self.log())
 
-        wait_for(listening, timeout, "the daemon to listen")
+        port = int(wait_for(listening, timeout, "the daemon to listen").group(1))
+        assert self.port in (None, 0, port), f"asked for port {self.port}, listens on {port}"
+        self.port = port
         return self
 
     def signal(self, sig: int) -> int:
