@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from anse_hw.drivers.protocols import tfmini_frame
-from tests.conftest import free_port, hardware_config, http_get, pin, wait_for
+from tests.conftest import hardware_config, http_get, pin, wait_for
 from tests.serialdev import PtyDevice
 
 
@@ -50,19 +50,21 @@ def robot(tmp_path, start_daemon, watch):
     devices = []
 
     class Robot:
-        def __init__(self, resume: bool = True) -> None:
+        def __init__(self, resume: bool = True, heartbeat: float | None = None) -> None:
             self.device = PtyDevice(tmp_path / "ttyLIDAR")
             devices.append(self.device)
             self.pins = tmp_path / "pins.json"
-            self.port = free_port()
-            text = hardware_config(self.port, self.device.path, self.pins, max_age=5)
+            text = hardware_config(0, self.device.path, self.pins, max_age=5)
             if not resume:
                 text = "\n".join(line for line in text.splitlines() if "clear_to_move" not in line)
+            if heartbeat is not None:
+                text = text.replace("port: 0}", f"port: 0, heartbeat: {heartbeat}}}")
             self.text = text
             self.start()
 
         def start(self) -> None:
-            self.daemon = start_daemon(self.text, self.port)
+            self.daemon = start_daemon(self.text)
+            self.port = self.daemon.port
             self.token = (tmp_path / "state" / "control-token").read_text().strip()
             self.stream = watch(self.daemon.url)
 
@@ -143,19 +145,26 @@ def test_the_latch_survives_a_restart(robot):
 
 
 def test_a_manual_move_lasts_only_while_heartbeats_arrive(robot):
-    r = robot(resume=False)
+    hold = 2.0  # ten times what a heartbeat takes here on a busy machine
+    r = robot(resume=False, heartbeat=hold)
     r.far()
     r.readings_seen(1)
     assert r.post("/api/actuators/movement", body={"command": "move"}) == (
         200,
         {"actuator": "movement", "state": "MOVING"},
     )
+    moved = time.monotonic()
     assert pin(r.pins, "GPIO17") == 0.6
-    for _ in range(8):  # heartbeats every 0.2 s keep it moving for 1.6 s (hold: 0.5 s)
-        time.sleep(0.2)  # the interval between heartbeats is what is being tested
-        assert r.post("/api/actuators/movement", body={"command": "move"})[0] == 200
+    # Heartbeats, each a tenth of the hold after the last, until the move has
+    # outlasted its first hold by half: each renewed it (the first would have
+    # lapsed), and far readings keep the sensor fresh meanwhile.
+    while time.monotonic() - moved < 1.5 * hold:
+        r.far()
+        beat = r.post("/api/actuators/movement", body={"command": "move"})
+        assert beat == (200, {"actuator": "movement", "state": "MOVING", "held_for_s": hold})
+        time.sleep(hold / 10)  # the pace of the heartbeats, not a wait for anything
     assert r.stream.actuator_states() == ["MOVING"]
-    r.stream.wait_state("STOPPED")  # heartbeats stop: back to the safe state
+    r.stream.wait_state("STOPPED", timeout=hold + 20)  # heartbeats stop: back to safe
     lapsed = [e for e in reflex_events(r.stream, "operator_command") if not e["triggered"]]
     assert lapsed and "no heartbeat" in lapsed[0]["condition"]
     assert pin(r.pins, "GPIO17") == 0.0
