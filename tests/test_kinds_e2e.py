@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.conftest import EXAMPLES, ROOT, daemon_env, free_port, pin, wait_for
+from tests.conftest import EXAMPLES, ROOT, daemon_env, pin, wait_for
 
 
 def robot_config(port: int, tmp_path, temperature: str, distance: str) -> str:
@@ -45,8 +45,7 @@ def robot(tmp_path, start_daemon, watch):
         temperature: str = "profile: constant, value: 30",
         distance: str = "profile: constant, value: 40",
     ):
-        port = free_port()
-        daemon = start_daemon(robot_config(port, tmp_path, temperature, distance), port)
+        daemon = start_daemon(robot_config(0, tmp_path, temperature, distance))
         return daemon, watch(daemon.url), tmp_path / "pins.json"
 
     return start
@@ -156,20 +155,8 @@ def test_every_output_is_safe_after_sigkill_and_safe_stop(robot, tmp_path):
 
 
 def test_pi_robot_yaml_runs_in_sim_with_every_kind(start_daemon, watch):
-    port = free_port()
-    daemon = start_daemon(
-        None,
-        port,
-        args=(
-            "--config",
-            str(EXAMPLES / "pi-robot.yaml"),
-            "--sim",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ),
-    )
+    example = str(EXAMPLES / "pi-robot.yaml")
+    daemon = start_daemon(args=("--config", example, "--sim", "--host", "127.0.0.1", "--port", "0"))
     stream = watch(daemon.url)
     snapshot = stream.events[0]["data"]
     assert snapshot["actuator_kinds"]["fan"] == {"type": "output", "safe": "OFF"}
