@@ -18,7 +18,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPin, MockTriggerPin
@@ -29,6 +29,7 @@ from anse_hw.drivers.base import Sample, SensorDriver
 from anse_hw.drivers.pins import read_pin_states
 from anse_hw.engine import Engine
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "anse_hw" / "examples"
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -79,10 +80,40 @@ def engine_for(config_text: str) -> tuple[Engine, list[dict[str, Any]]]:
     return engine, published
 
 
+def free_ports(count: int = 1) -> list[int]:
+    """`count` different ports that were free a moment ago.  Only for servers
+    that must be told their port (mosquitto, nginx, a container whose
+    healthcheck reads it from the config): start those with `on_free_ports`,
+    which retries when another process took the port first.  The daemon
+    picks its own with `port: 0`."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:  # all bound at once: no two alike
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+class PortTaken(Exception):
+    """A server we started could not bind the port chosen for it."""
+
+
+def on_free_ports(start: Callable[..., T], count: int = 1, attempts: int = 5) -> T:
+    """`start(*ports)` on `count` ports free a moment ago; another process (a
+    test running beside this one) may bind one before the server does, and
+    `start` then raises PortTaken: new ports, another try."""
+    for _ in range(attempts - 1):
+        try:
+            return start(*free_ports(count))
+        except PortTaken:
+            pass
+    return start(*free_ports(count))
 
 
 def wait_for(
