@@ -360,6 +360,47 @@ def start_daemon(tmp_path):
         daemon.stop()
 
 
+class StaticServer:
+    """`python -m http.server` on the port it picks itself (0) and prints: the
+    seed's way of serving the dashboard, or a page on another origin."""
+
+    SERVING = re.compile(r"Serving HTTP on \S+ port (\d+) ")
+
+    def __init__(self, directory: Path, log: Path) -> None:
+        self.log_path = log
+        self._log = open(log, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1"],
+            cwd=directory,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+        def serving() -> re.Match | None:
+            assert self.proc.poll() is None, log.read_text()
+            return self.SERVING.search(log.read_text())
+
+        self.port = int(wait_for(serving, 30, "http.server to listen").group(1))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture
+def static_server(tmp_path):
+    started: list[StaticServer] = []
+
+    def start(directory: Path) -> StaticServer:
+        started.append(StaticServer(directory, tmp_path / f"http-server{len(started)}.log"))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
 def operator_url(daemon) -> str:
     """The URL the daemon printed, as a user would copy it from the terminal
     (a whole line: one still being written is not read)."""
