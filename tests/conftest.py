@@ -62,7 +62,7 @@ class Recorder:
             self.crashes.append,
         )
 
-    def take(self, count: int, timeout: float = 5.0) -> list[Sample]:
+    def take(self, count: int, timeout: float = 30.0) -> list[Sample]:
         return [self.samples.get(timeout=timeout) for _ in range(count)]
 
 
@@ -118,11 +118,12 @@ def on_free_ports(start: Callable[..., T], count: int = 1, attempts: int = 5) ->
 
 def wait_for(
     condition: Callable[[], Any],
-    timeout: float = 10.0,
+    timeout: float = 30.0,
     what: str = "condition",
     interval: float = 0.01,
 ) -> Any:
-    """Poll `condition` until it returns something truthy, or fail at the deadline."""
+    """Poll `condition` until it returns something truthy, or fail at the deadline
+    (generous by default: the machines that run this are shared and busy)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = condition()
@@ -320,7 +321,7 @@ class DaemonProcess:
 
     def signal(self, sig: int) -> int:
         self.proc.send_signal(sig)
-        return self.proc.wait(timeout=15)
+        return self.proc.wait(timeout=30)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -434,7 +435,7 @@ def stalled_client(port: int) -> socket.socket:
 
 def http_get(url: str, context: ssl.SSLContext | None = None) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=5, context=context) as response:
+        with urllib.request.urlopen(url, timeout=30, context=context) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -449,7 +450,7 @@ def serves(url: str, context: ssl.SSLContext | None = None) -> bool:
 
 
 async def collect(
-    url: str, until: Callable[[list[dict]], bool], timeout: float = 20.0, **connect_kwargs: Any
+    url: str, until: Callable[[list[dict]], bool], timeout: float = 30.0, **connect_kwargs: Any
 ) -> list[dict[str, Any]]:
     """Receive events until `until(events)` holds; fail at the deadline."""
     received: list[dict[str, Any]] = []
@@ -480,7 +481,7 @@ class StreamWatcher:
         )
         self._connected = threading.Event()
         self._thread.start()
-        assert self._connected.wait(10), f"could not connect to {url}"
+        assert self._connected.wait(30), f"could not connect to {url}"
 
     async def _run(self) -> None:
         try:
@@ -503,7 +504,7 @@ class StreamWatcher:
     def actuator_states(self) -> list[str]:
         return [e["data"]["state"] for e in self.of_type("actuator")]
 
-    def wait_state(self, state: str, after: int = 0, timeout: float = 10.0) -> dict[str, Any]:
+    def wait_state(self, state: str, after: int = 0, timeout: float = 30.0) -> dict[str, Any]:
         """The first actuator event with `state` among events[after:]."""
 
         def found():

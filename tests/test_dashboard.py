@@ -41,8 +41,8 @@ def test_dashboard_served_by_the_daemon_shows_the_live_loop(start_daemon, page, 
     )
 
     history = "[data-panel='actuator:movement'] .history li"
-    page.wait_for_selector(f"{history}[data-state=STOPPED]", timeout=15000)
-    page.wait_for_selector(f"{history}[data-state=MOVING]", timeout=15000)
+    page.wait_for_selector(f"{history}[data-state=STOPPED]")
+    page.wait_for_selector(f"{history}[data-state=MOVING]")
     assert page.locator("#log li[data-type=actuator]", has_text="STOPPED").count() >= 1
     assert page.locator("#log li[data-type=actuator]", has_text="MOVING").count() >= 1
     assert page.locator("#log li[data-type=reflex]", has_text="proximity_safeguard").count() >= 1
@@ -90,7 +90,7 @@ def test_dashboard_reconnects_after_a_daemon_restart(start_daemon, page):
 
     events_before = int(text(page, "#stat-events"))
     start_daemon(fast_sim_config(port, interval=0.1))  # where the page reconnects
-    page.wait_for_selector("#connection[data-state=connected]", timeout=20000)
+    page.wait_for_selector("#connection[data-state=connected]")
     page.wait_for_function(
         "n => Number(document.querySelector('#stat-events').textContent) > n + 5", arg=events_before
     )
@@ -113,10 +113,10 @@ def test_stale_sensor_is_shown_and_the_quiet_stream_is_flagged(start_daemon, pag
     ).port
     page.goto(f"http://127.0.0.1:{port}/")
     badge = "[data-panel='sensor:distance_sensor'] .fault-badge"
-    page.wait_for_selector(f"{badge}:not([hidden])", timeout=10000)
+    page.wait_for_selector(f"{badge}:not([hidden])")
     assert "STALE" in text(page, badge)
     assert text(page, "[data-panel='worldmodel'] .safety") == "DANGER"
-    page.wait_for_selector("#quiet-warning:not([hidden])", timeout=15000)
+    page.wait_for_selector("#quiet-warning:not([hidden])")
     assert "No events" in text(page, "#quiet-warning")
     # A page that loads once the sensor is stale (a busy machine) gets 503 from
     # its /healthz probe, as it should; Chromium logs that.  Nothing else.
@@ -179,8 +179,8 @@ def test_each_kind_is_drawn_in_its_own_unit(start_daemon, page, tmp_path):
     assert page.locator(f"{binary} canvas").count() == 0, "a badge, not a chart"
 
     fan = "[data-panel='actuator:fan']"
-    page.wait_for_selector(f"{fan} .history li[data-state=ON]", timeout=15000)
-    page.wait_for_selector(f"{fan} .history li[data-state=OFF]", timeout=15000)
+    page.wait_for_selector(f"{fan} .history li[data-state=ON]")
+    page.wait_for_selector(f"{fan} .history li[data-state=OFF]")
     assert text(page, f"{fan} .kind") == "output"
     assert page.locator("#log li[data-type=sensor]", has_text="°C").count() >= 1
     page.screenshot(path=str(tmp_path / "kinds.png"), full_page=True)
@@ -208,9 +208,7 @@ def test_operator_logs_in_with_the_printed_url_stops_and_resets(start_daemon, pa
     page.wait_for_selector("#latch-banner", state="hidden")
     assert text(page, "#operator-text") == "operator"
     # The sim sweep passes 15 cm again: the motor moves on its own reflex.
-    page.wait_for_selector(
-        "[data-panel='actuator:movement'] .state-badge[data-state=MOVING]", timeout=15000
-    )
+    page.wait_for_selector("[data-panel='actuator:movement'] .state-badge[data-state=MOVING]")
     assert page.errors == []
 
 
@@ -268,7 +266,7 @@ def test_when_the_daemon_goes_away_values_are_last_known_and_nothing_is_green(
     daemon = start_daemon(fast_sim_config(0, interval=0.1))
     port = daemon.port
     page.goto(f"http://127.0.0.1:{port}/")
-    page.wait_for_selector(".safety[data-safe=true]", timeout=15000)
+    page.wait_for_selector(".safety[data-safe=true]")
     panels = ("sensor:distance_sensor", "actuator:movement", "worldmodel")
     for panel in panels:
         assert page.locator(f"[data-panel='{panel}'] .last-known-badge").is_hidden()
@@ -294,7 +292,7 @@ def test_when_the_daemon_goes_away_values_are_last_known_and_nothing_is_green(
 
     # Back again, where the page reconnects: live values, no marks.
     start_daemon(fast_sim_config(port, interval=0.1))
-    page.wait_for_selector("#connection[data-state=connected]", timeout=20000)
+    page.wait_for_selector("#connection[data-state=connected]")
     for panel in panels:
         page.locator(f"[data-panel='{panel}'] .last-known-badge").wait_for(state="hidden")
     assert page.locator(".safety").get_attribute("data-safe") in ("true", "false")

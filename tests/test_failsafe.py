@@ -466,7 +466,7 @@ class NotifySocket:
         self.sock.bind(self.path)
         self.messages: list[str] = []
 
-    def receive(self, until, timeout: float = 10) -> list[str]:
+    def receive(self, until, timeout: float = 30) -> list[str]:
         deadline = time.monotonic() + timeout
         while not until(self.messages):
             remaining = deadline - time.monotonic()

@@ -51,7 +51,7 @@ class Rig:
         self.trigger.echo_pin = self.factory.pin(5)
 
     def take(self, count: int) -> list[Sample]:
-        return [self.samples.get(timeout=5) for _ in range(count)]
+        return [self.samples.get(timeout=30) for _ in range(count)]
 
     def drain(self) -> None:
         while not self.samples.empty():

@@ -29,7 +29,7 @@ def test_serial_obstacle_stops_and_clears_the_gpio_motor(start_daemon, tmp_path)
 
     async def scenario():
         received = []
-        async with connect(daemon.url) as ws, asyncio.timeout(20):
+        async with connect(daemon.url) as ws, asyncio.timeout(60):
             snapshot = json.loads(await ws.recv())
             assert snapshot["data"]["actuator_state"] == "STOPPED"  # S1
             device.write(tfmini_frame(80))

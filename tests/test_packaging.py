@@ -87,7 +87,7 @@ def serves_the_dashboard_from_root(command: list[str], env: dict[str, str], tmp_
             assert http_get(f"http://127.0.0.1:{port}/app.js")[0] == 200
         finally:
             proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=15) == 0, log.read_text()
+            assert proc.wait(timeout=30) == 0, log.read_text()
     assert "Dashboard:  http://" in log.read_text()
 
 
