@@ -97,6 +97,7 @@ def free_ports(count: int = 1) -> list[int]:
 
 
 def free_port() -> int:
+    """One port for the benchmarks' servers; tests use port 0 or on_free_ports."""
     return free_ports(1)[0]
 
 
@@ -381,7 +382,11 @@ class StaticServer:
             assert self.proc.poll() is None, log.read_text()
             return self.SERVING.search(log.read_text())
 
-        self.port = int(wait_for(serving, 30, "http.server to listen").group(1))
+        try:
+            self.port = int(wait_for(serving, 30, "http.server to listen").group(1))
+        except AssertionError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         self.proc.terminate()
