@@ -68,8 +68,17 @@ def robot(tmp_path, start_daemon, watch):
             self.token = (tmp_path / "state" / "control-token").read_text().strip()
             self.stream = watch(self.daemon.url)
 
-        def far(self) -> None:
-            self.device.write(tfmini_frame(80))
+        def far(self, count: int = 1) -> None:
+            """`count` far readings, written and then seen on the stream (the
+            count before is taken before writing: a quick daemon may have
+            streamed them before the test looks)."""
+            seen = len(self.stream.of_type("sensor"))
+            for _ in range(count):
+                self.device.write(tfmini_frame(80))
+            wait_for(
+                lambda: len(self.stream.of_type("sensor")) >= seen + count,
+                what=f"{count} readings",
+            )
 
         def moving(self) -> None:
             mark = len(self.stream.events)
@@ -79,14 +88,6 @@ def robot(tmp_path, start_daemon, watch):
 
         def post(self, path: str, token: str | None = "", **kwargs) -> tuple[int, dict]:
             return post(self.port, path, self.token if token == "" else token, **kwargs)
-
-        def readings_seen(self, count: int) -> None:
-            """Wait until the stream shows `count` more readings."""
-            seen = self.stream.of_type("sensor")
-            wait_for(
-                lambda: len(self.stream.of_type("sensor")) >= len(seen) + count,
-                what=f"{count} readings",
-            )
 
     yield Robot
     for device in devices:
@@ -108,9 +109,7 @@ def test_estop_stops_at_once_and_far_readings_wait_for_reset(robot):
     assert estop["triggered"] is True and "api" in estop["condition"]
     assert health(r.port)["estop_latched"] is True
 
-    for _ in range(5):
-        r.far()
-    r.readings_seen(5)
+    r.far(5)
     assert r.stream.actuator_states()[-1] == "STOPPED" and pin(r.pins, "GPIO17") == 0.0
 
     mark = len(r.stream.events)
@@ -136,9 +135,7 @@ def test_the_latch_survives_a_restart(robot):
     assert "E-STOP LATCHED from the last run" in r.daemon.log()
     snapshot = r.stream.events[0]["data"]
     assert snapshot["estop_latched"] is True
-    for _ in range(5):
-        r.far()
-    r.readings_seen(5)
+    r.far(5)
     assert r.stream.actuator_states() == [] and pin(r.pins, "GPIO17") == 0.0
     assert r.post("/api/reset")[0] == 200
     r.moving()
@@ -148,7 +145,6 @@ def test_a_manual_move_lasts_only_while_heartbeats_arrive(robot):
     hold = 2.0  # ten times what a heartbeat takes here on a busy machine
     r = robot(resume=False, heartbeat=hold)
     r.far()
-    r.readings_seen(1)
     assert r.post("/api/actuators/movement", body={"command": "move"}) == (
         200,
         {"actuator": "movement", "state": "MOVING"},
@@ -173,7 +169,6 @@ def test_a_manual_move_lasts_only_while_heartbeats_arrive(robot):
 def test_a_stop_reflex_beats_a_manual_move(robot):
     r = robot(resume=False)
     r.far()
-    r.readings_seen(1)
     assert r.post("/api/actuators/movement", body={"command": "move"})[0] == 200
     mark = len(r.stream.events)
     r.device.write(tfmini_frame(5))
@@ -187,7 +182,6 @@ def test_a_stop_reflex_beats_a_manual_move(robot):
 def test_no_credentials_wrong_token_or_foreign_origin_command_nothing(robot):
     r = robot(resume=False)
     r.far()
-    r.readings_seen(1)
     attempts = [
         ("/api/actuators/movement", None, {}, 401, "credentials required"),
         ("/api/actuators/movement", "not-the-token", {}, 401, "invalid credentials"),
