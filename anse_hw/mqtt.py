@@ -200,7 +200,7 @@ class MqttBridge:
             await self._republish_state(client)
 
     async def _send(self, client: aiomqtt.Client) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), RETAIN_PERIOD)
             self._wake.clear()
@@ -329,6 +329,10 @@ class MqttBridge:
         """A clean stop says offline itself, on the live connection (the will is
         for when it cannot); neither step may hold up the shutdown."""
         self._stopping = True
+        # _send ends on _stopping, not only on the cancel below: Python 3.11's
+        # wait_for (here and inside aiomqtt) can drop a cancel that comes as
+        # its wait ends, and a loop that then goes on kept the shutdown waiting.
+        self._wake.set()
         live = self._live
         if live is not None and self.connected:
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
