@@ -7,7 +7,6 @@ user can fix are one clear line each, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import logging
 import os
@@ -15,20 +14,20 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from anse_hw import __version__, safestop
+from anse_hw import __version__, realtime, safestop
 from anse_hw.config import (
     ANY_ADDRESS,
     Config,
     ConfigError,
     describe,
     find_config_file,
+    listen_host_problem,
     listen_port_problem,
     load,
     port_problem,
     sim_defaults,
 )
-from anse_hw.daemon import Daemon, open_pin_factory
-from anse_hw.drivers.base import DriverError
+from anse_hw.drivers.base import DriverError, a_path
 from anse_hw.drivers.registry import SENSOR_DRIVERS, find
 from anse_hw.logsetup import setup_logging
 
@@ -56,6 +55,22 @@ listen_port = _port_argument(listen_port_problem)
 port_number = _port_argument(port_problem)
 
 
+def listen_host(text: str) -> str:
+    """--host, by the rule server.host has in the YAML."""
+    problem = listen_host_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} {problem}")
+    return text
+
+
+def root_path(text: str) -> str:
+    """--root of install-service: '' would stage into the current directory."""
+    problem = a_path(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} {problem}")
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="anse-hw",
@@ -74,7 +89,7 @@ def parser() -> argparse.ArgumentParser:
         "every driver in the file swapped for its fake)",
     )
     p.add_argument("--config", metavar="FILE", help="YAML configuration file")
-    p.add_argument("--host", help="listen address (overrides server.host)")
+    p.add_argument("--host", type=listen_host, help="listen address (overrides server.host)")
     p.add_argument(
         "--port", type=listen_port, help="listen port (overrides server.port; 0: any free port)"
     )
@@ -110,31 +125,18 @@ def verbs() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", required=True)
     replay = sub.add_parser("replay", help="play a recording through the engine on fakes")
     replay.add_argument("file", help="an .mcap file written by --record")
-    replay.add_argument("--speed", type=float, default=1.0, help="1 = as recorded, 10 = ten times")
-    replay.add_argument(
-        "--from",
-        dest="start",
-        type=float,
-        default=0.0,
-        metavar="T",
-        help="start T seconds into the recording",
-    )
-    replay.add_argument(
-        "--to",
-        dest="end",
-        type=float,
-        default=None,
-        metavar="T",
-        help="stop T seconds into the recording",
-    )
+    # Numbers are checked by replay (one line and exit 2), not by argparse.
+    replay.add_argument("--speed", help="1 = as recorded (the default), 10 = ten times")
+    replay.add_argument("--from", dest="start", metavar="T", help="start T seconds in")
+    replay.add_argument("--to", dest="end", metavar="T", help="stop T seconds in")
     replay.add_argument("--config", help="replay with this config instead of the recorded one")
     replay.add_argument(
         "--verify",
         action="store_true",
-        help="as fast as possible; exit 0 only if every decision matches",
+        help="as fast as possible; exit 0 only if every decision matches, 1 if one differs",
     )
-    replay.add_argument("--host")
-    replay.add_argument("--port", type=listen_port)
+    replay.add_argument("--host", help="the live replay's dashboard address")
+    replay.add_argument("--port", type=listen_port, help="the live replay's dashboard port")
     listing = sub.add_parser("recordings", help="list the recordings in a directory")
     listing.add_argument("dir")
     printer = sub.add_parser(
@@ -151,7 +153,9 @@ def verbs() -> argparse.ArgumentParser:
     )
     install.add_argument("--config", required=True, metavar="FILE", help="the robot's YAML")
     install.add_argument("--no-start", action="store_true", help="enable, but do not start")
-    install.add_argument("--root", default="/", help="stage the files under ROOT (packagers)")
+    install.add_argument(
+        "--root", default="/", type=root_path, help="stage the files under ROOT (packagers)"
+    )
     uninstall = sub.add_parser(
         "uninstall-service",
         help="stop (motors safe), disable and remove the systemd service",
@@ -161,7 +165,9 @@ def verbs() -> argparse.ArgumentParser:
         action="store_true",
         help="also remove /etc/anse-hw, /var/lib/anse-hw and the anse-hw user",
     )
-    uninstall.add_argument("--root", default="/", help="the ROOT a staged install went to")
+    uninstall.add_argument(
+        "--root", default="/", type=root_path, help="the ROOT a staged install went to"
+    )
     health = sub.add_parser(
         "health",
         help="exit 0 if this machine's daemon answers /healthz with 200 (container HEALTHCHECK)",
@@ -171,7 +177,8 @@ def verbs() -> argparse.ArgumentParser:
     return p
 
 
-def resolve_config(args: argparse.Namespace) -> Config:
+def resolve_config(args: argparse.Namespace) -> tuple[Config, str | None]:
+    """The config, and the file it came from (None: the built-in --sim setup)."""
     path = find_config_file(args.config)
     if path is None:
         if not args.sim:
@@ -187,16 +194,18 @@ def resolve_config(args: argparse.Namespace) -> Config:
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     if overrides:
         config = dataclasses.replace(config, server=dataclasses.replace(config.server, **overrides))
-    return config
+    return config, path
 
 
 def check_devices(config: Config) -> list[str]:
     """What `--check` can see without driving anything: serial ports and sysfs
     files that do not exist, and a pin factory that cannot load (the one the
     daemon would use, opened and closed again; no pin is claimed)."""
+    from anse_hw.daemon import open_pin_factory
+
     problems = [
-        f"{config.source}: sensors.{sensor.name}.{key}: {problem}"
-        for sensor in config.sensors
+        config.problem(("sensors", index, key), problem)
+        for index, sensor in enumerate(config.sensors)
         for key, problem in find(SENSOR_DRIVERS, sensor.type, sensor.driver).device_problems(
             sensor.options
         )
@@ -204,7 +213,10 @@ def check_devices(config: Config) -> list[str]:
     try:
         factory = open_pin_factory(config)
     except DriverError as exc:
-        problems.append(f"{config.source}: {exc}")
+        if exc.key:
+            problems.append(config.problem(exc.key, exc.reason))
+        else:
+            problems.append(f"{config.where(('gpio', 'pin_factory'))}: {exc}")
     else:
         if factory is not None:
             factory.close()
@@ -253,19 +265,24 @@ def run_verb(args: argparse.Namespace) -> int:
 
 
 def recordings(args: argparse.Namespace) -> int:
-    from anse_hw import replay  # mcap: only the verbs that read recordings need it
+    """`recordings DIR` and `replay FILE`.  A recording that cannot be used, like
+    a config, is one line and exit 2."""
+    from anse_hw import files, replay  # mcap: only the verbs that read recordings need it
 
-    if args.verb == "recordings":
-        return replay.list_recordings(args.dir)
-    if not Path(args.file).is_file():
-        raise ConfigError([f"{args.file}: no such recording"])
-    if args.verify:
-        return replay.verify(args.file, args.config, args.start, args.end)
-    if args.speed <= 0:
-        raise ConfigError(["--speed must be greater than 0"])
-    return replay.live(
-        args.file, args.config, args.start, args.end, args.speed, args.host, args.port
-    )
+    try:
+        if args.verb == "recordings":
+            return replay.list_recordings(args.dir)
+        window = replay.Window.parse(args.start, args.end)
+        if args.verify:
+            given = {"--speed": args.speed, "--host": args.host, "--port": args.port}
+            live_only = ", ".join(option for option, value in given.items() if value is not None)
+            if live_only:
+                raise ConfigError([f"{live_only}: only for a live replay, not with --verify"])
+            return replay.verify(args.file, args.config, window)
+        pace = replay.speed(args.speed) if args.speed is not None else 1.0
+        return replay.live(args.file, args.config, window, pace, args.host, args.port)
+    except files.FileProblem as exc:
+        raise ConfigError([str(exc)]) from None
 
 
 def check_health(config_file: str | None, port: int | None) -> int:
@@ -294,15 +311,16 @@ def dispatch(args: argparse.Namespace) -> int:
 
         return example.show(args.name)
     if args.verb in ("install-service", "uninstall-service"):
-        from anse_hw.service import Installer  # grp, pwd, shutil: not for the daemon
+        # grp, pwd, shutil: not for the daemon
+        from anse_hw.service import Installer, os_problem
 
         installer = Installer(Path(args.root))
         try:
             if args.verb == "uninstall-service":
                 return installer.uninstall(args.purge)
             return installer.install(args.config, start=not args.no_start)
-        except OSError as exc:  # a full disk, a read-only or missing root
-            raise DriverError(f"cannot change {exc.filename}: {exc.strerror}") from None
+        except OSError as exc:  # a root that cannot be looked into, say
+            raise DriverError(os_problem(exc)) from None
     if args.verb == "health":
         return check_health(args.config, args.port)
     return recordings(args)  # replay, recordings
@@ -310,18 +328,27 @@ def dispatch(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.safe_stop:
+        # A busy machine must not delay it (the unit's LimitRTPRIO allows this).
+        realtime.enter()
         # Never through resolve_config: a broken or missing file must not stop it.
         return safestop.run(find_config_file(args.config))
     return user_errors(lambda: start(args))
 
 
 def start(args: argparse.Namespace) -> int:
-    config = resolve_config(args)
+    # Here, not at the top: --safe-stop must not wait for the web stack to load.
+    import asyncio
+
+    from anse_hw.daemon import Daemon, robot_state_dir
+
+    config, path = resolve_config(args)
     if args.check:
         problems = check_devices(config)
         if problems:
             raise ConfigError(problems)
         print(describe(config))
+        print(f"state: {robot_state_dir(config, path)} (E-stop latch, control token, safe-stop)")
         print("config OK")
         return EXIT_OK
-    return asyncio.run(Daemon(config, args.debug, record=args.record).run())
+    daemon = Daemon(config, args.debug, record=args.record, config_file=path)
+    return asyncio.run(daemon.run())

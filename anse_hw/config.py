@@ -10,6 +10,7 @@ file in one pass.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import re
@@ -19,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from anse_hw import yamlfile
+from anse_hw import files, yamlfile
 from anse_hw.drivers import registry
-from anse_hw.drivers.base import REQUIRED, Option, bcm_pin, one_of, positive
+from anse_hw.drivers.base import REQUIRED, Option, a_path, bcm_pin, in_range, one_of
 from anse_hw.drivers.kinds import (
     ACTUATOR_KINDS,
     BINARY_THRESHOLD,
@@ -166,6 +167,20 @@ class Config:
     recording: RecordingConfig | None = None
     #: The YAML it was read from (kept in recordings, so replay can rebuild it).
     text: str = ""
+    #: This robot's identity: its state (latch, token, safe-stop record) is
+    #: kept under it, and MQTT topics use it unless mqtt.robot_id says otherwise.
+    robot_id: str | None = None
+    #: The line of every key path in `text`, so a problem found later (a
+    #: device `--check` cannot open) still points at its line.
+    lines: dict[tuple, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def problem(self, path: tuple, message: str) -> str:
+        """'robot.yaml:7: sensors[0].port: <message>', as the loader says it."""
+        return located(self.source, self.lines, path, message)
+
+    def where(self, path: tuple) -> str:
+        """'robot.yaml:7', the line of `path` (or of its nearest parent)."""
+        return where(self.source, self.lines, path)
 
     def watched_sensors(self) -> set[str]:
         """The guards: sensors whose silence puts an actuator in its safe state (S2)."""
@@ -227,6 +242,48 @@ def listen_port_problem(value: int) -> str | None:
 #: through loopback.
 ANY_ADDRESS = ("0.0.0.0", "::", "")
 
+#: A DNS label; `_` too, which RFC 1123 host names lack but container
+#: networks use for service names (`mqtt_broker` in a compose file).
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+
+
+def host_problem(value: str) -> str | None:
+    """A host to connect to (mqtt.host): an IP address, or a host name of
+    DNS labels.  Anything else fails only when the connection is tried,
+    inside a task that no one watches at start."""
+    if not value:
+        return "is empty; give a host name or an IP address"
+    try:
+        ipaddress.ip_address(value)
+        return None
+    except ValueError:
+        pass
+    name = value.removesuffix(".")
+    if len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split(".")):
+        return None
+    return (
+        "must be an IP address or a host name: dot-separated parts of 1 to 63 letters, "
+        "digits, '-' and '_', at most 253 characters"
+    )
+
+
+def listen_host_problem(value: str) -> str | None:
+    """server.host and the daemon's --host: the rule of `host_problem`, with
+    a hint for the empty string (which the socket layer reads as "every
+    interface", and which looks like a forgotten value)."""
+    if not value:
+        return "is empty; write 0.0.0.0 (every IPv4 interface) or :: (every interface)"
+    return host_problem(value)
+
+
+def _credential(value: str) -> str | None:
+    """A broker user name or password: MQTT strings cannot hold NUL."""
+    if not value:
+        return "is empty"
+    if "\0" in value or len(value) > 1024:
+        return "must be at most 1024 characters, without NUL"
+    return None
+
 
 def _origins(values: list) -> str | None:
     bad = [v for v in values if not isinstance(v, str) or not re.match(r"^https?://[^/]+$", v)]
@@ -234,14 +291,17 @@ def _origins(values: list) -> str | None:
 
 
 def _seconds(low: float, high: float):
-    def check(value: float) -> str | None:
-        return None if low <= value <= high else f"must be from {low:g} to {high:g} seconds"
-
-    return check
+    return in_range(low, high, " seconds")
 
 
 SERVER_OPTIONS = (
-    Option("host", str, "0.0.0.0", "address to listen on"),
+    Option(
+        "host",
+        str,
+        "0.0.0.0",
+        "address to listen on (0.0.0.0 or :: for every interface)",
+        listen_host_problem,
+    ),
     Option(
         "port",
         int,
@@ -249,16 +309,39 @@ SERVER_OPTIONS = (
         "TCP port for the dashboard and the event stream (0: any free port, printed at start)",
         listen_port_problem,
     ),
-    Option("max_clients", int, 1000, "connections beyond this get HTTP 503", positive),
-    Option("max_message_bytes", int, 4096, "largest message a client may send", positive),
+    Option(
+        "max_clients",
+        int,
+        1000,
+        "connections beyond this get HTTP 503 (1 to 10000: each is a file descriptor "
+        "and a send buffer, and a Pi runs out of both long before 10000)",
+        in_range(1, 10_000),
+    ),
+    Option(
+        "max_message_bytes",
+        int,
+        4096,
+        "largest message a client may send (512 to 1048576: an operator's command "
+        "is under 200 bytes; more only lets a client make the daemon buffer it)",
+        in_range(512, 1024 * 1024),
+    ),
     Option("compression", bool, False, "permessage-deflate (costs CPU per client)"),
-    Option("ping_interval", (int, float), 20.0, "seconds between keepalive pings", positive),
+    Option(
+        "ping_interval",
+        (int, float),
+        20.0,
+        "seconds between keepalive pings; a client that does not answer within as long "
+        "again is dropped (1 to 600: faster drops clients on a busy Wi-Fi link, slower "
+        "keeps a dead client's slot for up to 20 minutes)",
+        _seconds(1, 600),
+    ),
     Option(
         "client_buffer",
         int,
         256,
-        "reflex/actuator events a client may fall behind before it is dropped",
-        positive,
+        "reflex/actuator events a client may fall behind before it is dropped "
+        "(1 to 100000: a few hundred bytes each, for every slow client)",
+        in_range(1, 100_000),
     ),
     Option("dashboard", bool, True, "serve the dashboard over HTTP on the same port"),
     Option(
@@ -266,7 +349,8 @@ SERVER_OPTIONS = (
         str,
         None,
         "the operator token (created, mode 0600, when missing); default: "
-        "<state_dir>/control-token; $ANSE_HW_CONTROL_TOKEN overrides",
+        "control-token in the robot's state directory; $ANSE_HW_CONTROL_TOKEN overrides",
+        a_path,
     ),
     Option(
         "heartbeat",
@@ -291,12 +375,19 @@ GPIO_OPTIONS = (
         "lgpio | rpigpio | pigpio | native | mock",
         one_of("lgpio", "rpigpio", "pigpio", "native", "mock"),
     ),
-    Option("mock_state_file", str, None, "pin_factory: mock — write pin states to this JSON file"),
+    Option(
+        "mock_state_file",
+        str,
+        None,
+        "pin_factory: mock — write pin states to this JSON file",
+        a_path,
+    ),
     Option(
         "mock_input_file",
         str,
         None,
         'pin_factory: mock — drive input pins from this JSON file ({"GPIO5": 0})',
+        a_path,
     ),
 )
 SENSOR_COMMON = (
@@ -335,11 +426,11 @@ def _topic_part(value: str) -> str | None:
 
 
 MQTT_OPTIONS = (
-    Option("host", str, "localhost", "the broker's host name or address"),
+    Option("host", str, "localhost", "the broker's host name or address", host_problem),
     Option("port", int, 1883, "the broker's port (8883 with tls)", port_problem),
-    Option("username", str, None, "broker user name"),
-    Option("password", str, None, "broker password (better: password_file)"),
-    Option("password_file", str, None, "a file holding the broker password"),
+    Option("username", str, None, "broker user name", _credential),
+    Option("password", str, None, "broker password (better: password_file)", _credential),
+    Option("password_file", str, None, "a file holding the broker password", a_path),
     Option("robot_id", str, None, "this robot in topics (default: the host name)", _topic_part),
     Option("topic_prefix", str, "anse", "topics are <topic_prefix>/<robot_id>/...", _topic_part),
     Option(
@@ -351,16 +442,44 @@ MQTT_OPTIONS = (
         null_is_off=True,
     ),
     Option(
-        "queue", int, 1000, "events waiting for the broker before telemetry is dropped", positive
+        "queue",
+        int,
+        1000,
+        "events waiting for the broker before telemetry is dropped "
+        "(1 to 100000: a few hundred bytes each while the broker is away)",
+        in_range(1, 100_000),
     ),
     Option("tls", bool, False, "connect with TLS (system CA certificates)"),
 )
 RECORDING_OPTIONS = (
-    Option("dir", str, help="where the MCAP files go"),
-    Option("max_mb", (int, float), 100.0, "start a new file beyond this size", positive),
-    Option("keep", int, 10, "how many files to keep (the oldest go)", positive),
+    Option("dir", str, help="where the MCAP files go", check=a_path),
+    Option(
+        "max_mb",
+        (int, float),
+        100.0,
+        "start a new file beyond this size (0.01 to 10000 MB: a bigger file is "
+        "hard to copy off an SD card or open in a viewer)",
+        in_range(0.01, 10_000, " MB"),
+    ),
+    Option(
+        "keep",
+        int,
+        10,
+        "how many files to keep, the oldest go (1 to 1000)",
+        in_range(1, 1000),
+    ),
 )
-TOP_LEVEL = ("server", "gpio", "sensors", "actuators", "reflexes", "state_dir", "mqtt", "recording")
+TOP_LEVEL = (
+    "robot_id",
+    "server",
+    "gpio",
+    "sensors",
+    "actuators",
+    "reflexes",
+    "state_dir",
+    "mqtt",
+    "recording",
+)
 _TYPE_NAMES = {
     int: "an integer",
     float: "a number",
@@ -408,6 +527,21 @@ def _path_text(path: tuple[str | int, ...]) -> str:
     return text or "(top level)"
 
 
+def where(source: str, lines: dict[tuple, int], path: tuple) -> str:
+    """'robot.yaml:7': the line of `path`, or of its nearest parent in the file."""
+    probe = path
+    line = lines.get(probe)
+    while line is None and probe:
+        probe = probe[:-1]
+        line = lines.get(probe)
+    return f"{source}:{line}" if line else source
+
+
+def located(source: str, lines: dict[tuple, int], path: tuple, message: str) -> str:
+    """A problem as the loader says it: 'robot.yaml:7: sensors[0].port: ...'."""
+    return f"{where(source, lines, path)}: {_path_text(path)}: {message}"
+
+
 class _Checker:
     """Walks the parsed YAML, collecting problems with their line numbers."""
 
@@ -417,14 +551,7 @@ class _Checker:
         self.problems: list[str] = []
 
     def problem(self, path: tuple, message: str) -> None:
-        """Record a problem at the line of `path`, or of its nearest parent in the file."""
-        probe = path
-        line = self.lines.get(probe)
-        while line is None and probe:
-            probe = probe[:-1]
-            line = self.lines.get(probe)
-        where = f"{self.source}:{line}" if line else self.source
-        self.problems.append(f"{where}: {_path_text(path)}: {message}")
+        self.problems.append(located(self.source, self.lines, path, message))
 
     def mapping(
         self, value: Any, path: tuple, options: tuple[Option, ...], extra: tuple[Option, ...] = ()
@@ -449,15 +576,23 @@ class _Checker:
             item = value[key]
             if not _type_ok(item, option.kind):
                 self.problem(
-                    (*path, key), f"expected {_expected(option.kind)}, got {item!r} ({option.help})"
+                    (*path, key),
+                    f"expected {_expected(option.kind)}, got {_shown(item)} ({option.help})",
                 )
                 result[key] = None
                 continue
             problem = option.check(item) if option.check else None
             if problem:
-                self.problem((*path, key), f"{item!r} {problem}")
+                self.problem((*path, key), f"{_shown(item)} {problem}")
             result[key] = float(item) if option.kind == (int, float) else item
         return result
+
+    def section(self, data: dict, key: str, options: tuple[Option, ...]) -> dict[str, Any] | None:
+        """A top-level mapping; absent or null is every default.  Anything
+        else that is not a mapping (`mqtt: []`, `server: ''`) is an error,
+        never read as "the defaults" (which for mqtt would turn it on)."""
+        value = data.get(key)
+        return self.mapping({} if value is None else value, (key,), options)
 
     def items(self, data: dict, key: str) -> list[tuple[tuple, Any]]:
         value = data.get(key)
@@ -494,8 +629,8 @@ def build(
     for key in data:
         if key not in TOP_LEVEL:
             check.problem((key,), _unknown(key, TOP_LEVEL))
-    server = check.mapping(data.get("server") or {}, ("server",), SERVER_OPTIONS) or {}
-    gpio = check.mapping(data.get("gpio") or {}, ("gpio",), GPIO_OPTIONS) or {}
+    server = check.section(data, "server", SERVER_OPTIONS) or {}
+    gpio = check.section(data, "gpio", GPIO_OPTIONS) or {}
     for key in ("mock_state_file", "mock_input_file"):
         if gpio.get(key) and gpio.get("pin_factory") != "mock":
             check.problem(("gpio", key), "is only used with pin_factory: mock")
@@ -524,10 +659,11 @@ def build(
     _no_overlapping_pairs(check, reflexes_at)
     reflexes = [r for _, r in reflexes_at]
     state_dir = _state_dir(check, data)
-    mqtt = _mqtt(check, data)
+    robot_id = _robot_id(check, data)
+    mqtt = _mqtt(check, data, robot_id)
     recording = None
     if "recording" in data:
-        values = check.mapping(data["recording"] or {}, ("recording",), RECORDING_OPTIONS)
+        values = check.section(data, "recording", RECORDING_OPTIONS)
         if values and values["dir"]:
             recording = RecordingConfig(**values)
     if check.problems:
@@ -546,26 +682,45 @@ def build(
         state_dir,
         mqtt,
         recording,
+        robot_id=robot_id,
+        lines=lines or {},
     )
 
 
-def _mqtt(check: _Checker, data: dict) -> MqttConfig | None:
+def _mqtt(check: _Checker, data: dict, robot_id: str | None) -> MqttConfig | None:
     if "mqtt" not in data:
         return None
-    values = check.mapping(data["mqtt"] or {}, ("mqtt",), MQTT_OPTIONS)
+    values = check.section(data, "mqtt", MQTT_OPTIONS)
     if values is None:
         return None
     if values["password"] is not None and values["password_file"] is not None:
         check.problem(("mqtt", "password"), "give password or password_file, not both")
-    if values["password_file"] is not None:
-        try:
-            values["password"] = Path(values["password_file"]).read_text().strip()
-        except OSError as exc:
-            check.problem(("mqtt", "password_file"), f"cannot read it ({exc.strerror})")
+    if values["password_file"] is not None and not a_path(values["password_file"]):
+        values["password"] = _password(check, values["password_file"])
     if (values["password"] or values["password_file"]) and not values["username"]:
         check.problem(("mqtt", "username"), "required with a password")
-    values["robot_id"] = values["robot_id"] or _hostname()
+    values["robot_id"] = values["robot_id"] or robot_id or _hostname()
     return MqttConfig(**values)
+
+
+#: A password file holds one line; a bigger file is something else.
+MAX_PASSWORD_BYTES = 4096
+
+
+def _password(check: _Checker, path: str) -> str | None:
+    """The first line of `password_file`, read without trusting the file
+    (a FIFO, /dev/zero or a binary file named by mistake)."""
+    try:
+        text = files.read_text(path, MAX_PASSWORD_BYTES)
+    except files.FileProblem as exc:
+        check.problem(("mqtt", "password_file"), f"cannot read it: {exc}")
+        return None
+    password = text.strip()
+    problem = _credential(password) if "\n" not in password else "holds more than one line"
+    if problem:
+        check.problem(("mqtt", "password_file"), f"{files.FileProblem(path, problem)}")
+        return None
+    return password
 
 
 def _hostname() -> str:
@@ -576,7 +731,36 @@ def _hostname() -> str:
 def _state_dir(check: _Checker, data: dict) -> str | None:
     value = data.get("state_dir")
     if value is not None and not isinstance(value, str):
-        check.problem(("state_dir",), f"expected a directory path, got {value!r}")
+        check.problem(("state_dir",), f"expected a directory path, got {_shown(value)}")
+        return None
+    problem = a_path(value) if value is not None else None
+    if problem:
+        check.problem(("state_dir",), f"{_shown(value)} {problem}")
+        return None
+    return value
+
+
+def _shown(value: Any) -> str:
+    """A value as a message quotes it: a 300-character host is cut."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "…"
+
+
+#: A robot_id names a directory and an MQTT topic level: nothing else fits both.
+ROBOT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _robot_id(check: _Checker, data: dict) -> str | None:
+    """The top-level robot_id, if valid.  `sim` and `sim-…` name the state of
+    runs on fakes, so a real robot cannot take them."""
+    value = data.get("robot_id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not ROBOT_ID.fullmatch(value):
+        check.problem(("robot_id",), f"expected 1-64 of A-Z a-z 0-9 _ -, got {value!r}")
+        return None
+    if value == "sim" or value.startswith("sim-"):
+        check.problem(("robot_id",), f"{value!r} is reserved for runs on fakes (--sim)")
         return None
     return value
 
@@ -591,6 +775,7 @@ class Salvage:
     actuators: tuple[ActuatorConfig, ...]
     state_dir: str | None
     problems: list[str]
+    robot_id: str | None = None
 
 
 def salvage(data: Any, source: str, lines: dict[tuple, int] | None = None) -> Salvage:
@@ -610,7 +795,8 @@ def salvage(data: Any, source: str, lines: dict[tuple, int] | None = None) -> Sa
         if actuator is not None and len(check.problems) == before:
             actuators.append(actuator)
     state_dir = _state_dir(check, data)
-    return Salvage(source, usable_gpio, tuple(actuators), state_dir, check.problems)
+    robot_id = _robot_id(check, data)
+    return Salvage(source, usable_gpio, tuple(actuators), state_dir, check.problems, robot_id)
 
 
 def salvage_file(path: str | os.PathLike[str]) -> Salvage:

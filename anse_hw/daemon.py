@@ -1,5 +1,11 @@
 """Running the daemon: build drivers from config, start the engine and server,
 and make sure every way out leaves the motors stopped (SPEC §7 S5).
+
+The ways out: a clean stop (any terminating signal a handler can catch, an
+unhandled exception in any thread, the guardian's death) drives every
+actuator to its safe state and releases the pins before the process ends;
+the deaths no handler sees (SIGKILL, the OOM killer, a segfault) are the
+guardian's (anse_hw.guardian), or systemd's ExecStopPost.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 from anse_hw import __version__, realtime, safestop, statefile
 from anse_hw.api import ControlApi
 from anse_hw.config import ANY_ADDRESS, Config, RecordingConfig, describe
-from anse_hw.control import TOKEN_FILE, Gate, load_latch, load_token, save_latch
+from anse_hw.control import TOKEN_FILE, Gate, Latch, load_token, operator_hint
 from anse_hw.drivers.base import ActuatorDriver, DriverError, SensorDriver
 from anse_hw.drivers.pins import make_pin_factory
 from anse_hw.drivers.registry import (
@@ -30,7 +36,8 @@ from anse_hw.drivers.registry import (
     find,
 )
 from anse_hw.engine import Engine
-from anse_hw.logsetup import logs_to_journal
+from anse_hw.guardian import Guardian, GuardianError
+from anse_hw.logsetup import say_now
 from anse_hw.metrics import Sources
 from anse_hw.sdnotify import Notifier
 from anse_hw.server import Hub
@@ -39,6 +46,68 @@ log = logging.getLogger("anse_hw")
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 SWITCH_INTERVAL = 0.0005  # seconds; see Daemon.run
+
+#: Every signal whose default action ends the process and that a handler can
+#: catch.  Not SIGKILL and SIGSTOP (no handler can: the guardian covers a
+#: kill); not SEGV, BUS, FPE and ILL (a fault of this process itself, after
+#: which Python cannot go on: the default death, then the guardian); not
+#: SIGPIPE and SIGXFSZ, which Python ignores so that the write fails instead
+#: (a client that vanished, a recording at the file-size limit): they end
+#: nothing, and must not stop a robot either.
+STOP_SIGNALS: tuple[int, ...] = tuple(
+    getattr(signal, name)
+    for name in (
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGUSR1",
+        "SIGUSR2",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGXCPU",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    )
+    if hasattr(signal, name)
+) + (tuple(range(signal.SIGRTMIN, signal.SIGRTMAX + 1)) if hasattr(signal, "SIGRTMIN") else ())
+#: How a user stops the daemon on purpose (a closed terminal is one): exit 0.
+#: Any other signal is something going wrong around it: exit 1.
+CLEAN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def signal_name(number: int) -> str:
+    """ "SIGTERM", or "SIGRTMIN+3" for a real-time signal."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"SIGRTMIN+{number - signal.SIGRTMIN}"
+
+
+def robot_state_dir(config: Config, config_file: str | None) -> Path:
+    """Where this robot keeps its E-stop latch, token and safe-stop record."""
+    return statefile.robot_state_dir(
+        config.state_dir, config.robot_id, config_file, safestop.on_fakes(config)
+    )
+
+
+def no_guardian_because(config: Config) -> str | None:
+    """Why no guardian is needed here, or None."""
+    if os.environ.get("NOTIFY_SOCKET"):
+        return "under systemd, whose ExecStopPost runs --safe-stop after every exit"
+    if os.getpid() == 1:
+        return (
+            "PID 1 (a container): every process in it ends with this one; "
+            "after a kill, run --safe-stop with the same config"
+        )
+    if safestop.on_fakes(config):
+        return "no actuator drives a pin"
+    return None
 
 
 def needs_gpio(config: Config) -> bool:
@@ -97,17 +166,24 @@ class Daemon:
         pin_factory: Any = None,
         sensors: Callable[[Config, Any], dict[str, SensorDriver]] = build_sensors,
         record: str | None = None,
+        config_file: str | None = None,
+        state: Path | None = None,
     ) -> None:
         """`pin_factory` overrides the one named in the config (the benchmarks
         pass a MockFactory whose pins record when they change); `sensors`
         builds the sensors (replay feeds recorded readings); `record` is
-        `--record DIR`."""
+        `--record DIR`; `config_file` the file the config came from (the
+        robot's identity when it has no robot_id); `state` overrides the
+        robot's state directory (replay's is thrown away)."""
         self.config = config
+        self.config_file = config_file
+        self.state = state or robot_state_dir(config, config_file)
+        self.guardian: Guardian | None = None
         self.debug = debug
         self.pin_factory = pin_factory
         self.build_sensors = sensors
         rec = config.recording
-        if record:  # --record DIR wins over recording.dir and keeps its size and count
+        if record is not None:  # --record DIR wins over recording.dir, keeps its size and count
             rec = dataclasses.replace(rec, dir=record) if rec else RecordingConfig(record)
         self.recorder = None
         if rec:
@@ -115,9 +191,8 @@ class Daemon:
             # aiomqtt/paho cost several MB of a Pi Zero's memory otherwise.
             from anse_hw.recording import Recorder
 
-            self.recorder = Recorder(
-                Path(rec.dir), config.text, rec.max_mb, rec.keep, describe(config)
-            )
+            self.recorder = Recorder(rec.dir, config.text, rec.max_mb, rec.keep, describe(config))
+            self.recorder.claim("--record" if record is not None else "recording.dir")
         self.notifier = Notifier()
         self.exit_code = EXIT_OK
         self._stop: asyncio.Event | None = None
@@ -127,6 +202,9 @@ class Daemon:
     async def run(self) -> int:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        # First: a signal during the start stops it as cleanly as a later one.
+        for sig in STOP_SIGNALS:
+            self._loop.add_signal_handler(sig, self._on_signal, sig)
         raise_fd_limit()
         # A sensor thread with a reading waits for the GIL while the event loop
         # fans out; Python's default 5 ms switch interval would be the reflex
@@ -134,6 +212,17 @@ class Daemon:
         sys.setswitchinterval(SWITCH_INTERVAL)
         self._banner()
         api = self._control()
+        self._guard()  # before any pin is claimed
+        try:
+            code = await self._serve(api)
+        except DriverError:  # a failed start: what it opened is closed again
+            self._dismiss_guardian()
+            raise
+        self._dismiss_guardian()
+        return code
+
+    async def _serve(self, api: ControlApi) -> int:
+        """Open the drivers, serve until told to stop, then stop everything."""
         # Threads created from here until realtime.leave() (every sensor thread,
         # the safety monitor) inherit a real-time priority where the system allows.
         if realtime.enter():
@@ -194,10 +283,12 @@ class Daemon:
             self.engine.start()
             realtime.leave()  # the event loop itself stays an ordinary thread
             log.info("✓ Engine initialized, world model ready (actuators in their safe state)")
-            safestop.write_record(self.config)
+            if self.guardian:
+                self._loop.add_reader(self.guardian.watch_fd, self._guardian_gone)
+            safestop.write_record(self.config, self.state, self.config_file)
             self._announce(server.sockets[0].getsockname()[1] if server.sockets else 0)
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._loop.add_signal_handler(sig, self._on_signal, sig)
+            # Up (port bound, drivers open): only now is the latch rewritten.
+            await api.save_at_start()
             watchdog = asyncio.create_task(self._watchdog()) if self.notifier.enabled else None
             mqtt = asyncio.create_task(bridge.run()) if bridge else None
             self.notifier.notify("READY=1\nSTATUS=running")
@@ -221,6 +312,37 @@ class Daemon:
             log.info("anse-hw stopped; %s; pins released (exit %d)", final, self.exit_code)
         return self.exit_code
 
+    def _guard(self) -> None:
+        """Start the guardian where nothing else covers a death no handler sees."""
+        reason = no_guardian_because(self.config)
+        if reason:
+            log.info("No guardian: %s", reason)
+            return
+        try:
+            self.guardian = Guardian.start(str(self.state), self.config_file)
+        except GuardianError as exc:
+            raise DriverError(str(exc)) from None
+        log.info(
+            "✓ Guardian (pid %d) stops the actuators if this process dies without stopping them",
+            self.guardian.pid,
+        )
+
+    def _guardian_gone(self) -> None:
+        """Nothing would stop the motors if this process died now: stop."""
+        self._loop.remove_reader(self.guardian.watch_fd)
+        log.error(
+            "guardian gone (%s): stopping, as nothing would cover a crash",
+            self.guardian.how_it_ended(),
+        )
+        self.exit_code = EXIT_FAILURE
+        self._stop.set()
+
+    def _dismiss_guardian(self) -> None:
+        """Everything stopped and released: the guardian may go quietly."""
+        if self.guardian:
+            self._loop.remove_reader(self.guardian.watch_fd)
+            self.guardian.dismiss()
+
     def _publisher(self, sinks: list[Callable[[list[dict[str, Any]]], None]]) -> Callable:
         """The engine's `publish`: hands each batch to every sink (the WebSocket
         hub, the MQTT bridge) on the event loop, and returns at once."""
@@ -238,20 +360,21 @@ class Daemon:
 
     def _control(self) -> ControlApi:
         """The E-stop latch as it was left, the operator token, the API."""
-        state_dir = statefile.state_dir(self.config.state_dir)
-        self._latched = load_latch(state_dir)
-        save_latch(state_dir, self._latched, "start")  # from now on, missing means unknown
+        # A real robot adopts a latch left in the shared directory by versions
+        # that kept one state for every robot of a user.
+        legacy = (
+            None if safestop.on_fakes(self.config) else statefile.state_dir(self.config.state_dir)
+        )
+        latch = Latch(self.state, legacy)
+        self._latched = latch.load()
         configured = self.config.server.control_token_file
-        self._token_file = Path(configured) if configured else state_dir / TOKEN_FILE
+        self._token_file = Path(configured) if configured else self.state / TOKEN_FILE
         try:
             self._token = load_token(self._token_file)
         except OSError as exc:
             raise DriverError(str(exc)) from None
         gate = Gate(self._token, self.config.server.allowed_origins)
-        return ControlApi(self._operate, lambda: self.engine.latched, gate, state_dir)
-
-    def _operate(self, action: str, source: str, **target: Any) -> dict[str, Any]:
-        return self.engine.operator(action, source, **target)
+        return ControlApi(lambda: self.engine, gate, latch)
 
     def _snapshot(self) -> dict[str, Any]:
         return self.engine.snapshot_event()
@@ -259,21 +382,22 @@ class Daemon:
     def _health(self) -> dict[str, Any]:
         return self.engine.health()
 
-    def _on_signal(self, sig: signal.Signals) -> None:
+    def _on_signal(self, sig: int) -> None:
+        name = signal_name(sig)
         if self._stop.is_set():  # a second Ctrl-C: the shutdown itself is stuck
             # Straight to stderr: the log queue's writer may not get another turn.
-            print(
-                f"{sig.name} received again: stopping the motors and exiting now",
-                file=sys.stderr,
-                flush=True,
-            )
+            say_now(f"{name} received again: stopping the motors and exiting now")
             # A wedged driver may hang this stop too: give it two seconds, then go
-            # (under systemd, ExecStopPost's --safe-stop runs next).
-            stopper = threading.Thread(target=self.engine.emergency_stop, daemon=True)
-            stopper.start()
-            stopper.join(2.0)
+            # (without the guardian's clean byte, so it, or systemd's
+            # ExecStopPost, runs --safe-stop next).
+            if self.engine is not None:
+                stopper = threading.Thread(target=self.engine.emergency_stop, daemon=True)
+                stopper.start()
+                stopper.join(2.0)
             os._exit(EXIT_FAILURE)
-        log.info("%s received: stopping motors and shutting down", sig.name)
+        log.info("%s received: stopping motors and shutting down", name)
+        if sig not in CLEAN_SIGNALS:
+            self.exit_code = EXIT_FAILURE
         self._stop.set()
 
     def request_stop(self) -> None:
@@ -318,6 +442,7 @@ class Daemon:
         log.info("anse-hw %s — ANSE nervous system on hardware", __version__)
         log.info(rule)
         log.info("✓ Config: %s", self.config.source)
+        log.info("✓ State: %s (E-stop latch, control token, safe-stop record)", self.state)
 
     def _announce(self, port: int) -> None:
         """`port` is the one listened on: server.port, or the free one the
@@ -327,13 +452,12 @@ class Daemon:
         log.info("✓ WebSocket server running on ws://%s:%d", s.host, port)
         log.info("Dashboard:  http://%s:%d/", shown, port)
         log.info("Stream:     ws://%s:%d   Health: http://%s:%d/healthz", shown, port, shown, port)
-        if logs_to_journal():
-            log.info("Operator:   log in with the token in %s", self._token_file)
-        else:
-            # As Jupyter does: a URL that logs the dashboard in, on the terminal
-            # only (under journald it would be kept in the journal).  Through the
-            # log queue like every other line, so no other line can split it.
-            log.info("Operator:   http://%s:%d/?token=%s", shown, port, self._token)
+        # As Jupyter does: a URL that logs the dashboard in, with the token on a
+        # terminal only.  Through the log queue like every other line, so no
+        # other line can split it.
+        url = f"http://{shown}:{port}/"
+        terminal = sys.stderr.isatty()
+        log.info("Operator:   %s", operator_hint(url, self._token, self._token_file, terminal))
         if self._latched:
             log.warning("E-STOP LATCHED from the last run: POST /api/reset to release")
         log.info("Waiting for connections...")

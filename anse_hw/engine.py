@@ -95,6 +95,12 @@ class Engine:
         self.tick = min(0.1, max(0.01, min((s.max_age for s in config.sensors), default=1) / 5))
         #: The E-stop latch (SPEC §13): while set, nothing leaves its safe state.
         self.latched = latched
+        #: Whether the latch as it is now is on disk (False: held in memory only).
+        self.durable = True
+        #: While the latch is being written, batches wait here in seq order
+        #: (see `operator(hold=True)` and `release`).
+        self._holding = 0
+        self._held: list[list[dict[str, Any]]] = []
         #: How long a manual move/on holds without a heartbeat.
         self.hold_time = heartbeat
         self.holds: dict[str, Hold] = {}
@@ -136,7 +142,7 @@ class Engine:
             for name, actuator in self.actuators.items():
                 self._actuator_phase(name, actuator.safe_state, batch)
             if batch:
-                self.publish(batch)
+                self._send(batch)
         if batch:
             log.info("actuators in their safe state: %s", reason)
 
@@ -196,7 +202,7 @@ class Engine:
                 self.stats.stop_latency(self.clock() - received)
             # Under the lock so batches keep seq order; publish only queues.
             if batch:
-                self.publish(batch)
+                self._send(batch)
         if self.debug and len(batch) > 2:
             log.debug(
                 "[reflex] %s: %g%s → actuator driven %.3f ms after the reading",
@@ -267,6 +273,13 @@ class Engine:
             events.actuator_data(name, actuator.state, self.config_actuators[name].type),
         )
 
+    def _send(self, batch: list[dict[str, Any]]) -> None:
+        """Publish a batch, or keep it behind a latch write in progress.  Under the lock."""
+        if self._holding:
+            self._held.append(batch)
+        else:
+            self.publish(batch)
+
     def _emit(self, batch: list, event_type: str, data: dict[str, Any]) -> None:
         """Queue an event and the world-model update that follows every event."""
         self.world.total_events += 1
@@ -276,10 +289,18 @@ class Engine:
         batch.append(self._event(event_type, data))
         batch.append(self._event(events.WORLDMODEL, self._world_data()))
 
+    def _emit_world(self, batch: list) -> None:
+        """Queue a world-model update on its own (a change no event carries)."""
+        if not self.audience():
+            self._seq += 1
+            return
+        batch.append(self._event(events.WORLDMODEL, self._world_data()))
+
     def _world_data(self) -> dict[str, Any]:
         """The world model as the stream shows it, with the operator's latch."""
         data = self.world.snapshot(self.clock())
         data["estop_latched"] = self.latched
+        data["estop_durable"] = self.durable
         data["last_stop"] = self.last_stop
         return data
 
@@ -300,7 +321,7 @@ class Engine:
             if not active:
                 state.since, state.last_valid, state.value = self.clock(), None, None
             self._fault(name, FAULT_REFLEX, f"{name}: {text}", active, batch)
-            self.publish(batch)
+            self._send(batch)
         (log.warning if active else log.info)("%s: %s", name, text)
 
     def _fault(self, name: str, reflex: str, condition: str, active: bool, batch: list) -> None:
@@ -335,18 +356,26 @@ class Engine:
                 log.warning("%s", condition)
             self._expire_holds(now, batch)
             if batch:
-                self.publish(batch)
+                self._send(batch)
             self.heartbeat = now
 
     # -- the operator (SPEC §13) ---------------------------------------------
 
     def operator(
-        self, action: str, source: str, actuator: str | None = None, command: str | None = None
+        self,
+        action: str,
+        source: str,
+        actuator: str | None = None,
+        command: str | None = None,
+        hold: bool = False,
     ) -> dict[str, Any]:
         """Every command from the HTTP API, the dashboard and MQTT comes here, and
         takes the reflexes' lock and path: the pins are driven before this returns.
 
         action: "estop" | "reset" | "command" (with actuator and command).
+        With `hold`, this command's events and everything after them wait
+        until `release` (the caller writes the latch to disk in between: the
+        stream must not show a latch a crash could still lose).
         Raises Refused with an HTTP status when it will not obey."""
         batch: list[dict[str, Any]] = []
         with self._lock:
@@ -358,9 +387,39 @@ class Engine:
                 result = self._command(actuator, command, source, batch)
             else:
                 raise Refused(400, f"unknown action {action!r}")
+            if hold:
+                self._holding += 1
             if batch:
-                self.publish(batch)
+                self._send(batch)
         return result
+
+    def release(self, durable: bool | None) -> None:
+        """End one `hold`: `durable` says whether the write got the latch to
+        disk (None: not known yet).  When no hold is left, the batches kept
+        meanwhile go out in their order."""
+        with self._lock:
+            if durable is not None:
+                self._set_durable(durable)  # still holding: it queues behind the rest
+            self._holding -= 1
+            if not self._holding:
+                held, self._held = self._held, []
+                for batch in held:
+                    self.publish(batch)
+
+    def set_durable(self, durable: bool) -> None:
+        """Whether the latch as it is now is on disk, learnt outside a hold
+        (the write at start, or one that ended after its hold was released)."""
+        with self._lock:
+            self._set_durable(durable)
+
+    def _set_durable(self, durable: bool) -> None:
+        if durable == self.durable:
+            return
+        self.durable = durable
+        batch: list[dict[str, Any]] = []
+        self._emit_world(batch)
+        if batch:
+            self._send(batch)
 
     def _estop(self, source: str, batch: list) -> dict[str, Any]:
         self.latched = True
@@ -493,6 +552,7 @@ class Engine:
                 },
                 "actuators": dict(world.actuators),
                 "estop_latched": self.latched,
+                "estop_durable": self.durable,
                 "manual": sorted(self.holds),
                 "stale_watched": [
                     n for n in world.watched if world.sensors[n].stale or world.sensors[n].fault

@@ -4,10 +4,16 @@ On a terminal: `12:00:01.234 message`, with the level named on warnings and
 errors.  Under systemd (stderr is the journal's stream): `<3>message`, the
 priority prefix journald understands, and no timestamp of our own, so
 `journalctl -p err -u anse-hw` finds exactly the errors.
+
+A log line can never stop the daemon: when the terminal is gone (an SSH
+session closed under a daemon started in it) or the reader of a pipe left,
+the next write fails, and from then on stderr is /dev/null.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import queue
@@ -58,6 +64,73 @@ class TerminalFormatter(logging.Formatter):
         return f"{clock} {record.levelname} {message}"
 
 
+#: Write errors that mean the terminal or the pipe is gone for good.
+GONE = frozenset({errno.EIO, errno.EPIPE, errno.ENXIO, errno.EBADF})
+
+
+class StderrHandler(logging.StreamHandler):
+    """stderr, for a daemon that must outlive its terminal."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            if exc.errno in GONE:
+                silence(self.stream)
+            return  # a full disk under `2>file`: this line is lost, nothing else
+        super().handleError(record)  # a mistake in a log call: say so
+
+
+def silence(stream: object) -> None:
+    """Point `stream`'s file descriptor, and stdout's if it is the same file,
+    at /dev/null: the writes that follow (the buffered rest, the
+    interpreter's flush at exit) succeed and go nowhere."""
+    try:
+        fd = stream.fileno()  # type: ignore[attr-defined]
+        gone = os.fstat(fd)
+    except (OSError, ValueError, AttributeError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for target in {fd, 1}:
+            try:
+                if os.path.samestat(os.fstat(target), gone):
+                    os.dup2(null, target)
+            except OSError:
+                pass
+    finally:
+        os.close(null)
+
+
+def say_now(text: str) -> None:
+    """One line straight to stderr, past the queue, for the last words before
+    a forced exit; nothing if stderr is gone."""
+    with contextlib.suppress(OSError):
+        os.write(2, (text + "\n").encode())
+
+
+def stream_handler() -> logging.Handler:
+    """stderr, formatted for the journal or for a terminal."""
+    handler = StderrHandler(sys.stderr)
+    handler.setFormatter(JournalFormatter() if logs_to_journal() else TerminalFormatter())
+    return handler
+
+
+class HeldLog(logging.Handler):
+    """Records kept in memory, written later with `write_to`: for a process
+    that must act before it may block on a write (the guardian)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def write_to(self, handler: logging.Handler) -> None:
+        for record in self.records:
+            handler.handle(record)
+
+
 class QueuedLog(logging.Handler):
     """Records go through a queue to one writer thread, so no sensor or engine
     thread ever blocks on a slow terminal or journal.  The same idea as
@@ -85,9 +158,7 @@ class QueuedLog(logging.Handler):
 
 
 def setup_logging(debug: bool) -> QueuedLog:
-    stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(JournalFormatter() if logs_to_journal() else TerminalFormatter())
-    queued = QueuedLog(stream)
+    queued = QueuedLog(stream_handler())
     root = logging.getLogger()
     root.handlers[:] = [queued]
     root.setLevel(logging.DEBUG if debug else logging.INFO)

@@ -14,9 +14,16 @@ Topics, under <topic_prefix>/<robot_id>/:
   sensor/<name>        latest reading, retained (at most once a second per sensor)
   actuator/<name>      latest state, retained
   command/estop|reset  the E-stop latch of the control API (the broker's
-                       credentials and ACLs decide who may publish there)
+                       credentials and ACLs decide who may publish there);
+                       only a live, non-empty message acts: a retained one is
+                       redelivered at every connect, and must never release
+                       or re-latch the E-stop on its own
 Home Assistant: one device at <discovery_prefix>/device/<robot_id>/config,
 re-sent when <discovery_prefix>/status says online.
+
+What the broker sends us is bounded: MQTT 5's Maximum Packet Size asks the
+broker not to send more than `max_packet` bytes, and InboundLimit enforces it
+on our side too, for brokers that ignore it or speak only MQTT 3.1.1.
 """
 
 from __future__ import annotations
@@ -26,12 +33,16 @@ import contextlib
 import json
 import logging
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Coroutine, Generator, Iterable
 from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from anse_hw import __version__, events
 from anse_hw.config import Config, MqttConfig
@@ -49,8 +60,181 @@ REFUSED_CODES = {
     134: "bad user name or password",
     135: "not authorised (user name or password)",
 }
+#: The CONNACK of a broker that does not speak MQTT 5 (paho maps 3.1.1's
+#: "unacceptable protocol version" to it too).
+UNSUPPORTED_PROTOCOL = 132
+#: Room for all we ever receive besides a topic we subscribe to: "online" or
+#: "offline" from Home Assistant, an E-stop button's "PRESS", what MQTT 5
+#: properties a broker adds, and headers.  A few KiB is a hundredfold margin,
+#: and the most a hostile publisher can make us hold at once.
+PACKET_ROOM = 4096
+#: Where InboundLimit reports a message it dropped: a broker never delivers a
+#: topic starting with '$' to a '+'/'#'-free subscription of ours.
+OVERSIZED = "$anse-hw/oversized"
+#: How long close() gives the "offline" status, and then the whole bridge.
+OFFLINE_WITHIN, CLOSE_WITHIN = 1.0, 3.0
+#: The kinds of message the bridge counts and does not act on (/metrics).
+IGNORED = ("ignored_retained_commands", "ignored_empty_commands", "dropped_oversized_messages")
 DEVICE_CLASS = {"distance": "distance", "temperature": "temperature", "humidity": "humidity"}
 HA_UNIT = {"°C": "°C", "%": "%", "cm": "cm"}
+
+
+class InboundLimit:
+    """Keeps every packet from the broker within `limit` bytes before paho
+    buffers it.
+
+    paho reads a whole packet into memory (growing it by bytes concatenation)
+    before it looks at it: one 100 MB message took the daemon to ~450 MB and
+    held the event loop for half a second.  An InboundLimit stands where paho
+    reads its socket and hands paho a filtered byte stream: packets within the
+    limit unchanged; an oversized PUBLISH reduced to the same PUBLISH (same QoS
+    and packet id, so paho still acknowledges it and the broker's in-flight
+    window does not fill up) on the topic OVERSIZED with no properties and no
+    payload, the rest read and discarded in pieces, never held.  Any other
+    oversized packet ends the connection: no broker sends one.
+
+    MQTT 5 says a client disconnects on a packet over its Maximum Packet Size;
+    we drop it instead, because a retained oversized message would otherwise
+    make every reconnect fail again, and the E-stop commands with it.
+
+    It never reads past the packet paho is reading: bytes held here while the
+    socket is quiet would wait for the next packet to arrive.
+    """
+
+    #: A long skip yields to the event loop every this many reads.
+    READS_PER_CALL = 16
+    SKIP_CHUNK = 65536
+
+    def __init__(self, read: Callable[[int], bytes], limit: int, mqtt5: bool) -> None:
+        self._read = read
+        self.limit = limit
+        self._mqtt5 = mqtt5
+        self._ready = bytearray()  # for paho, decided on
+        self._parser = self._packets()
+        self._wanted = next(self._parser)
+
+    def recv(self, size: int) -> bytes:
+        """paho's socket read: up to `size` bytes; b"" at the end of the
+        stream; BlockingIOError when nothing is ready yet."""
+        reads = 0
+        while not self._ready:
+            if reads == self.READS_PER_CALL:
+                raise BlockingIOError  # level-triggered: we are called again
+            data = self._read(self._wanted)
+            if not data:
+                return data
+            reads += 1
+            self._wanted = self._parser.send(data)
+        taken = bytes(self._ready[:size])
+        del self._ready[:size]
+        return taken
+
+    def _packets(self) -> Generator[int, bytes, None]:
+        """Yields how many bytes it needs next, is sent what arrived (maybe
+        fewer), and puts what paho is to see into self._ready."""
+        while True:
+            header = bytearray((yield from self._take(1)))
+            remaining, shift = 0, 0
+            while True:
+                byte = (yield from self._take(1))[0]
+                header.append(byte)
+                remaining += (byte & 0x7F) << shift
+                shift += 7
+                if not byte & 0x80:
+                    break
+                if len(header) == 5:
+                    raise ConnectionAbortedError("malformed packet length from the broker")
+            size = len(header) + remaining
+            if size <= self.limit:
+                self._ready += header
+                self._ready += yield from self._take(remaining)
+                continue
+            command = header[0]
+            if command >> 4 != PacketTypes.PUBLISH:
+                raise ConnectionAbortedError(
+                    f"the broker sent a {size}-byte packet of type {command >> 4}; "
+                    f"the limit is {self.limit}"
+                )
+            topic_length = int.from_bytes((yield from self._take(2)), "big")
+            yield from self._skip(topic_length)
+            packet_id = (yield from self._take(2)) if command & 0x06 else b""
+            rest = remaining - 2 - topic_length - len(packet_id)
+            if rest < 0:
+                raise ConnectionAbortedError("malformed PUBLISH from the broker")
+            self._ready += self._stand_in(command, packet_id)
+            yield from self._skip(rest)
+
+    def _stand_in(self, command: int, packet_id: bytes) -> bytes:
+        topic = OVERSIZED.encode()
+        body = len(topic).to_bytes(2, "big") + topic + packet_id + (b"\0" if self._mqtt5 else b"")
+        return bytes((command, len(body))) + body  # len(body) < 128: a one-byte length
+
+    @staticmethod
+    def _take(count: int) -> Generator[int, bytes, bytes]:
+        got = b""
+        while len(got) < count:
+            got += yield count - len(got)
+        return got
+
+    @classmethod
+    def _skip(cls, count: int) -> Generator[int, bytes, None]:
+        while count:
+            count -= len((yield min(count, cls.SKIP_CHUNK)))
+
+
+def limit_inbound(client: aiomqtt.Client, limit: int, mqtt5: bool) -> None:
+    """Put an InboundLimit between `client`'s socket and its packet reader.
+
+    The one place that reaches inside aiomqtt and paho, which offer no hook
+    for it: aiomqtt's paho client is `_client`, and paho reads every byte it
+    receives through `Client._sock_recv(bufsize)` (paho-mqtt 2.x).
+    tests/test_mqtt_hostile.py sends oversized packets through a real
+    connection, and fails if paho reads past this.
+    """
+    inner = getattr(client, "_client", None)
+    read = getattr(inner, "_sock_recv", None)
+    if not isinstance(inner, paho.Client) or not callable(read):
+        raise RuntimeError(
+            "this aiomqtt/paho-mqtt cannot take the inbound packet-size limit "
+            "(aiomqtt Client._client / paho Client._sock_recv changed)"
+        )
+    inner._sock_recv = InboundLimit(read, limit, mqtt5).recv
+
+
+async def _end(tasks: Iterable[asyncio.Task], within: float, grace: float = 0.0) -> bool:
+    """Give `tasks` `grace` seconds to end by themselves, then cancel them
+    until they have ended or `within` seconds have passed; True if they did.
+
+    Cancelled once, a task can run on: on Python 3.11, asyncio.wait_for (in
+    every aiomqtt call) swallows a cancellation that arrives together with the
+    result it awaits, and the task carries on in its session.  That is how a
+    SIGTERM landing during a reconnect used to hang the daemon: the shutdown
+    waited for a task that no longer knew it was stopping.
+    """
+    pending = {task for task in tasks if not task.done()}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    if pending and grace:
+        _, pending = await asyncio.wait(pending, timeout=grace)
+    while pending and (left := deadline - loop.time()) > 0:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=min(left, 0.1))
+    return not pending
+
+
+async def _first_to_end(*jobs: Coroutine[Any, Any, None]) -> None:
+    """Run `jobs` until one of them ends, then end the others; raise the
+    error the first one ended with, if any."""
+    tasks = [asyncio.create_task(job) for job in jobs]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await _end(tasks, CLOSE_WITHIN)
+    for task in done:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            raise error
 
 
 class MqttBridge:
@@ -66,12 +250,25 @@ class MqttBridge:
         self.command = command  # async (action, source)
         m = self.mqtt
         self.base = f"{m.topic_prefix}/{m.robot_id}"
+        self._commands = {f"{self.base}/command/{a}": a for a in ("estop", "reset")}
+        self._ha_status = f"{m.discovery_prefix}/status" if m.discovery_prefix else None
+        topics = [*self._commands, *([self._ha_status] if self._ha_status else [])]
+        #: The largest packet we take from the broker.
+        self.max_packet = PACKET_ROOM + max(len(t.encode()) for t in topics)
+        self._protocol = aiomqtt.ProtocolVersion.V5
         self._queue: deque[dict[str, Any]] = deque()
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         self._latest_sensor: dict[str, dict[str, Any]] = {}
         self._sensor_sent: dict[str, float] = {}
         self.connected = False
         self.dropped = 0
+        #: Messages from the broker we did not act on, by kind (see state()).
+        self.ignored: Counter[str] = Counter()
+        self._noted: set[str] = set()  # kinds logged on this connection
+        self._outage_drops = 0  # events dropped since the broker last took them all
+        self._next_report = 1
+        self._delivered = True  # the last publish went out (was not dropped)
         self._last_problem = ""
         self._stopping = False
         self._live: aiomqtt.Client | None = None
@@ -96,13 +293,30 @@ class MqttBridge:
                 break
         else:
             queue.popleft()
+        self._count_drop()
+
+    def _count_drop(self) -> None:
+        """One event lost.  Said at 1, 10, 100, 1000... drops of one outage, so a
+        long outage costs a handful of lines, not one every few seconds."""
         self.dropped += 1
-        if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
+        self._outage_drops += 1
+        self._delivered = False
+        if self._outage_drops == self._next_report:
+            self._next_report *= 10
             log.warning(
                 "MQTT: %d events dropped while the broker is not taking them (queue %d)",
-                self.dropped,
+                self._outage_drops,
                 self.mqtt.queue,
             )
+
+    def _caught_up(self) -> None:
+        """The queue is empty and the last publish went out: an outage is over."""
+        if self._outage_drops and self._delivered:
+            log.info(
+                "MQTT: the broker is taking events again; %d were dropped while it was not",
+                self._outage_drops,
+            )
+            self._outage_drops, self._next_report = 0, 1
 
     def state(self) -> dict[str, float]:
         """For /metrics."""
@@ -110,52 +324,91 @@ class MqttBridge:
             "connected": int(self.connected),
             "queue_depth": len(self._queue),
             "dropped_events": self.dropped,
+            **{kind: self.ignored[kind] for kind in IGNORED},
         }
 
     # -- the connection ---------------------------------------------------------
 
     def _client(self) -> aiomqtt.Client:
         m = self.mqtt
-        return aiomqtt.Client(
+        mqtt5 = self._protocol == aiomqtt.ProtocolVersion.V5
+        properties = None
+        if mqtt5:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.MaximumPacketSize = self.max_packet
+        client = aiomqtt.Client(
             m.host,
             m.port,
             username=m.username,
             password=m.password,
             identifier=f"anse-hw-{m.robot_id}",
+            protocol=self._protocol,
+            properties=properties,
             will=aiomqtt.Will(f"{self.base}/status", "offline", qos=1, retain=True),
             keepalive=10,
             tls_params=aiomqtt.TLSParameters() if m.tls else None,
             max_queued_outgoing_messages=200,
             timeout=5,
         )
+        limit_inbound(client, self.max_packet, mqtt5)
+        return client
 
     async def run(self) -> None:
-        """Connect, forward, and on any failure reconnect with capped back-off."""
+        """Connect, serve, and on any failure reconnect with capped back-off,
+        until close().  Never raises: whatever goes wrong in here is one log
+        line, and the robot runs on without its broker."""
         delay = RECONNECT_MIN
-        while not self._stopping:
-            try:
-                async with self._client() as client:
-                    self.connected, delay = True, RECONNECT_MIN
-                    self._say(
-                        f"MQTT: connected to {self.mqtt.host}:{self.mqtt.port} as {self.base}"
-                    )
-                    await self._session(client)
-            except aiomqtt.MqttCodeError as exc:
-                reason = REFUSED_CODES.get(getattr(exc.rc, "value", exc.rc))
-                self._say(
-                    f"MQTT: the broker {self.mqtt.host}:{self.mqtt.port} refused us: {reason}; "
-                    "check mqtt.username and the password"
-                    if reason
-                    else f"MQTT: {exc}",
-                    logging.ERROR if reason else logging.WARNING,
-                )
-            except aiomqtt.MqttError as exc:
-                self._say(f"MQTT: broker {self.mqtt.host}:{self.mqtt.port} unreachable ({exc})")
-            self.connected = False
+        while True:
+            served = await self._connection()
             if self._stopping:
                 return
-            await asyncio.sleep(delay)
+            if served:
+                delay = RECONNECT_MIN
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._stop.wait()
             delay = min(delay * 2, RECONNECT_MAX)
+
+    async def _connection(self) -> bool:
+        """One connection, from connecting until it fails or close() ends it;
+        True if it got as far as serving."""
+        where = f"{self.mqtt.host}:{self.mqtt.port}"
+        served = False
+        try:
+            async with self._client() as client:
+                served = True
+                await self._session(client)
+        except MqttConnectError as exc:
+            self._refused(exc)
+        except aiomqtt.MqttError as exc:
+            self._say(f"MQTT: broker {where} unreachable ({exc})")
+        except Exception as exc:  # a bug, or an input nobody foresaw
+            self._say(
+                f"MQTT: unexpected {type(exc).__name__} in the bridge ({exc}); "
+                "retrying, the robot runs on without it",
+                logging.ERROR,
+            )
+        finally:
+            self.connected, self._live = False, None
+        return served
+
+    def _refused(self, exc: MqttConnectError) -> None:
+        where = f"{self.mqtt.host}:{self.mqtt.port}"
+        code = getattr(exc.rc, "value", exc.rc)
+        if code == UNSUPPORTED_PROTOCOL and self._protocol == aiomqtt.ProtocolVersion.V5:
+            self._protocol = aiomqtt.ProtocolVersion.V311
+            self._say(
+                f"MQTT: the broker {where} does not speak MQTT 5; using 3.1.1, where the "
+                "bridge alone keeps retained commands and oversized messages out"
+            )
+            return
+        reason = REFUSED_CODES.get(code)
+        self._say(
+            f"MQTT: the broker {where} refused us: {reason}; check mqtt.username and the password"
+            if reason
+            else f"MQTT: the broker {where} refused us ({exc})",
+            logging.ERROR if reason else logging.WARNING,
+        )
 
     def _say(self, text: str, level: int = logging.WARNING) -> None:
         """One line per change of situation, not one per retry."""
@@ -164,51 +417,83 @@ class MqttBridge:
             log.log(logging.INFO if text.startswith("MQTT: connected") else level, "%s", text)
 
     async def _session(self, client: aiomqtt.Client) -> None:
-        self._live = client
+        self.connected, self._live = True, client
+        self._noted.clear()
+        self._say(f"MQTT: connected to {self.mqtt.host}:{self.mqtt.port} as {self.base}")
         await client.publish(f"{self.base}/status", "online", qos=1, retain=True)
-        await client.subscribe(f"{self.base}/command/estop", qos=1)
-        await client.subscribe(f"{self.base}/command/reset", qos=1)
-        discovery = self.mqtt.discovery_prefix
-        if discovery:
-            await client.subscribe(f"{discovery}/status", qos=1)
+        for topic in self._commands:
+            await self._subscribe_live(client, topic)
+        if self._ha_status:
+            await client.subscribe(self._ha_status, qos=1)
             await self._announce(client)
         await self._republish_state(client)
-        try:
-            # Either side failing ends the session, and run() reconnects.
-            async with asyncio.TaskGroup() as session:
-                session.create_task(self._send(client))
-                session.create_task(self._listen(client))
-        except* aiomqtt.MqttError as failed:
-            raise failed.exceptions[0] from None
+        # Either side failing ends the session, and run() reconnects; close()
+        # setting _stop ends it too.
+        await _first_to_end(self._send(client), self._listen(client), self._stop.wait())
+
+    async def _subscribe_live(self, client: aiomqtt.Client, topic: str) -> None:
+        """Subscribe to a command topic.  MQTT 5 can ask the broker not to send
+        what is retained there; _receive ignores a retained command anyway, for
+        3.1.1 and for any broker that sends it regardless."""
+        if self._protocol == aiomqtt.ProtocolVersion.V5:
+            live_only = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+            await client.subscribe(topic, options=live_only)
+        else:
+            await client.subscribe(topic, qos=1)
 
     async def _listen(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             await self._receive(client, message)
+            if self._stopping:
+                return
         raise aiomqtt.MqttError("the broker closed the connection")
 
     async def _receive(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         topic = message.topic.value
-        if topic in (f"{self.base}/command/estop", f"{self.base}/command/reset"):
-            action = topic.rsplit("/", 1)[1]
+        action = self._commands.get(topic)
+        if topic == OVERSIZED:
+            self._ignore(
+                "dropped_oversized_messages",
+                f"dropped a message over {self.max_packet} bytes from the broker",
+            )
+        elif action and message.retain:
+            self._ignore(
+                "ignored_retained_commands",
+                f"ignored a retained {action} on {topic}: commands act only when sent live",
+            )
+        elif action and not message.payload:
+            self._ignore("ignored_empty_commands", f"ignored an empty {action} on {topic}")
+        elif action:
             try:
                 await self.command(action, f"mqtt ({topic})")
             except Exception as exc:  # the engine refused: say so, keep the bridge up
                 log.warning("MQTT %s refused: %s", action, exc)
-        elif topic == f"{self.mqtt.discovery_prefix}/status" and message.payload == b"online":
+        elif topic == self._ha_status and message.payload == b"online":
             log.info("MQTT: Home Assistant is online: discovery sent again")
             await self._announce(client)
             await self._republish_state(client)
 
+    def _ignore(self, kind: str, text: str) -> None:
+        """Count a message we did not act on; say so once per kind and connection
+        (a broker can deliver thousands, and each would be a line)."""
+        self.ignored[kind] += 1
+        if kind not in self._noted:
+            self._noted.add(kind)
+            log.warning("MQTT: %s (more on this connection are counted, not logged)", text)
+
     async def _send(self, client: aiomqtt.Client) -> None:
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), RETAIN_PERIOD)
+                async with asyncio.timeout(RETAIN_PERIOD):
+                    await self._wake.wait()
             self._wake.clear()
-            while self._queue:
+            while self._queue and not self._stopping:
                 event = self._queue.popleft()
                 await self._publish(client, f"{self.base}/events", events.encode(event))
                 await self._state_of(client, event)
             await self._flush_sensors(client)
+            if not self._queue:
+                self._caught_up()
 
     async def _publish(self, client: aiomqtt.Client, topic: str, payload: str, **kw: Any) -> None:
         """Publish, or count a drop when the client's own outgoing queue is full
@@ -218,8 +503,10 @@ class MqttBridge:
         except aiomqtt.MqttCodeError as exc:
             if getattr(exc.rc, "value", exc.rc) != paho.MQTT_ERR_QUEUE_SIZE:
                 raise
-            self.dropped += 1
+            self._count_drop()
             await asyncio.sleep(0.05)  # let the broker catch up before the next one
+        else:
+            self._delivered = True
 
     async def _state_of(self, client: aiomqtt.Client, event: dict[str, Any]) -> None:
         data, stamp = event["data"], event["timestamp"]
@@ -326,20 +613,19 @@ class MqttBridge:
         }
 
     async def close(self, task: asyncio.Task | None) -> None:
-        """A clean stop says offline itself, on the live connection (the will is
-        for when it cannot); neither step may hold up the shutdown."""
-        self._stopping = True
-        # _send ends on _stopping, not only on the cancel below: Python 3.11's
-        # wait_for (here and inside aiomqtt) can drop a cancel that comes as
-        # its wait ends, and a loop that then goes on kept the shutdown waiting.
-        self._wake.set()
+        """Stop the bridge within a few seconds, whatever it is doing.  A clean
+        stop says offline itself, on the live connection (the will is for when
+        it cannot); neither step may hold up the shutdown."""
         live = self._live
         if live is not None and self.connected:
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                async with asyncio.timeout(2):
+                async with asyncio.timeout(OFFLINE_WITHIN):
                     await live.publish(f"{self.base}/status", "offline", qos=1, retain=True)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError, TimeoutError):
-                async with asyncio.timeout(2):
-                    await task
+        # Only now: the session's loops end when they see it, and with them the
+        # connection the "offline" needed.
+        self._stopping = True
+        self._stop.set()
+        # Serving, a moment to disconnect cleanly; then cancelled until it has ended.
+        grace = 0.5 if self.connected else 0.0
+        if task is not None and not await _end([task], CLOSE_WITHIN, grace):
+            log.error("MQTT: the bridge did not stop within %g s", CLOSE_WITHIN)

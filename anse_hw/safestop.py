@@ -2,23 +2,30 @@
 
 systemd runs `anse-hw --safe-stop` (ExecStopPost) after every exit, including
 SIGKILL and crashes, when a Raspberry Pi kernel still drives the dead
-process's outputs.  It must work when the config file has since been broken,
-edited or deleted, so it trusts two sources and drives the union:
+process's outputs; without systemd the guardian runs the same stop.  It must
+work when the config file has since been broken, edited or deleted, so it
+trusts two sources and drives the union, in this order:
 
-- the record the daemon writes (atomically) at every successful start: the
-  pin-driving actuators and the pin factory of the run that may have died;
-- whatever is still valid in the config file, actuator by actuator.
+- whatever is still valid in the config file, actuator by actuator (first:
+  nothing else has to be read before these pins are driven);
+- the record the daemon writes (atomically) at every successful start in the
+  robot's state directory: the pin-driving actuators and the pin factory of
+  the run that may have died.
 
-It fails only when neither names anything it could stop.
+Both are read without blocking (a FIFO or a device in their place is refused
+at once).  It fails only when neither names anything it could stop.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
+import os
+from pathlib import Path
 
 from anse_hw import statefile
-from anse_hw.config import ActuatorConfig, Config, GpioConfig, salvage, salvage_file
+from anse_hw.config import ActuatorConfig, Config, GpioConfig, Salvage, salvage, salvage_file
 from anse_hw.drivers.kinds import ACTUATOR_KINDS
 from anse_hw.drivers.pins import make_pin_factory
 from anse_hw.drivers.registry import ACTUATOR_DRIVERS, build_actuator, find
@@ -27,22 +34,31 @@ log = logging.getLogger("anse_hw")
 
 RECORD = "safe-stop.json"
 EXIT_STOPPED, EXIT_NOTHING = 0, 1
+#: How many robots' directories --safe-stop looks through for a lost record.
+MAX_ROBOTS = 1000
 
 
 def drives_pins(actuator: ActuatorConfig) -> bool:
     return find(ACTUATOR_DRIVERS, actuator.type, actuator.driver).USES_GPIO
 
 
-def write_record(config: Config) -> None:
-    """Called once the daemon's drivers are up.  A run with no pin-driving
-    actuator (a --sim run on the robot's own Pi) leaves the record of the
-    last real run alone."""
+def on_fakes(config: Config) -> bool:
+    """No actuator drives a pin: nothing to stop after a crash, and the run
+    keeps its state apart from the real robot's."""
+    return not any(drives_pins(a) for a in config.actuators)
+
+
+def write_record(config: Config, state: Path, config_file: str | None) -> None:
+    """Called once the daemon's drivers are up, into the robot's state
+    directory.  A run on fakes writes none."""
     actuators = [a for a in config.actuators if drives_pins(a)]
     if not actuators:
         return
-    path = statefile.state_dir(config.state_dir) / RECORD
+    path = state / RECORD
     record = {
         "config": config.source,
+        # How --safe-stop finds this record when the config is gone.
+        "config_file": os.path.realpath(config_file) if config_file else None,
         "gpio": dataclasses.asdict(config.gpio),
         "actuators": [
             {
@@ -72,51 +88,90 @@ def _safe_choice(actuator: ActuatorConfig) -> str:
     return next(choice for choice, state in choices.items() if state == actuator.safe_state)
 
 
-def run(config_path: str | None) -> int:
-    """The `--safe-stop` command; its log says what it found and what it did."""
-    found = []
-    configured_dir = None
+def run(config_path: str | None, state: Path | None = None) -> int:
+    """`--safe-stop` (and the guardian, which passes the robot's state
+    directory).  The config's actuators are driven first: nothing has to be
+    read for them but the file itself; then the record, for what only it
+    names.  The log says what was found and what was done."""
+    done: list[tuple[GpioConfig, ActuatorConfig]] = []
+    found: list[Salvage] = []
+    stopped = 0
     if config_path is not None:
         from_file = salvage_file(config_path)
         for problem in from_file.problems:
             log.warning("safe-stop: ignoring: %s", problem)
-        configured_dir = from_file.state_dir
         found.append(from_file)
-    record_path = statefile.state_dir(configured_dir) / RECORD
+        stopped += _stop(from_file, done)
+    if state is None:
+        state = _state_of(config_path, found[0] if found else None)
+    record_path = state / RECORD
+    from_record = _record(record_path, config_path)
+    if from_record is not None:
+        found.append(from_record)
+        stopped += _stop(from_record, done)
+    if done:
+        return EXIT_STOPPED if stopped else EXIT_NOTHING
+    if any(not s.problems for s in found):
+        log.info("safe-stop: nothing to stop: no actuator drives a pin")
+        return EXIT_STOPPED
+    log.error(
+        "safe-stop: nothing could be stopped: no usable actuator in %s and no record at %s",
+        config_path or "(no config file)",
+        record_path,
+    )
+    return EXIT_NOTHING
+
+
+def _state_of(config_path: str | None, from_file: Salvage | None) -> Path:
+    """The robot's state directory, as the daemon computed it from the same file."""
+    return statefile.robot_state_dir(
+        from_file.state_dir if from_file else None,
+        from_file.robot_id if from_file else None,
+        config_path,
+        on_fakes=False,
+    )
+
+
+def _record(path: Path, config_path: str | None) -> Salvage | None:
+    """The record of the last run, or None (said in the log).  Where the
+    config cannot name the robot's directory any more (deleted, or its
+    robot_id unreadable), the record that names this config file."""
     try:
-        found.insert(0, salvage(statefile.read_json(record_path), str(record_path)))
+        return salvage(statefile.read_json(path), str(path))
     except statefile.StateFileError as exc:
-        log.warning("safe-stop: no record of the last run: %s", exc)
-
-    targets = _targets(found)
-    for source in found:
-        for actuator in source.actuators:
-            if not drives_pins(actuator):
-                log.info("%s: simulated, no pins to stop", actuator.name)
-    if not targets:
-        if any(not s.problems for s in found):
-            log.info("safe-stop: nothing to stop: no actuator drives a pin")
-            return EXIT_STOPPED
-        log.error(
-            "safe-stop: nothing could be stopped: no usable actuator in %s and no record at %s",
-            config_path or "(no config file)",
-            record_path,
-        )
-        return EXIT_NOTHING
-    stopped = sum(_stop_group(gpio, actuators) for gpio, actuators in targets.items())
-    return EXIT_STOPPED if stopped else EXIT_NOTHING
+        problem = exc
+    if config_path is not None:
+        for other in _records_beside(path.parent):
+            try:
+                data = statefile.read_json(other)
+            except statefile.StateFileError:
+                continue
+            if isinstance(data, dict) and data.get("config_file") == os.path.realpath(config_path):
+                log.info("safe-stop: the record of %s is %s", config_path, other)
+                return salvage(data, str(other))
+    log.warning("safe-stop: no record of the last run: %s", problem)
+    return None
 
 
-def _targets(found: list) -> dict[GpioConfig, list[ActuatorConfig]]:
-    """Each distinct pin-driving actuator once, grouped by pin factory (one
-    factory at a time: a mock factory's state file must not be written by two)."""
-    targets: dict[GpioConfig, list[ActuatorConfig]] = {}
-    for source in found:
-        for actuator in source.actuators:
-            group = targets.setdefault(source.gpio, [])
-            if drives_pins(actuator) and actuator not in group:
-                group.append(actuator)
-    return {gpio: group for gpio, group in targets.items() if group}
+def _records_beside(state: Path) -> list[Path]:
+    """The other robots' records under the same state base (a bounded look)."""
+    try:
+        robots = list(itertools.islice(state.parent.iterdir(), MAX_ROBOTS))
+    except OSError:
+        return []
+    return [robot / RECORD for robot in robots if robot != state]
+
+
+def _stop(source: Salvage, done: list[tuple[GpioConfig, ActuatorConfig]]) -> int:
+    """Stop what `source` names that is not stopped yet; how many were."""
+    todo = []
+    for actuator in source.actuators:
+        if not drives_pins(actuator):
+            log.info("%s: simulated, no pins to stop", actuator.name)
+        elif (source.gpio, actuator) not in done:
+            done.append((source.gpio, actuator))
+            todo.append(actuator)
+    return _stop_group(source.gpio, todo) if todo else 0
 
 
 def _stop_group(gpio: GpioConfig, actuators: list[ActuatorConfig]) -> int:

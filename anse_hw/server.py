@@ -71,6 +71,50 @@ def conflation_key(event: dict[str, Any]) -> Hashable | None:
     return None
 
 
+class StreamConnection(BodyConnection):
+    """A connection that is dropped once its writes have been blocked for
+    `stall_limit` seconds without a break.
+
+    websockets' keepalive cannot catch a client that stopped reading: its
+    ping waits behind the full buffers and is never sent, so it never times
+    out, and such clients would keep their slots (and `max_clients`) forever,
+    whether or not they keep sending.  The limit is the keepalive's own
+    (`server.ping_interval`, also the time a ping may go unanswered): a client
+    that cannot even be sent a ping for that long is treated as one that did
+    not answer it.  A slow client that still reads resumes the transport now
+    and then, and each resume starts the count again."""
+
+    def __init__(self, protocol: Any, server: Any, *, stall_limit: float, **kwargs: Any) -> None:
+        super().__init__(protocol, server, **kwargs)
+        self.stall_limit = stall_limit
+        #: What dropping it means; the hub names the client here once it joins.
+        self.on_stall: Callable[[], None] = self._abort_stalled
+        self._stall_timer: asyncio.TimerHandle | None = None
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._stall_timer = self.loop.call_later(self.stall_limit, lambda: self.on_stall())
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._cancel_stall_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_stall_timer()
+        super().connection_lost(exc)
+
+    def _cancel_stall_timer(self) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+
+    def _abort_stalled(self) -> None:
+        log.warning(
+            "✗ Connection from %s dropped: it read nothing for %g s", _peer(self), self.stall_limit
+        )
+        self.transport.abort()
+
+
 class Client:
     """One connection.  A full-rate client that keeps up is written to directly
     as each batch is published, the way `websockets.broadcast()` does; one that
@@ -249,10 +293,10 @@ class Hub:
             ping_timeout=c.ping_interval,
             server_header="anse-hw",
             write_limit=WRITE_LIMIT_BYTES,
-            create_connection=BodyConnection,
+            create_connection=functools.partial(StreamConnection, stall_limit=c.ping_interval),
         )
 
-    async def _serve_client(self, ws: ServerConnection) -> None:
+    async def _serve_client(self, ws: StreamConnection) -> None:
         sock = ws.transport.get_extra_info("socket")
         if sock is not None:
             # A fixed kernel send buffer instead of autotuning (up to 4 MB per client):
@@ -262,6 +306,9 @@ class Hub:
         self._expecting += 1
         try:
             client = self._join(ws)
+            ws.on_stall = lambda: self._drop(
+                client, f"it read nothing for {ws.stall_limit:g} s (server.ping_interval)"
+            )
             await self._serve(client)
         finally:
             self._expecting -= 1
@@ -340,6 +387,13 @@ class Hub:
     # -- plain HTTP on the same port ----------------------------------------
 
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        repeated = repeated_header(request.headers)
+        if repeated:
+            return _response(
+                HTTPStatus.BAD_REQUEST,
+                f"{repeated} is given more than once\n".encode(),
+                "text/plain",
+            )
         path = request_path(request.path)
         if path.startswith("/api/"):
             if self.api is None:
@@ -427,6 +481,16 @@ def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
         ]
     )
     return Response(status.value, status.phrase, headers, body)
+
+
+#: Headers a request may carry once: with two, which one counts (the origin,
+#: the credentials, the host they are compared with) would be up to the client.
+SINGLE_HEADERS = ("Host", "Origin", "Cookie", "Authorization", "Upgrade")
+
+
+def repeated_header(headers: Headers) -> str | None:
+    """The first of SINGLE_HEADERS given more than once, if any."""
+    return next((name for name in SINGLE_HEADERS if len(headers.get_all(name)) > 1), None)
 
 
 def _peer(ws: ServerConnection) -> str:

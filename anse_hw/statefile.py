@@ -1,5 +1,11 @@
 """What the daemon keeps between runs, and where (SPEC §13 `state_dir`).
 
+Each robot has a directory of its own under the state base (`state_dir`, or
+the default below), named by its key: its `robot_id`, else its config file's
+real path (readable stem, short hash).  Runs on fakes keep theirs under
+`sim` or `sim-<key>`, so an E-stop on a simulation never latches a real
+robot and a reset there never releases one.
+
 Small JSON files, each written atomically (a temporary file in the same
 directory, fsync, rename), so a crash or a power cut leaves the old version or
 the new one, never half of each.  A file that cannot be read is reported by
@@ -9,8 +15,10 @@ the safe choice).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -37,6 +45,38 @@ def default_state_dir() -> Path:
 def state_dir(configured: str | None) -> Path:
     """The configured `state_dir`, else the default."""
     return Path(configured) if configured else default_state_dir()
+
+
+#: The key of the built-in simulation; other runs on fakes are `sim-<key>`.
+SIM_KEY = "sim"
+#: A config given as text, with neither a file nor a robot_id (programs that
+#: embed the daemon): every such robot of a user shares this one.
+UNNAMED_KEY = "unnamed"
+
+
+def robot_key(robot_id: str | None, config_file: str | None, on_fakes: bool) -> str:
+    """Whose state this is.  A robot_id holds when the file moves; without
+    one, the file's real path is the identity ("robot.3f2a9c1b": a robot_id
+    never has a dot, so the two kinds of key cannot meet)."""
+    key = robot_id or (file_key(config_file) if config_file else None)
+    if on_fakes:
+        return f"{SIM_KEY}-{key}" if key else SIM_KEY
+    return key or UNNAMED_KEY
+
+
+def file_key(config_file: str) -> str:
+    """`<stem>.<8 hex digits of the real path's SHA-256>`."""
+    real = os.path.realpath(config_file)
+    stem = re.sub(r"[^A-Za-z0-9_-]", "_", Path(real).stem)[:32] or "config"
+    digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{stem}.{digest}"
+
+
+def robot_state_dir(
+    configured: str | None, robot_id: str | None, config_file: str | None, on_fakes: bool
+) -> Path:
+    """The robot's own directory under the state base."""
+    return state_dir(configured) / robot_key(robot_id, config_file, on_fakes)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -110,6 +110,18 @@ class _BoundedLoader(yaml.SafeLoader):
             )
         return super().construct_yaml_int(node)
 
+    def construct_yaml_str(self, node: yaml.ScalarNode) -> str:
+        """A double-quoted "\\ud800" makes a lone surrogate: a string no file
+        name, topic or terminal can take (printing it is a traceback)."""
+        value = super().construct_yaml_str(node)
+        bad = next((c for c in value if "\ud800" <= c <= "\udfff"), None)
+        if bad is not None:
+            raise YamlProblem(
+                f"\\u{ord(bad):04x} is half of a UTF-16 pair, not a character",
+                node.start_mark.line + 1,
+            )
+        return value
+
     def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
         value = super().construct_yaml_float(node)
         if not math.isfinite(value):
@@ -136,6 +148,7 @@ _BoundedLoader.add_implicit_resolver(
 )
 _BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
 _BoundedLoader.add_constructor("tag:yaml.org,2002:float", _BoundedLoader.construct_yaml_float)
+_BoundedLoader.add_constructor("tag:yaml.org,2002:str", _BoundedLoader.construct_yaml_str)
 
 
 def _expanded_size(root: yaml.Node) -> int:

@@ -61,9 +61,8 @@ def measure(cycles: int) -> list[float]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        token_file = work / "state" / "control-token"
-        wait_for(token_file.exists, what="the daemon")
-        token = token_file.read_text().strip()
+        found = wait_for(lambda: list((work / "state").glob("*/control-token")), what="the daemon")
+        token = found[0].read_text().strip()
         level = lambda: read_pin_states(pins).get("GPIO17", {}).get("state")  # noqa: E731
         times = []
         for _ in range(cycles):

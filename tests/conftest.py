@@ -278,6 +278,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 #: The daemon's line saying where it listens (the port it chose for port 0).
 LISTENING = re.compile(r"WebSocket server running on ws://\S+:(\d+)\n")
+#: The daemon's line saying where this robot's state (latch, token) lives.
+STATE = re.compile(r"✓ State: (\S+) \(")
 
 
 class DaemonProcess:
@@ -319,6 +321,12 @@ class DaemonProcess:
         assert self.port in (None, 0, port), f"asked for port {self.port}, listens on {port}"
         self.port = port
         return self
+
+    @property
+    def state(self) -> Path:
+        """This robot's state directory, as the daemon's banner names it."""
+        found = wait_for(lambda: STATE.search(self.log()), what="the State: line")
+        return Path(found.group(1))
 
     def signal(self, sig: int) -> int:
         self.proc.send_signal(sig)
@@ -408,8 +416,9 @@ def static_server(tmp_path):
 
 
 def operator_url(daemon) -> str:
-    """The URL the daemon printed, as a user would copy it from the terminal
-    (a whole line: one still being written is not read)."""
+    """The URL the daemon printed, as a user would copy it (a whole line: one
+    still being written is not read), with the token from the file it names:
+    stderr is a file here, so the daemon does not print the token itself."""
     line = wait_for(
         lambda: next(
             (
@@ -421,7 +430,10 @@ def operator_url(daemon) -> str:
         ),
         what="the Operator URL",
     )
-    return line.split("Operator:", 1)[1].strip()
+    url = line.split("Operator:", 1)[1].strip()
+    named = re.search(r"<the token in (.+)>$", url)
+    assert named, f"the Operator line names where the token is: {url}"
+    return url[: named.start()] + Path(named.group(1)).read_text().strip()
 
 
 def stalled_client(port: int) -> socket.socket:

@@ -192,8 +192,9 @@ def test_under_journald_a_running_daemon_logs_info_and_never_the_token(tmp_path)
     assert proc.wait(timeout=30) == 0
     assert all(re.match(r"<[0-7]>", line) for line in lines), lines
     assert any(line.startswith("<6>") and "Waiting for connections" in line for line in lines)
-    assert any("log in with the token in" in line for line in lines)
-    assert not any("token=" in line for line in lines)
+    assert any("?token=<the token in" in line for line in lines)
+    token = (tmp_path / "state" / "sim" / "control-token").read_text().strip()
+    assert not any(token in line for line in lines)
 
 
 def test_on_a_terminal_warnings_and_errors_say_so(tmp_path):

@@ -109,13 +109,11 @@ def test_ds18b20_finds_its_device_or_says_why(tmp_path):
         ds18b20(tmp_path, device="28-nothere")
 
 
-def test_a_slow_1wire_read_never_holds_up_another_sensor(tmp_path):
-    """A w1_slave that never answers (a FIFO nobody writes: a read stuck in
-    the kernel) stalls only its own thread; the other sensor keeps streaming
-    and the stuck one goes stale, which puts its actuator in the safe state."""
-    folder = tmp_path / DEVICE
-    folder.mkdir()
-    os.mkfifo(folder / "w1_slave")
+def test_a_w1_slave_that_turns_into_a_fifo_never_holds_up_another_sensor(tmp_path):
+    """A w1_slave replaced by a FIFO nobody writes (a plain read would block
+    for ever) is refused without reading: a fault on its own sensor, which
+    puts its actuator in the safe state, while the other sensor streams on."""
+    put_w1(tmp_path, w1_slave(20000))
     engine, published = engine_for(f"""
 sensors:
   - {{name: driver_temp, type: temperature, driver: ds18b20, w1_root: {tmp_path},
@@ -126,6 +124,9 @@ reflexes:
   - {{name: hot, sensor: driver_temp, above: 60, actuator: m, command: stop}}
   - {{name: go, sensor: front, above: 15, actuator: m, command: move}}
 """)
+    slave = tmp_path / DEVICE / "w1_slave"
+    slave.unlink()
+    os.mkfifo(slave)
     engine.start()
     try:
 
@@ -136,16 +137,15 @@ reflexes:
             )
 
         wait_for(lambda: front_readings() >= 20, what="the other sensor's readings")
-        timeouts = [
+        faults = [
             e
             for e in list(published)
-            if e["type"] == "reflex" and e["data"]["reflex_name"] == "sensor_timeout"
+            if e["type"] == "reflex" and e["data"]["reflex_name"] == "sensor_fault"
         ]
-        assert timeouts and timeouts[0]["data"]["sensor"] == "driver_temp"
+        assert faults and faults[0]["data"]["sensor"] == "driver_temp"
+        assert "is a FIFO, not a regular file" in faults[0]["data"]["condition"]
         assert engine.actuators["m"].state == "STOPPED"
     finally:
-        with open(folder / "w1_slave", "w") as unblock:  # let the stuck read finish
-            unblock.write(w1_slave(20000))
         engine.close()
 
 
@@ -375,5 +375,5 @@ def test_check_finds_missing_sysfs_devices(tmp_path):
         f"  - {{name: t, type: temperature, driver: ds18b20, w1_root: {tmp_path}}}\n"
         f"  - {{name: c, type: temperature, driver: cpu, path: {tmp_path}/temp}}\n",
     )
-    assert "sensors.t.device: no DS18B20" in result.stderr
-    assert f"sensors.c.path: {tmp_path}/temp does not exist" in result.stderr
+    assert "robot.yaml:3: sensors[1].device: no DS18B20" in result.stderr
+    assert f"robot.yaml:4: sensors[2].path: {tmp_path}/temp does not exist" in result.stderr

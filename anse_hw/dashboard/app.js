@@ -96,6 +96,33 @@ async function streamUrl() {
   return url;
 }
 
+// The robot a stream belongs to, as people name it: host:port, and the proxy's
+// sub-path if there is one (wss://example.org/robot/ws → example.org/robot).
+function robotOf(url) {
+  try {
+    const where = new URL('.', url);
+    return where.host + where.pathname.replace(/\/$/, '');
+  } catch (error) {
+    return url; // not a URL: the connection will say "bad stream address"
+  }
+}
+
+// Whether a stream is this page's own robot: the host, port and scheme the page
+// came from, and a path in the page's directory.  Only then do this page's
+// session and its E-STOP belong to the robot it shows; a ?ws= naming another
+// robot (or another robot behind the same proxy) is watched, never commanded.
+function ownStream(url) {
+  try {
+    const stream = new URL(url);
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const directory = new URL('.', location.href).pathname;
+    return stream.protocol === scheme && stream.host === location.host &&
+      stream.pathname.startsWith(directory);
+  } catch (error) {
+    return false;
+  }
+}
+
 function slowLink() {
   const link = navigator.connection;
   return Boolean(link && (link.saveData || ['slow-2g', '2g', '3g'].includes(link.effectiveType)));
@@ -699,6 +726,7 @@ class Dashboard {
     this.log = new EventLog(document.getElementById('log'),
       document.getElementById('log-paused'), document.getElementById('log-missed'));
     this.operator = false;
+    this.own = true;
     this.actuatorKinds = {};
     this.latched = false;
     this.bindControls();
@@ -713,6 +741,19 @@ class Dashboard {
       this.latched ? 'LATCHED' : (operator ? 'operator' : 'view only');
     document.getElementById('estop-button').disabled = !operator;
     this.showControls();
+  }
+
+  // Which robot the E-STOP reaches, always on screen beside it; on a page
+  // watching another robot's stream, that there is no E-STOP here for it.
+  setTarget(url, own) {
+    this.own = own;
+    const robot = robotOf(url);
+    const target = document.getElementById('estop-target');
+    target.dataset.own = String(own);
+    target.textContent = own ? `→ ${robot}` : `watching ${robot}: view only here`;
+    document.getElementById('estop-button').title = own
+      ? `Emergency stop of ${robot}: every actuator to its safe state, latched until Reset`
+      : `${robot} is another robot's stream: command it from its own dashboard`;
   }
 
   command(message) {
@@ -739,12 +780,20 @@ class Dashboard {
 
   showLatch(d) {
     this.latched = Boolean(d.estop_latched);
+    // estop_durable false: the robot's state disk could not be written, so the
+    // latch (or its reset) lives in this process only; a restart comes up latched.
+    const durable = d.estop_durable !== false;
     const banner = document.getElementById('latch-banner');
-    banner.hidden = !this.latched;
+    banner.hidden = this.latched === false && durable;
     if (this.latched) {
       const stop = d.last_stop;
       banner.textContent = 'E-STOP LATCHED — nothing moves until Reset' +
-        (stop ? ` (${stop.cause} at ${clock(stop.timestamp)})` : '');
+        (stop ? ` (${stop.cause} at ${clock(stop.timestamp)})` : '') +
+        (durable ? '' : ' — held in memory only: the state disk cannot be written');
+    } else if (!durable) {
+      banner.textContent =
+        'The state disk cannot be written: the E-stop state is held in memory only, ' +
+        'and a restart comes up LATCHED';
     }
     document.getElementById('reset-button').hidden = !(this.latched && this.operator);
     // The top bar stays in view when the banner scrolls away: it says so too.
@@ -947,7 +996,16 @@ class Dashboard {
 window.addEventListener('DOMContentLoaded', async () => {
   window.dashboard = new Dashboard();
   // Before the stream opens: its WebSocket may command only if the session
-  // cookie is there at the handshake.
-  window.dashboard.setOperator(await logIn());
-  window.dashboard.start(await streamUrl());
+  // cookie is there at the handshake.  The session is this page's robot's:
+  // operator mode only when the stream is that robot's too.
+  const loggedIn = await logIn();
+  const url = await streamUrl();
+  const own = ownStream(url);
+  window.dashboard.setTarget(url, own);
+  window.dashboard.setOperator(loggedIn && own);
+  if (loggedIn && !own) {
+    window.dashboard.message(`Logged in here, but this page shows ${robotOf(url)}: view only. ` +
+      'Open that robot\'s own dashboard to command it.');
+  }
+  window.dashboard.start(url);
 });

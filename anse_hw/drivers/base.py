@@ -9,11 +9,13 @@ engine only ever sees these two interfaces, never which backend is behind them
 from __future__ import annotations
 
 import math
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from anse_hw import files
 from anse_hw.drivers.kinds import SENSOR_KINDS, SensorKind
 
 
@@ -61,8 +63,31 @@ class Option:
     null_is_off: bool = False
 
 
-def positive(value: float) -> str | None:
-    return None if value > 0 else "must be greater than 0"
+def in_range(low: float, high: float, unit: str = "") -> Callable[[float], str | None]:
+    """A check for a number from `low` to `high`, both included.  Every
+    number has an upper bound too: a huge value is never what a user meant,
+    and some (1e308 MB) overflow where they are used."""
+
+    def check(value: float) -> str | None:
+        return None if low <= value <= high else f"must be from {low:g} to {high:g}{unit}"
+
+    return check
+
+
+#: Linux's PATH_MAX less the terminating NUL: the longest path open() takes.
+MAX_PATH_BYTES = 4095
+
+
+def a_path(value: str) -> str | None:
+    """A file or directory name the daemon will open: checked here, so that
+    `--check` says what the C layer would only say with a traceback (NUL)
+    or at run time (too long), and '' never means "here" or "off"."""
+    problem = files.path_problem(value)
+    if problem:
+        return problem
+    if len(os.fsencode(value)) > MAX_PATH_BYTES:
+        return f"is longer than {MAX_PATH_BYTES} bytes, the most a path can have"
+    return None
 
 
 def unit_interval(value: float) -> str | None:
@@ -81,7 +106,17 @@ def bcm_pin(value: int) -> str | None:
 
 
 class DriverError(Exception):
-    """A device could not be opened or used; the message is for the user."""
+    """A device could not be opened or used; the message is for the user.
+
+    `key` is the config key it is about (("gpio", "mock_state_file")), when
+    one is: the message starts with it, and `--check` shows the file and
+    line of that key before `reason`, the message without it.
+    """
+
+    def __init__(self, reason: str, key: tuple[str, ...] = ()) -> None:
+        super().__init__(f"{'.'.join(key)}: {reason}" if key else reason)
+        self.key = key
+        self.reason = reason
 
 
 class SensorDriver(ABC):

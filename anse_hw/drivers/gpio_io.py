@@ -25,7 +25,7 @@ from anse_hw.drivers.base import (
     Sample,
     SensorDriver,
     bcm_pin,
-    positive,
+    in_range,
 )
 from anse_hw.drivers.kinds import OFF, ON, SENSOR_KINDS, SensorKind
 
@@ -58,7 +58,14 @@ class GpioInputSensor(SensorDriver):
             "true: internal pull-up, active when the pin is pulled to GND (a switch to GND); "
             "false: pull-down, active when driven high",
         ),
-        Option("bounce_time", (int, float), None, "seconds to ignore after an edge", positive),
+        Option(
+            "bounce_time",
+            (int, float),
+            None,
+            "seconds to ignore after an edge (0.001 to 1: a switch settles in milliseconds; "
+            "longer hides a second press)",
+            in_range(0.001, 1, " seconds"),
+        ),
     )
 
     def __init__(

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from anse_hw.drivers.base import DriverError, Option, Sample, SensorDriver, bcm_pin, positive
+from anse_hw.drivers.base import DriverError, Option, Sample, SensorDriver, bcm_pin, in_range
 from anse_hw.drivers.kinds import SENSOR_KINDS, SensorKind
 
 if TYPE_CHECKING:
@@ -67,8 +67,22 @@ class HCSR04Sensor(SensorDriver):
             check=bcm_pin,
             pin=True,
         ),
-        Option("max_distance", (int, float), 2.0, "metres; echoes beyond read as this", positive),
-        Option("median_of", int, 1, "median over the last N readings (1 = no filtering)", positive),
+        Option(
+            "max_distance",
+            (int, float),
+            2.0,
+            "metres; echoes beyond read as this (0.05 to 6: the HC-SR04 reaches 4 m, its "
+            "waterproof cousins 6 m; more only lengthens the wait for a missing echo)",
+            in_range(0.05, 6, " m"),
+        ),
+        Option(
+            "median_of",
+            int,
+            1,
+            "median over the last N readings, 1 = no filtering (1 to 15: each reading "
+            "more delays a step by half an interval)",
+            in_range(1, 15),
+        ),
     )
 
     def __init__(

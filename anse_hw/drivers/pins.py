@@ -19,7 +19,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from anse_hw import files
 from anse_hw.drivers.base import DriverError
+
+#: Far more than the JSON of every pin a Pi has.
+MAX_PIN_FILE = 64 * 1024
 
 FACTORIES = {
     "lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory", "python3-lgpio (apt) or lgpio (pip)"),
@@ -39,6 +43,13 @@ def make_pin_factory(
         from anse_hw.drivers.mockpins import FileMockFactory, MockFactory, MockPWMPin
 
         if mock_state_file or mock_input_file:
+            for key, path in (
+                ("mock_state_file", mock_state_file),
+                ("mock_input_file", mock_input_file),
+            ):
+                problem = path and mock_file_problem(path, written=key == "mock_state_file")
+                if problem:
+                    raise DriverError(problem, ("gpio", key))
             return FileMockFactory(mock_state_file, mock_input_file)
         return MockFactory(pin_class=MockPWMPin)
     if name is None:
@@ -60,11 +71,32 @@ def make_pin_factory(
         ) from exc
 
 
+def mock_file_problem(path: str, written: bool) -> str | None:
+    """Why the mock factory could not use `path`: its directory must exist
+    (a typo would otherwise never drive an input), and take new files if
+    the file is `written` (the state file is replaced at every pin change,
+    which would fail at the first one), and a file already there must be a
+    regular one (never a FIFO to block on, or /dev/zero)."""
+    directory = Path(path).parent
+    if not directory.is_dir():
+        return f"{path}: directory {directory} does not exist"
+    if written and not os.access(directory, os.W_OK | os.X_OK):
+        return f"{path}: cannot create files in {directory} (permission denied)"
+    if os.path.lexists(path):
+        try:
+            files.open_regular(path).close()
+        except files.FileProblem as exc:
+            return str(exc)
+    return None
+
+
 def read_pin_states(path: Path) -> dict[str, Any]:
-    """A JSON object from one of the mock factory's files, or {} if none yet."""
+    """A JSON object from one of the mock factory's files, or {} if there is
+    none yet, or none that could be one (read through files.py: a FIFO put
+    there later never blocks the input thread)."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = json.loads(files.read_text(path, MAX_PIN_FILE))
+    except (files.FileProblem, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 

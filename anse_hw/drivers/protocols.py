@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from anse_hw.drivers.base import Sample
 
@@ -162,25 +162,105 @@ class LineSplitter:
             yield line.rstrip(b"\r")
 
 
+#: The longest `pattern` accepted: ten times any real one, and short enough
+#: that compiling it costs nothing.
+MAX_PATTERN = 1000
+
+#: What RE2 says about Python syntax it refuses, and what to write instead.
+_RE2_ADVICE = (
+    (
+        re.compile(r"invalid escape sequence: \\[1-9]|invalid perl operator: \(\?P$"),
+        "backreferences (\\1, (?P=name)) "
+        "cannot be matched in linear time: spell the repeated text out",
+    ),
+    (
+        re.compile(r"invalid perl operator: \(\?<?[=!]"),
+        "lookahead and lookbehind ((?=...), "
+        "(?!...), (?<=...), (?<!...)) are not supported: match the text around the value "
+        "instead, anchored with ^ and $",
+    ),
+    (
+        re.compile(r"invalid perl operator: \(\?>|bad repetition operator: [*+?}]\+"),
+        "atomic groups and possessive quantifiers are not needed (RE2 never backtracks): "
+        "write (?:...), + or *",
+    ),
+    (re.compile(r"invalid repetition size"), "a {n,m} count may be at most 1000"),
+    (re.compile(r"invalid escape sequence: \\Z"), "write $ for the end of the line"),
+)
+
+
+def compile_line_pattern(pattern: str) -> Any:
+    """`pattern` compiled by RE2, or ValueError saying why not and what to write.
+
+    A line pattern runs on the serial reader thread.  Python's `re` can
+    backtrack exponentially (`([0-9]+)+` against 30 digits and an `x` takes
+    minutes) while holding the GIL, which stalls the reflexes and the silence
+    monitor with it; RE2 matches in time linear in the line, whatever the
+    pattern.  The price is the few constructs that need backtracking.
+
+    It is compiled for bytes: lines are matched as read, with no decoding,
+    which google-re2's binding does more cheaply than text (whose match
+    offsets it must map back to characters).
+    """
+    import re2  # only a robot with a line protocol pays for loading it
+
+    if len(pattern) > MAX_PATTERN:
+        raise ValueError(f"is longer than {MAX_PATTERN} characters")
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print its own copy of the error on stderr
+    try:
+        return re2.compile(pattern.encode("utf-8"), options)
+    except UnicodeEncodeError:
+        raise ValueError("is not text (it holds half of a UTF-16 pair)") from None
+    except re2.error as exc:
+        detail = _text(exc.args[0] if exc.args else "invalid")
+        advice = next((text for rule, text in _RE2_ADVICE if rule.search(detail)), None)
+        hint = advice or "line patterns use RE2 syntax, Python's re without backtracking"
+        raise ValueError(f"is not a pattern anse-hw can use ({detail}): {hint}") from None
+
+
+def _text(message: bytes | str) -> str:
+    """RE2's error messages arrive as bytes."""
+    return message.decode(errors="replace") if isinstance(message, bytes) else str(message)
+
+
+def _value_group(compiled: Any) -> str | None:
+    """The first of LINE_GROUPS the compiled pattern names, if any."""
+    names = {name.decode() for name in compiled.groupindex}
+    return next((group for group in LINE_GROUPS if group in names), None)
+
+
+def line_pattern_problem(pattern: str) -> str | None:
+    """The config's check of a `pattern`: compiles, with a group to read."""
+    try:
+        group = _value_group(compile_line_pattern(pattern))
+    except ValueError as exc:
+        return str(exc)
+    if group is None:
+        return "needs a named group (?P<value>...), or (?P<cm>...) / (?P<mm>...) for distances"
+    return None
+
+
 class LinePattern:
     """One reading from a text line, matched by a regular expression.
 
     The pattern has a named group `value` (or `cm` / `mm` for distances), e.g.
     ``^D,(?P<cm>[0-9.]+)$`` for an Arduino printing ``D,42.5``.  Lines that do
     not match are not for this sensor (None); values outside [low, high] are
-    not readings.
+    not readings.  Matching is RE2's (see `compile_line_pattern`).
     """
 
     def __init__(self, pattern: str, low: float = -math.inf, high: float = math.inf) -> None:
-        self.pattern = re.compile(pattern)
-        group = next((g for g in LINE_GROUPS if g in self.pattern.groupindex), None)
+        self.pattern = compile_line_pattern(pattern)
+        group = _value_group(self.pattern)
         if group is None:
             raise ValueError(f"pattern needs a named group: {', '.join(LINE_GROUPS)}")
-        self._group, self._scale = group, LINE_GROUPS[group]
+        self._group = self.pattern.groupindex[group.encode()]
+        self._scale = LINE_GROUPS[group]
         self.low, self.high = low, high
 
     def decode(self, line: bytes) -> Sample | None:
-        match = self.pattern.search(line.decode("ascii", "replace").strip())
+        match = self.pattern.search(line.strip())
         if not match:
             return None
         text = match.group(self._group)
@@ -189,7 +269,8 @@ class LinePattern:
         except (TypeError, ValueError):
             return Sample.none(f"unreadable value in {line[:40]!r}")
         if not self.low <= value <= self.high:  # also NaN and inf
-            return Sample.none(f"{text[:20]} is outside {self.low:g}..{self.high:g}")
+            shown = text[:20].decode("ascii", "replace")
+            return Sample.none(f"{shown} is outside {self.low:g}..{self.high:g}")
         return Sample(value)
 
 

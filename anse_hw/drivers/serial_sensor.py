@@ -14,17 +14,20 @@ back-off so a missing device costs no CPU.
 from __future__ import annotations
 
 import contextlib
+import errno
+import grp
 import logging
 import math
 import os
-import re
+import stat
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from anse_hw.drivers.base import DriverError, Option, Sample, SensorDriver, one_of, positive
+from anse_hw import files
+from anse_hw.drivers.base import DriverError, Option, Sample, SensorDriver, a_path, in_range, one_of
 from anse_hw.drivers.kinds import SENSOR_KINDS, SensorKind
 
 if TYPE_CHECKING:
@@ -32,23 +35,16 @@ if TYPE_CHECKING:
 from anse_hw.drivers.protocols import (
     BAUDRATES,
     DEFAULT_LINE_PATTERN,
-    LINE_GROUPS,
     LinePattern,
     LineSplitter,
+    line_pattern_problem,
     make_parser,
 )
 
 log = logging.getLogger("anse_hw.drivers")
 
-
-def _valid_pattern(pattern: str) -> str | None:
-    try:
-        groups = re.compile(pattern).groupindex
-    except re.error as exc:
-        return f"is not a valid regular expression ({exc})"
-    if not any(group in groups for group in LINE_GROUPS):
-        return "needs a named group (?P<value>...), or (?P<cm>...) / (?P<mm>...) for distances"
-    return None
+#: The first reopen delay, seconds; it doubles up to `reconnect_max`.
+RECONNECT_MIN = 0.05
 
 
 class SerialSensor(SensorDriver):
@@ -56,25 +52,38 @@ class SerialSensor(SensorDriver):
     KINDS = ("distance", "temperature", "humidity")
     DEFAULT_INTERVAL = 0.01
     OPTIONS: ClassVar[tuple[Option, ...]] = (
-        Option("port", str, help="device path, e.g. /dev/serial0 or /dev/ttyUSB0"),
+        Option("port", str, help="device path, e.g. /dev/serial0 or /dev/ttyUSB0", check=a_path),
         Option(
             "protocol",
             str,
             help="tfmini | a02yyuw | line",
             check=one_of("tfmini", "a02yyuw", "line"),
         ),
-        Option("baudrate", int, None, "default: the protocol's (115200, a02yyuw 9600)", positive),
+        Option(
+            "baudrate",
+            int,
+            None,
+            "default: the protocol's (115200, a02yyuw 9600); 50 to 4000000, what UARTs "
+            "and USB adapters can do",
+            in_range(50, 4_000_000),
+        ),
         Option(
             "pattern",
             str,
             None,
-            "protocol: line — regex with a named group value (or cm / mm)",
-            _valid_pattern,
+            "protocol: line — a regular expression (RE2 syntax: no backreferences or "
+            "lookarounds, so it runs in linear time) with a named group value (or cm / mm)",
+            line_pattern_problem,
         ),
         Option("min", (int, float), None, "protocol: line — smallest plausible value"),
         Option("max", (int, float), None, "protocol: line — largest plausible value"),
         Option(
-            "reconnect_max", (int, float), 2.0, "longest wait between reopen attempts, s", positive
+            "reconnect_max",
+            (int, float),
+            2.0,
+            "longest wait between reopen attempts, s (0.05 to 60: the first wait is 0.05 s; "
+            "longer leaves the robot stopped for minutes after its sensor is back)",
+            in_range(RECONNECT_MIN, 60, " seconds"),
         ),
     )
 
@@ -96,16 +105,19 @@ class SerialSensor(SensorDriver):
         found = []
         first: dict[str, int] = {}
         for index, (_, options) in enumerate(items):
-            owner = first.setdefault(options["port"], index)
+            owner = first.setdefault(device_of(options["port"]), index)
             if owner == index:
                 continue
             owner_name, owner_options = items[owner]
+            alias = (
+                f" (as {owner_options['port']})" if owner_options["port"] != options["port"] else ""
+            )
             if not options["protocol"] == owner_options["protocol"] == "line":
                 found.append(
                     (
                         index,
                         "port",
-                        f"is already used by sensor '{owner_name}'; only protocol: line "
+                        f"is already used by sensor '{owner_name}'{alias}; only protocol: line "
                         "sensors can share a port",
                     )
                 )
@@ -115,15 +127,8 @@ class SerialSensor(SensorDriver):
 
     @classmethod
     def device_problems(cls, options: dict[str, Any]) -> list[tuple[str, str]]:
-        if os.path.exists(options["port"]):
-            return []
-        return [
-            (
-                "port",
-                f"serial port {options['port']} does not exist "
-                "(is the device plugged in? is the UART enabled?)",
-            )
-        ]
+        problem = port_problem(options["port"])
+        return [("port", problem)] if problem else []
 
     def __init__(
         self,
@@ -166,6 +171,39 @@ class SerialSensor(SensorDriver):
         self.port.release(self)
 
 
+def device_of(path: Any) -> Any:
+    """The device a port name stands for: /dev/serial0 and /dev/ttyAMA0 (a
+    symlink) are one port, which must be opened once."""
+    return os.path.realpath(path) if isinstance(path, str) and not a_path(path) else path
+
+
+def permission_hint(path: str) -> str:
+    """What to do about EACCES on a serial port: join the group that owns it
+    (dialout on Raspberry Pi OS and Debian)."""
+    try:
+        group = grp.getgrgid(os.stat(path).st_gid).gr_name
+    except (OSError, KeyError):
+        group = "dialout"
+    return f"add yourself to the {group} group (sudo usermod -aG {group} $USER, then log in again)"
+
+
+def port_problem(path: str) -> str | None:
+    """What `--check` can tell about a serial port without opening it
+    (opening one toggles DTR, which resets many Arduinos)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return f"serial port {path} does not exist (is the device plugged in? is the UART enabled?)"
+    except OSError as exc:
+        return f"serial port {path} cannot be used ({exc.strerror})"
+    if not stat.S_ISCHR(mode):
+        kind = "a regular file" if stat.S_ISREG(mode) else files.file_kind(mode)
+        return f"{path} is {kind}, not a serial port (a character device)"
+    if not os.access(path, os.R_OK | os.W_OK):
+        return f"cannot open serial port {path}: permission denied; {permission_hint(path)}"
+    return None
+
+
 @dataclass(frozen=True)
 class _Subscriber:
     sensor: SerialSensor
@@ -178,8 +216,6 @@ class _Subscriber:
 class SharedPort:
     """One open serial port, its reader thread, and the sensors it feeds."""
 
-    #: First reopen delay; doubles up to `reconnect_max`.
-    RECONNECT_MIN = 0.05
     #: How long one read may block, so close() is noticed promptly.
     READ_TIMEOUT = 0.1
 
@@ -191,10 +227,10 @@ class SharedPort:
         cls, path: str, baudrate: int, protocol: str, reconnect_max: float, max_age: float
     ) -> SharedPort:
         with cls._registry_lock:
-            port = cls._open.get(path)
+            port = cls._open.get(device_of(path))
             if port is None:
                 port = cls(path, baudrate, protocol, reconnect_max, max_age)
-                cls._open[path] = port
+                cls._open[device_of(path)] = port
             port.max_age = min(port.max_age, max_age)
             port.users += 1
             return port
@@ -228,8 +264,9 @@ class SharedPort:
             self.users -= 1
             if self.users > 0:
                 return
-            if self._open.get(self.path) is self:
-                del self._open[self.path]
+            for key, port in list(self._open.items()):
+                if port is self:
+                    del self._open[key]
         self._stop.set()
         if self._thread and self._thread is not threading.current_thread():
             self._thread.join(timeout=2)
@@ -245,7 +282,11 @@ class SharedPort:
             timeout = min(self.READ_TIMEOUT, self.max_age / 4)
             port = serial.Serial(self.path, self.baudrate, timeout=timeout, exclusive=True)
         except (serial.SerialException, OSError) as exc:
-            raise DriverError(f"cannot open serial port {self.path}: {exc}") from exc
+            if exc.errno == errno.EACCES:
+                reason = f"permission denied; {permission_hint(self.path)}"
+            else:  # pyserial repeats the errno in its text: say it once
+                reason = os.strerror(exc.errno) if isinstance(exc.errno, int) else str(exc)
+            raise DriverError(f"cannot open serial port {self.path}: {reason}") from exc
         port.reset_input_buffer()
         return port
 
@@ -319,7 +360,7 @@ class SharedPort:
             subscriber.on_sample(Sample.none(text))
 
     def _reopen(self) -> serial.Serial | None:
-        delay = self.RECONNECT_MIN
+        delay = RECONNECT_MIN
         while not self._stop.wait(delay):
             self.reopen_attempts += 1
             try:

@@ -7,6 +7,7 @@ are in the sensor kind's unit; a binary sim plays 1 (active) and 0.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -14,16 +15,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+from anse_hw import files
 from anse_hw.drivers.base import (
     ActuatorDriver,
     DriverError,
     Option,
     Sample,
     SensorDriver,
+    a_path,
+    in_range,
     one_of,
     unit_interval,
 )
 from anse_hw.drivers.kinds import ACTUATOR_KINDS, SENSOR_KINDS
+
+#: A trace file of one reading per line: 1 MiB is some 150 000 readings,
+#: hours of any sensor.  A bigger file is not a trace.
+MAX_TRACE_BYTES = 1024 * 1024
 
 
 def sweep(start: float, end: float, step: float) -> Iterator[float]:
@@ -80,14 +88,16 @@ class SimSensor(SensorDriver):
             str,
             None,
             "profile: trace — one reading per line, or an anse-hw .mcap recording",
+            a_path,
         ),
         Option("repeat", bool, True, "script/trace: start again at the end (else go silent)"),
         Option(
             "noise",
             (int, float),
             0.0,
-            "standard deviation added to each reading, in the kind's unit",
-            _non_negative,
+            "standard deviation added to each reading, in the kind's unit (0 to 1000: "
+            "beyond that the readings are noise alone)",
+            in_range(0, 1000),
         ),
         Option(
             "dropout", (int, float), 0.0, "probability that a reading is missing", unit_interval
@@ -107,6 +117,19 @@ class SimSensor(SensorDriver):
         needs = {"script": "values", "trace": "trace"}.get(options["profile"])
         if needs and options[needs] is None:
             return [(needs, f"required with profile: {options['profile']}")]
+        return []
+
+    @classmethod
+    def device_problems(cls, options: dict[str, Any]) -> list[tuple[str, str]]:
+        """A text trace is read as the run would read it (a recording is
+        the recorder's to check)."""
+        trace = options["trace"]
+        if options["profile"] != "trace" or Path(trace).suffix == ".mcap":
+            return []
+        try:
+            _read_trace(Path(trace))
+        except ValueError as exc:
+            return [("trace", str(exc))]
         return []
 
     def __init__(
@@ -136,8 +159,12 @@ class SimSensor(SensorDriver):
             values = [None if v is None else float(v) for v in options["values"]]
             return _replay(values, options["repeat"])
         path = Path(options["trace"])
-        values = _recorded(path, self.name) if path.suffix == ".mcap" else _read_trace(path)
-        return _replay(values, options["repeat"])
+        if path.suffix == ".mcap":
+            return _replay(_recorded(path, self.name), options["repeat"])
+        try:
+            return _replay(_read_trace(path), options["repeat"])
+        except ValueError as exc:
+            raise DriverError(f"{self.name}: trace: {exc}") from None
 
     def describe(self) -> str:
         return f"simulated {self.kind.name} ({self.options['profile']})"
@@ -185,24 +212,32 @@ def _replay(values: list[float | None], repeat: bool) -> Iterator[float | None]:
 
 def _recorded(path: Path, name: str) -> list[float | None]:
     """The readings of sensor `name` (or of the only sensor) in an anse-hw recording."""
-    from anse_hw.recording import read  # the recording format belongs to the daemon
+    from anse_hw import files, recording  # the recording format belongs to the daemon
 
     try:
-        readings = [r for r in read(path).readings if r.get("fault") is None]
-    except OSError as exc:
-        raise DriverError(f"cannot read recording {path}: {exc.strerror}") from exc
-    names = sorted({r["sensor"] for r in readings})
-    chosen = name if name in names else (names[0] if len(names) == 1 else None)
-    if chosen is None:
-        raise DriverError(f"{path} has no sensor {name!r} (it has: {', '.join(names) or 'none'})")
-    return [r["value"] for r in readings if r["sensor"] == chosen]
+        names = recording.scan(path).sensors
+        chosen = name if name in names else (next(iter(names)) if len(names) == 1 else None)
+        if chosen is None:
+            have = ", ".join(map(repr, sorted(names))) or "none"
+            raise DriverError(f"{path} has no sensor {name!r} (it has: {have})")
+        values = [
+            r.value for r in recording.readings(path) if r.sensor == chosen and r.fault is None
+        ]
+    except files.FileProblem as exc:
+        raise DriverError(f"trace: {exc}") from None
+    if not values:  # a trace with nothing to play would spin forever
+        raise DriverError(f"{path} has no readings of {chosen!r}")
+    return values
 
 
 def _read_trace(path: Path) -> list[float | None]:
+    """One reading per line ('-', none, null or nan: no reading; # comments).
+    ValueError names the file, and the line where there is one."""
     try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise DriverError(f"cannot read trace file {path}: {exc.strerror}") from exc
+        lines = files.read_text(path, MAX_TRACE_BYTES).splitlines()
+    except files.FileProblem as exc:
+        text = f"{exc.path}:{exc.line}: {exc.reason}" if exc.line else str(exc)
+        raise ValueError(text) from None
     values: list[float | None] = []
     for number, line in enumerate(lines, 1):
         text = line.split("#", 1)[0].strip()
@@ -210,11 +245,14 @@ def _read_trace(path: Path) -> list[float | None]:
             values.append(None)
             continue
         try:
-            values.append(float(text))
+            value = float(text)
         except ValueError:
-            raise DriverError(f"{path}:{number}: expected a number, got {text!r}") from None
+            value = math.nan
+        if not math.isfinite(value):
+            raise ValueError(f"{path}:{number}: expected a number, got {text[:40]!r}")
+        values.append(value)
     if not values:
-        raise DriverError(f"trace file {path} has no readings")
+        raise ValueError(f"{path} has no readings")
     return values
 
 

@@ -9,18 +9,23 @@ never run on anyone else's thread.  The parsing is pure (`parse_w1_slave`,
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from anse_hw.drivers.base import DriverError, Option, Sample, SensorDriver
+from anse_hw import files
+from anse_hw.drivers.base import DriverError, Option, Sample, SensorDriver, a_path
 from anse_hw.drivers.kinds import SENSOR_KINDS, SensorKind
 
 #: The DS18B20's datasheet range.
 DS18B20_RANGE = (-55.0, 125.0)
 #: What a DS18B20 reports when it never converted (power or wiring trouble).
 POWER_ON_MILLIDEGREES = 85000
+#: A sysfs attribute is at most a page; `w1_slave` and `temp` are far less.
+#: Nothing more is ever read, whatever the path names.
+MAX_BYTES = 4096
 
 
 def parse_w1_slave(text: str) -> Sample:
@@ -59,8 +64,22 @@ def parse_millidegrees(text: str) -> Sample:
         return Sample.none(f"not a temperature: {text[:40]!r}")
 
 
+def file_problem(path: Path) -> str | None:
+    """Why `path` cannot be polled, found without reading it (reading a
+    DS18B20's `w1_slave` starts a 750 ms conversion): it must exist and be
+    a regular file (sysfs attributes are), never a FIFO or /dev/zero."""
+    if not path.exists():
+        return f"{path} does not exist"
+    try:
+        files.open_regular(path).close()
+    except files.FileProblem as exc:
+        return str(exc)
+    return None
+
+
 class PolledFileSensor(SensorDriver):
-    """Reads one file every `interval` on its own thread.
+    """Reads one file every `interval` on its own thread, at most MAX_BYTES
+    of it, through files.py.
 
     A file that cannot be read is a fault (every guard it has goes to its safe
     state); the fault clears as soon as it can be read again.
@@ -104,10 +123,10 @@ class PolledFileSensor(SensorDriver):
             deadline = time.monotonic()
             while not self._stop.is_set():
                 try:
-                    text = self.path.read_text(errors="replace")
-                except OSError as exc:
+                    text = files.read_text(self.path, MAX_BYTES)
+                except files.FileProblem as exc:
                     if lost is None:
-                        lost = f"{self.path}: {exc.strerror or exc}"
+                        lost = str(exc)
                         on_fault(lost, True)
                 else:
                     if lost is not None:
@@ -124,6 +143,16 @@ class PolledFileSensor(SensorDriver):
         if self._thread and self._thread is not threading.current_thread():
             # A read in the kernel cannot be interrupted; it ends within 750 ms.
             self._thread.join(timeout=2)
+
+
+_W1_ID = re.compile(r"[0-9a-fA-F]{2}-[0-9a-fA-F]{12}")
+
+
+def _w1_id(value: str) -> str | None:
+    """A 1-wire id names a directory under w1_root: never a path of its own."""
+    if _W1_ID.fullmatch(value):
+        return None
+    return "must be a 1-wire id: family, '-', 12 hex digits (28-0316a27936ff)"
 
 
 def _w1_device(options: dict[str, Any]) -> Path:
@@ -146,22 +175,32 @@ class DS18B20Sensor(PolledFileSensor):
     DRIVER = "ds18b20"
     KINDS = ("temperature",)
     OPTIONS: ClassVar[tuple[Option, ...]] = (
-        Option("device", str, None, "1-wire id such as 28-0316a27936ff (optional if only one)"),
-        Option("w1_root", str, "/sys/bus/w1/devices", "where the kernel lists 1-wire devices"),
+        Option(
+            "device",
+            str,
+            None,
+            "1-wire id such as 28-0316a27936ff (optional if only one)",
+            _w1_id,
+        ),
+        Option(
+            "w1_root", str, "/sys/bus/w1/devices", "where the kernel lists 1-wire devices", a_path
+        ),
     )
 
     @classmethod
     def device_problems(cls, options: dict[str, Any]) -> list[tuple[str, str]]:
         try:
-            slave = _w1_device(options) / "w1_slave"
+            problem = file_problem(_w1_device(options) / "w1_slave")
         except DriverError as exc:
-            return [("device", str(exc))]
-        return [] if slave.exists() else [("device", f"{slave} does not exist")]
+            problem = str(exc)
+        return [("device", problem)] if problem else []
 
     def locate(self, options: dict[str, Any]) -> Path:
         slave = _w1_device(options) / "w1_slave"
-        if not slave.exists():
-            raise DriverError(f"{self.name}: {slave} does not exist (is the sensor connected?)")
+        problem = file_problem(slave)
+        if problem:
+            hint = "" if slave.exists() else " (is the sensor connected?)"
+            raise DriverError(f"{self.name}: {problem}{hint}")
         return slave
 
     def parse(self, text: str) -> Sample:
@@ -180,18 +219,21 @@ class CpuTemperatureSensor(PolledFileSensor):
             str,
             "/sys/class/thermal/thermal_zone0/temp",
             "thermal zone file, millidegrees Celsius",
+            a_path,
         ),
     )
 
     @classmethod
     def device_problems(cls, options: dict[str, Any]) -> list[tuple[str, str]]:
-        path = Path(options["path"])
-        return [] if path.exists() else [("path", f"{path} does not exist")]
+        problem = file_problem(Path(options["path"]))
+        return [("path", problem)] if problem else []
 
     def locate(self, options: dict[str, Any]) -> Path:
         path = Path(options["path"])
-        if not path.exists():
-            raise DriverError(f"{self.name}: {path} does not exist (no thermal zone there)")
+        problem = file_problem(path)
+        if problem:
+            hint = "" if path.exists() else " (no thermal zone there)"
+            raise DriverError(f"{self.name}: {problem}{hint}")
         return path
 
     def parse(self, text: str) -> Sample:
