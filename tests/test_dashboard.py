@@ -188,7 +188,12 @@ def test_each_kind_is_drawn_in_its_own_unit(start_daemon, page, tmp_path):
 
 
 def test_operator_logs_in_with_the_printed_url_stops_and_resets(start_daemon, page):
-    daemon = start_daemon(fast_sim_config(0, interval=0.1))
+    # A clear road: the motor runs until the operator stops it.  (In the sweep
+    # it was already stopped by a reflex one click in eight, and the banner
+    # rightly named that reflex as what stopped it.)
+    daemon = start_daemon(
+        fast_sim_config(0, interval=0.1, extra_sensor=", profile: constant, value: 50")
+    )
     port = daemon.port
     url = operator_url(daemon)
     assert url.startswith(f"http://127.0.0.1:{port}/?token=")
@@ -197,6 +202,7 @@ def test_operator_logs_in_with_the_printed_url_stops_and_resets(start_daemon, pa
     assert "token=" not in page.url, "the token leaves the address bar"
     page.wait_for_selector("#connection[data-state=connected]")
     page.wait_for_selector("[data-panel='actuator:movement'] .manual button")
+    page.wait_for_selector("[data-panel='actuator:movement'] .state-badge[data-state=MOVING]")
     page.click("#estop-button")
     page.wait_for_selector("#latch-banner:not([hidden])")
     assert "E-STOP LATCHED" in text(page, "#latch-banner")
@@ -207,7 +213,7 @@ def test_operator_logs_in_with_the_printed_url_stops_and_resets(start_daemon, pa
     page.click("#reset-button")
     page.wait_for_selector("#latch-banner", state="hidden")
     assert text(page, "#operator-text") == "operator"
-    # The sim sweep passes 15 cm again: the motor moves on its own reflex.
+    # The next clear reading moves the motor again, on its own reflex.
     page.wait_for_selector("[data-panel='actuator:movement'] .state-badge[data-state=MOVING]")
     assert page.errors == []
 
