@@ -5,11 +5,14 @@
 What "Where the time goes" quotes: the parser, the engine with and without
 an audience, the JSON for a reading's two events, and the resident memory of
 an interpreter that has only imported asyncio and websockets (the floor under
-any such daemon), beside anse-hw's own imports.
+any such daemon), beside anse-hw's own imports.  Also how long the config
+loader takes to refuse the hostile files of tests/test_config_hostile.py,
+which checks their work in function calls, not seconds.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -24,6 +27,7 @@ from anse_hw.drivers.protocols import TFminiParser, tfmini_frame
 from anse_hw.engine import Engine
 from benchmarks import run
 from benchmarks.markdown import replace_section
+from tests.test_config_hostile import PAIR, alias_bomb
 
 ROUNDS = 20_000
 ONE_SENSOR = """
@@ -53,6 +57,27 @@ def per_call_us(work: Callable[[], object]) -> float:
             work()
         best = min(best, time.perf_counter() - began)
     return best / ROUNDS * 1e6
+
+
+def best_ms(work: Callable[[], object], rounds: int = 5) -> float:
+    """The best of `rounds` single calls, in ms."""
+    best = float("inf")
+    for _ in range(rounds):
+        began = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - began)
+    return best * 1000
+
+
+def refusal_ms(text: str) -> float:
+    def refuse() -> None:
+        try:
+            configuration.parse(text, "robot.yaml")
+        except configuration.ConfigError:
+            return
+        raise AssertionError("a hostile config was accepted")
+
+    return best_ms(refuse)
 
 
 def engine(audience: bool) -> tuple[Engine, list[dict]]:
@@ -94,6 +119,12 @@ def main() -> None:
         ),
     ]
     published.clear()
+    loading = [
+        ("a robot's config (two reflexes)", best_ms(lambda: configuration.parse(PAIR))),
+        ("refused: an alias bomb (9^30 values)", refusal_ms(alias_bomb())),
+        ("refused: 60,000 nested '['", refusal_ms("a: " + "[" * 60000)),
+        ("refused: a 60,000-digit integer", refusal_ms("x: " + "9" * 60000)),
+    ]
     memory = [
         ("python alone", rss_after("")),
         (
@@ -115,8 +146,19 @@ after the imports named (nothing started).
 |---|---|
 {chr(10).join(f"| {name} | {mb:.1f} |" for name, mb in memory)}
 """
+    loader = f"""Measured by `python -m benchmarks.pieces` on {started} (load average
+{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores): the config loader (`config.parse`), the best of
+five calls, on a robot's config and on the hostile files that
+tests/test_config_hostile.py checks are refused with bounded work.
+
+| config | ms |
+|---|---|
+{chr(10).join(f"| {name} | {ms:.1f} |" for name, ms in loading)}
+"""
     print(body)
+    print(loader)
     replace_section(Path(run.ROOT / "BENCHMARKS.md"), "Pieces", body)
+    replace_section(Path(run.ROOT / "BENCHMARKS.md"), "Config loader", loader)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """A real Mosquitto (Debian's package) for the tests: its own config, password
-file and ACL on a free port, and a paho-mqtt client that records what it sees.
+file and ACL on a free port (another one if that is taken before mosquitto
+binds it), and a paho-mqtt client that records what it sees.
 
 The ACL is the one the README recommends: each robot may write only its own
 topics (and Home Assistant's discovery), `operator` may command every robot,
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 
-from tests.conftest import free_port, wait_for
+from tests.conftest import PortTaken, on_free_ports, wait_for
 
 USERS = {
     "robot1": "secret-1",
@@ -56,7 +57,7 @@ class Mosquitto:
         """`persistent`: retained messages survive a restart, as with Debian's
         own configuration."""
         self.dir = directory
-        self.port = free_port()
+        self.persistent = persistent
         self.log = directory / "mosquitto.log"
         passwords = directory / "passwords"
         passwords.write_text("")
@@ -67,40 +68,57 @@ class Mosquitto:
                 capture_output=True,
             )
         (directory / "acl").write_text(ACL)
-        (directory / "mosquitto.conf").write_text(
-            f"listener {self.port} 127.0.0.1\n"
+        self.proc: subprocess.Popen | None = None
+        self.port = on_free_ports(self._start_on)
+
+    def _start_on(self, port: int) -> int:
+        (self.dir / "mosquitto.conf").write_text(
+            f"listener {port} 127.0.0.1\n"
             # Run as root (CI), it would drop to user mosquitto, who cannot
             # read pytest's private temporary directory.
             f"user {getpass.getuser()}\n"
             "allow_anonymous false\n"
-            f"password_file {passwords}\n"
-            f"acl_file {directory / 'acl'}\n"
-            f"persistence {'true' if persistent else 'false'}\n"
-            f"persistence_location {directory}/\n"
+            f"password_file {self.dir / 'passwords'}\n"
+            f"acl_file {self.dir / 'acl'}\n"
+            f"persistence {'true' if self.persistent else 'false'}\n"
+            f"persistence_location {self.dir}/\n"
             f"log_dest file {self.log}\n"
             "log_type all\n"
         )
-        self.proc: subprocess.Popen | None = None
         self.start()
+        return port
 
     def start(self) -> None:
+        """Start (again, on the same port) and wait until mosquitto says it runs:
+        its own line, where a connection test could reach another server."""
+        before = self.log.stat().st_size if self.log.exists() else 0
         self.proc = subprocess.Popen(
             [executable("mosquitto"), "-c", str(self.dir / "mosquitto.conf")],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
 
-        def listening() -> bool:
-            assert self.proc.poll() is None, self.log.read_text() if self.log.exists() else ""
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", self.port)) == 0
+        def running() -> bool:
+            said = self.log.read_bytes()[before:].decode() if self.log.exists() else ""
+            if self.proc.poll() is not None:
+                if "Address already in use" in said:
+                    raise PortTaken(said)
+                raise AssertionError(f"mosquitto exited:\n{said}")
+            return " running" in said
 
-        wait_for(listening, what="mosquitto to listen")
+        wait_for(running, 30, "mosquitto to listen")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
+        """SIGTERM until it has gone: one sent just as mosquitto has started
+        can be lost (seen here: it logged "running" and ran on)."""
+        for _ in range(10):
+            if self.proc is None or self.proc.poll() is not None:
+                return
             self.proc.terminate()
-            self.proc.wait(timeout=10)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=1)
+        self.proc.kill()
+        self.proc.wait()
 
     def config(self, robot: str = "robot1", password: str | None = None) -> str:
         """The mqtt: section for a daemon logging in as `robot`."""

@@ -18,9 +18,10 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from gpiozero.pins.mock import MockFactory, MockPin, MockTriggerPin
 from websockets.asyncio.client import connect
 
 from anse_hw import config as configuration
@@ -28,6 +29,7 @@ from anse_hw.drivers.base import Sample, SensorDriver
 from anse_hw.drivers.pins import read_pin_states
 from anse_hw.engine import Engine
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "anse_hw" / "examples"
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -60,7 +62,7 @@ class Recorder:
             self.crashes.append,
         )
 
-    def take(self, count: int, timeout: float = 5.0) -> list[Sample]:
+    def take(self, count: int, timeout: float = 30.0) -> list[Sample]:
         return [self.samples.get(timeout=timeout) for _ in range(count)]
 
 
@@ -78,19 +80,51 @@ def engine_for(config_text: str) -> tuple[Engine, list[dict[str, Any]]]:
     return engine, published
 
 
+def free_ports(count: int = 1) -> list[int]:
+    """`count` different ports that were free a moment ago.  Only for servers
+    that must be told their port (mosquitto, nginx, a container whose
+    healthcheck reads it from the config): start those with `on_free_ports`,
+    which retries when another process took the port first.  The daemon
+    picks its own with `port: 0`."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:  # all bound at once: no two alike
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """One port for the benchmarks' servers; tests use port 0 or on_free_ports."""
+    return free_ports(1)[0]
+
+
+class PortTaken(Exception):
+    """A server we started could not bind the port chosen for it."""
+
+
+def on_free_ports(start: Callable[..., T], count: int = 1, attempts: int = 5) -> T:
+    """`start(*ports)` on `count` ports free a moment ago; another process (a
+    test running beside this one) may bind one before the server does, and
+    `start` then raises PortTaken: new ports, another try."""
+    for _ in range(attempts - 1):
+        try:
+            return start(*free_ports(count))
+        except PortTaken:
+            pass
+    return start(*free_ports(count))
 
 
 def wait_for(
     condition: Callable[[], Any],
-    timeout: float = 10.0,
+    timeout: float = 30.0,
     what: str = "condition",
     interval: float = 0.01,
 ) -> Any:
-    """Poll `condition` until it returns something truthy, or fail at the deadline."""
+    """Poll `condition` until it returns something truthy, or fail at the deadline
+    (generous by default: the machines that run this are shared and busy)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = condition()
@@ -187,6 +221,42 @@ def pin(pins_file: Path, name: str) -> float | None:
     return read_pin_states(pins_file).get(name, {}).get("state")
 
 
+class ExactEchoFactory(MockFactory):
+    """gpiozero's MockFactory with a clock of its own: an HC-SR04 on it
+    measures exactly the distance the test set, however loaded the machine.
+    gpiozero's MockTriggerPin sleeps for the echo and stamps its edges with
+    the wall clock, so a busy machine stretches the echo into a longer
+    distance.  Here the echo pin's edges carry this factory's clock, which
+    only an ExactEchoPin moves."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**{"pin_class": ClockedPin, **kwargs})
+        self.clock = 0.0
+
+    def ticks(self) -> float:
+        return self.clock
+
+
+class ClockedPin(MockPin):
+    """A mock pin whose edges are stamped with its factory's clock."""
+
+    def _call_when_changed(self) -> None:
+        super(MockPin, self)._call_when_changed(self._factory.ticks(), self._state)
+
+
+class ExactEchoPin(MockTriggerPin):
+    """A trigger pin that answers each pulse at once, on the triggering thread
+    (so gpiozero's 100 ms wait for the echo never runs out on a slow machine),
+    with an echo exactly `echo_time` long on its factory's clock."""
+
+    def _set_state(self, value: bool) -> None:
+        MockPin._set_state(self, value)
+        if value:
+            self.echo_pin.drive_high()
+            self._factory.clock += self.echo_time
+            self.echo_pin.drive_low()
+
+
 def daemon_env(directory: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a test daemon: its state lives in `directory`/state,
     as it would in systemd's StateDirectory, never in /var/lib/anse-hw."""
@@ -237,21 +307,19 @@ class DaemonProcess:
         self._log.flush()
         return self.log_path.read_text()
 
-    def wait_listening(self, timeout: float = 15.0) -> DaemonProcess:
-        """Until the daemon accepts connections.  With no port given (the
-        config says `port: 0`), the port is the one the daemon prints."""
+    def wait_listening(self, timeout: float = 30.0) -> DaemonProcess:
+        """Until the daemon says it listens (it says so once its engine runs).
+        The port is the one it prints: with `port: 0` the one it chose.  Its
+        own line, not a connection test: another process on the same port
+        would pass that while this daemon failed to bind."""
 
-        def listening() -> bool:
+        def listening() -> re.Match | None:
             assert self.proc.poll() is None, f"daemon exited early:\n{self.log()}"
-            if not self.port:
-                found = LISTENING.search(self.log())
-                if not found:
-                    return False
-                self.port = int(found.group(1))
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", self.port)) == 0
+            return LISTENING.search(self.log())
 
-        wait_for(listening, timeout, "the daemon to listen")
+        port = int(wait_for(listening, timeout, "the daemon to listen").group(1))
+        assert self.port in (None, 0, port), f"asked for port {self.port}, listens on {port}"
+        self.port = port
         return self
 
     @property
@@ -262,7 +330,7 @@ class DaemonProcess:
 
     def signal(self, sig: int) -> int:
         self.proc.send_signal(sig)
-        return self.proc.wait(timeout=15)
+        return self.proc.wait(timeout=30)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -302,6 +370,51 @@ def start_daemon(tmp_path):
         daemon.stop()
 
 
+class StaticServer:
+    """`python -m http.server` on the port it picks itself (0) and prints: the
+    seed's way of serving the dashboard, or a page on another origin."""
+
+    SERVING = re.compile(r"Serving HTTP on \S+ port (\d+) ")
+
+    def __init__(self, directory: Path, log: Path) -> None:
+        self.log_path = log
+        self._log = open(log, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1"],
+            cwd=directory,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+        def serving() -> re.Match | None:
+            assert self.proc.poll() is None, log.read_text()
+            return self.SERVING.search(log.read_text())
+
+        try:
+            self.port = int(wait_for(serving, 30, "http.server to listen").group(1))
+        except AssertionError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture
+def static_server(tmp_path):
+    started: list[StaticServer] = []
+
+    def start(directory: Path) -> StaticServer:
+        started.append(StaticServer(directory, tmp_path / f"http-server{len(started)}.log"))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
 def operator_url(daemon) -> str:
     """The URL the daemon printed, as a user would copy it (a whole line: one
     still being written is not read), with the token from the file it names:
@@ -339,7 +452,7 @@ def stalled_client(port: int) -> socket.socket:
 
 def http_get(url: str, context: ssl.SSLContext | None = None) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=5, context=context) as response:
+        with urllib.request.urlopen(url, timeout=30, context=context) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -354,7 +467,7 @@ def serves(url: str, context: ssl.SSLContext | None = None) -> bool:
 
 
 async def collect(
-    url: str, until: Callable[[list[dict]], bool], timeout: float = 20.0, **connect_kwargs: Any
+    url: str, until: Callable[[list[dict]], bool], timeout: float = 30.0, **connect_kwargs: Any
 ) -> list[dict[str, Any]]:
     """Receive events until `until(events)` holds; fail at the deadline."""
     received: list[dict[str, Any]] = []
@@ -385,7 +498,7 @@ class StreamWatcher:
         )
         self._connected = threading.Event()
         self._thread.start()
-        assert self._connected.wait(10), f"could not connect to {url}"
+        assert self._connected.wait(30), f"could not connect to {url}"
 
     async def _run(self) -> None:
         try:
@@ -408,7 +521,7 @@ class StreamWatcher:
     def actuator_states(self) -> list[str]:
         return [e["data"]["state"] for e in self.of_type("actuator")]
 
-    def wait_state(self, state: str, after: int = 0, timeout: float = 10.0) -> dict[str, Any]:
+    def wait_state(self, state: str, after: int = 0, timeout: float = 30.0) -> dict[str, Any]:
         """The first actuator event with `state` among events[after:]."""
 
         def found():

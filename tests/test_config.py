@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from anse_hw import config
-from tests.conftest import EXAMPLES, fast_sim_config, free_port, run_cli, write_config
+from tests.conftest import EXAMPLES, fast_sim_config, run_cli, write_config
 
 GOOD = """\
 sensors:
@@ -176,7 +176,7 @@ def test_an_unavailable_pin_factory_is_a_clear_error():
         "--config",
         str(EXAMPLES / "pi-hcsr04.yaml"),
         "--port",
-        str(free_port()),
+        "0",
     )
     assert result.returncode == 1
     assert "gpio.pin_factory lgpio is not usable here" in result.stderr
@@ -185,8 +185,7 @@ def test_an_unavailable_pin_factory_is_a_clear_error():
 
 
 def test_a_port_in_use_is_a_clear_error(start_daemon, tmp_path):
-    port = free_port()
-    start_daemon(fast_sim_config(port), port)
+    port = start_daemon(fast_sim_config(0)).port
     second = run_cli("--config", str(write_config(tmp_path, fast_sim_config(port), "b.yaml")))
     assert second.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in second.stderr

@@ -18,11 +18,12 @@ import uuid
 
 import pytest
 
-from tests.conftest import ROOT, free_port, http_get, pin, wait_for
+from tests.conftest import ROOT, PortTaken, http_get, on_free_ports, pin, wait_for
 
 PODMAN = shutil.which("podman")
 BASE = "localhost/anse-hw-test-base:bookworm"
-IMAGE = "localhost/anse-hw:test"
+#: Our own tag: test runs of other checkouts on the same machine build theirs.
+IMAGE = f"localhost/anse-hw:test-{uuid.uuid4().hex[:8]}"
 ENGINE = ["--runtime", "runc", "--cgroup-manager", "cgroupfs"]
 CA_BUNDLE = (
     os.environ.get("PIP_CERT")
@@ -66,7 +67,8 @@ def image(tmp_path_factory):
         "--build-arg", f"BASE={BASE}", "-t", IMAGE, str(ROOT),
         timeout=600,
     )  # fmt: skip
-    return IMAGE
+    yield IMAGE
+    podman("rmi", IMAGE, check=False)  # the tag; an image other tags name stays
 
 
 ROBOT = """
@@ -83,22 +85,39 @@ reflexes:
 
 
 def test_sigterm_to_the_container_stops_the_motor_and_exits_0(image, tmp_path):
-    port = free_port()
-    (tmp_path / "config.yaml").write_text(ROBOT.format(port=port))
     pins_dir = tmp_path / "pins"
     pins_dir.mkdir()
     pins_dir.chmod(0o777)  # the container's user is not the test's
     pins = pins_dir / "pins.json"
-    name = f"anse-hw-test-{uuid.uuid4().hex[:8]}"
-    podman(
-        "run", "-d", "--name", name, "--network", "host", *LIMITS,
-        "-v", f"{tmp_path / 'config.yaml'}:/etc/anse-hw/config.yaml:ro",
-        "-v", f"{pins_dir}:/pins",
-        image,
-    )  # fmt: skip
+    names: list[str] = []
+
+    def start_on(port: int) -> int:
+        """On the host's network, on the config's port (the HEALTHCHECK reads it
+        there too): PortTaken if another process has it."""
+        (tmp_path / "config.yaml").write_text(ROBOT.format(port=port))
+        names.append(f"anse-hw-test-{uuid.uuid4().hex[:8]}")
+        podman(
+            "run", "-d", "--name", names[-1], "--network", "host", *LIMITS,
+            "-v", f"{tmp_path / 'config.yaml'}:/etc/anse-hw/config.yaml:ro",
+            "-v", f"{pins_dir}:/pins",
+            image,
+        )  # fmt: skip
+
+        def moving() -> bool:
+            # Forward is the PWM pin (speed 0.6); enable is held high while it runs.
+            if pin(pins, "GPIO17") == 0.6:
+                return True
+            if json.loads(podman("inspect", names[-1]).stdout)[0]["State"]["Running"]:
+                return False
+            logs = podman("logs", names[-1]).stderr
+            raise (PortTaken if "Address already in use" in logs else AssertionError)(logs)
+
+        wait_for(moving, 60, "the motor to move in the container", interval=0.5)
+        return port
+
     try:
-        # Forward is the PWM pin (speed 0.6); enable is held high while it runs.
-        wait_for(lambda: pin(pins, "GPIO17") == 0.6, 60, "the motor to move in the container")
+        port = on_free_ports(start_on)
+        name = names[-1]
         assert pin(pins, "GPIO12") == 1.0
         assert http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
         assert podman("healthcheck", "run", name, check=False).returncode == 0
@@ -106,14 +125,15 @@ def test_sigterm_to_the_container_stops_the_motor_and_exits_0(image, tmp_path):
         init = podman("exec", name, "cat", "/proc/1/cmdline").stdout
         assert "anse-hw" in init, "the daemon itself is PID 1"
 
-        podman("stop", "--time", "10", name)
+        podman("stop", "--time", "30", name)
         state = json.loads(podman("inspect", name).stdout)[0]["State"]
         logs = podman("logs", name).stderr + podman("logs", name).stdout
         assert state["ExitCode"] == 0, logs  # 137 would mean it was killed
         assert pin(pins, "GPIO17") == 0 and pin(pins, "GPIO12") == 0, logs
         assert "stopping motors" in logs
     finally:
-        podman("rm", "-f", name, check=False)
+        for name in names:
+            podman("rm", "-f", name, check=False)
 
 
 def test_without_a_config_the_container_says_what_to_mount(image):

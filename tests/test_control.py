@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from anse_hw.drivers.protocols import tfmini_frame
-from tests.conftest import free_port, hardware_config, http_get, pin, wait_for
+from tests.conftest import hardware_config, http_get, pin, wait_for
 from tests.serialdev import PtyDevice
 
 
@@ -33,7 +33,7 @@ def post(
         headers={**({"Authorization": f"Bearer {token}"} if token else {}), **(headers or {})},
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -50,25 +50,36 @@ def robot(tmp_path, start_daemon, watch):
     devices = []
 
     class Robot:
-        def __init__(self, resume: bool = True) -> None:
+        def __init__(self, resume: bool = True, heartbeat: float | None = None) -> None:
             self.device = PtyDevice(tmp_path / "ttyLIDAR")
             devices.append(self.device)
             self.pins = tmp_path / "pins.json"
-            self.port = free_port()
-            text = hardware_config(self.port, self.device.path, self.pins, max_age=5)
+            text = hardware_config(0, self.device.path, self.pins, max_age=5)
             if not resume:
                 text = "\n".join(line for line in text.splitlines() if "clear_to_move" not in line)
+            if heartbeat is not None:
+                text = text.replace("port: 0}", f"port: 0, heartbeat: {heartbeat}}}")
             # Each start writes a new config file: the robot_id keeps it one robot.
             self.text = "robot_id: testbot\n" + text
             self.start()
 
         def start(self) -> None:
-            self.daemon = start_daemon(self.text, self.port)
+            self.daemon = start_daemon(self.text)
+            self.port = self.daemon.port
             self.token = (self.daemon.state / "control-token").read_text().strip()
             self.stream = watch(self.daemon.url)
 
-        def far(self) -> None:
-            self.device.write(tfmini_frame(80))
+        def far(self, count: int = 1) -> None:
+            """`count` far readings, written and then seen on the stream (the
+            count before is taken before writing: a quick daemon may have
+            streamed them before the test looks)."""
+            seen = len(self.stream.of_type("sensor"))
+            for _ in range(count):
+                self.device.write(tfmini_frame(80))
+            wait_for(
+                lambda: len(self.stream.of_type("sensor")) >= seen + count,
+                what=f"{count} readings",
+            )
 
         def moving(self) -> None:
             mark = len(self.stream.events)
@@ -78,14 +89,6 @@ def robot(tmp_path, start_daemon, watch):
 
         def post(self, path: str, token: str | None = "", **kwargs) -> tuple[int, dict]:
             return post(self.port, path, self.token if token == "" else token, **kwargs)
-
-        def readings_seen(self, count: int) -> None:
-            """Wait until the stream shows `count` more readings."""
-            seen = self.stream.of_type("sensor")
-            wait_for(
-                lambda: len(self.stream.of_type("sensor")) >= len(seen) + count,
-                what=f"{count} readings",
-            )
 
     yield Robot
     for device in devices:
@@ -107,9 +110,7 @@ def test_estop_stops_at_once_and_far_readings_wait_for_reset(robot):
     assert estop["triggered"] is True and "api" in estop["condition"]
     assert health(r.port)["estop_latched"] is True
 
-    for _ in range(5):
-        r.far()
-    r.readings_seen(5)
+    r.far(5)
     assert r.stream.actuator_states()[-1] == "STOPPED" and pin(r.pins, "GPIO17") == 0.0
 
     mark = len(r.stream.events)
@@ -135,28 +136,32 @@ def test_the_latch_survives_a_restart(robot):
     assert "E-STOP LATCHED from the last run" in r.daemon.log()
     snapshot = r.stream.events[0]["data"]
     assert snapshot["estop_latched"] is True
-    for _ in range(5):
-        r.far()
-    r.readings_seen(5)
+    r.far(5)
     assert r.stream.actuator_states() == [] and pin(r.pins, "GPIO17") == 0.0
     assert r.post("/api/reset")[0] == 200
     r.moving()
 
 
 def test_a_manual_move_lasts_only_while_heartbeats_arrive(robot):
-    r = robot(resume=False)
+    hold = 2.0  # ten times what a heartbeat takes here on a busy machine
+    r = robot(resume=False, heartbeat=hold)
     r.far()
-    r.readings_seen(1)
     assert r.post("/api/actuators/movement", body={"command": "move"}) == (
         200,
         {"actuator": "movement", "state": "MOVING"},
     )
+    moved = time.monotonic()
     assert pin(r.pins, "GPIO17") == 0.6
-    for _ in range(8):  # heartbeats every 0.2 s keep it moving for 1.6 s (hold: 0.5 s)
-        time.sleep(0.2)  # the interval between heartbeats is what is being tested
-        assert r.post("/api/actuators/movement", body={"command": "move"})[0] == 200
+    # Heartbeats, each a tenth of the hold after the last, until the move has
+    # outlasted its first hold by half: each renewed it (the first would have
+    # lapsed), and far readings keep the sensor fresh meanwhile.
+    while time.monotonic() - moved < 1.5 * hold:
+        r.far()
+        beat = r.post("/api/actuators/movement", body={"command": "move"})
+        assert beat == (200, {"actuator": "movement", "state": "MOVING", "held_for_s": hold})
+        time.sleep(hold / 10)  # the pace of the heartbeats, not a wait for anything
     assert r.stream.actuator_states() == ["MOVING"]
-    r.stream.wait_state("STOPPED")  # heartbeats stop: back to the safe state
+    r.stream.wait_state("STOPPED", timeout=hold + 20)  # heartbeats stop: back to safe
     lapsed = [e for e in reflex_events(r.stream, "operator_command") if not e["triggered"]]
     assert lapsed and "no heartbeat" in lapsed[0]["condition"]
     assert pin(r.pins, "GPIO17") == 0.0
@@ -165,7 +170,6 @@ def test_a_manual_move_lasts_only_while_heartbeats_arrive(robot):
 def test_a_stop_reflex_beats_a_manual_move(robot):
     r = robot(resume=False)
     r.far()
-    r.readings_seen(1)
     assert r.post("/api/actuators/movement", body={"command": "move"})[0] == 200
     mark = len(r.stream.events)
     r.device.write(tfmini_frame(5))
@@ -179,7 +183,6 @@ def test_a_stop_reflex_beats_a_manual_move(robot):
 def test_no_credentials_wrong_token_or_foreign_origin_command_nothing(robot):
     r = robot(resume=False)
     r.far()
-    r.readings_seen(1)
     attempts = [
         ("/api/actuators/movement", None, {}, 401, "credentials required"),
         ("/api/actuators/movement", "not-the-token", {}, 401, "invalid credentials"),

@@ -7,8 +7,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 
 import pytest
 
@@ -16,12 +14,9 @@ from tests.conftest import (
     KINDS,
     ROOT,
     fast_sim_config,
-    free_port,
     http_get,
     operator_url,
-    serves,
     text,
-    wait_for,
 )
 
 pytestmark = pytest.mark.browser
@@ -30,8 +25,7 @@ SCREENSHOT = ROOT / "docs" / "dashboard.png"
 
 
 def test_dashboard_served_by_the_daemon_shows_the_live_loop(start_daemon, page, tmp_path):
-    port = free_port()
-    start_daemon(fast_sim_config(port, interval=0.1), port)
+    port = start_daemon(fast_sim_config(0, interval=0.1)).port
     page.goto(f"http://127.0.0.1:{port}/")
 
     page.wait_for_selector("#connection[data-state=connected]")
@@ -47,8 +41,8 @@ def test_dashboard_served_by_the_daemon_shows_the_live_loop(start_daemon, page, 
     )
 
     history = "[data-panel='actuator:movement'] .history li"
-    page.wait_for_selector(f"{history}[data-state=STOPPED]", timeout=15000)
-    page.wait_for_selector(f"{history}[data-state=MOVING]", timeout=15000)
+    page.wait_for_selector(f"{history}[data-state=STOPPED]")
+    page.wait_for_selector(f"{history}[data-state=MOVING]")
     assert page.locator("#log li[data-type=actuator]", has_text="STOPPED").count() >= 1
     assert page.locator("#log li[data-type=actuator]", has_text="MOVING").count() >= 1
     assert page.locator("#log li[data-type=reflex]", has_text="proximity_safeguard").count() >= 1
@@ -84,8 +78,8 @@ def test_dashboard_served_by_the_daemon_shows_the_live_loop(start_daemon, page, 
 
 
 def test_dashboard_reconnects_after_a_daemon_restart(start_daemon, page):
-    port = free_port()
-    daemon = start_daemon(fast_sim_config(port, interval=0.1), port)
+    daemon = start_daemon(fast_sim_config(0, interval=0.1))
+    port = daemon.port
     page.goto(f"http://127.0.0.1:{port}/")
     page.wait_for_selector("#connection[data-state=connected]")
     page.wait_for_selector("[data-panel='sensor:distance_sensor']")
@@ -95,8 +89,8 @@ def test_dashboard_reconnects_after_a_daemon_restart(start_daemon, page):
     assert "reconnecting in" in text(page, "#connection-text")
 
     events_before = int(text(page, "#stat-events"))
-    start_daemon(fast_sim_config(port, interval=0.1), port)
-    page.wait_for_selector("#connection[data-state=connected]", timeout=20000)
+    start_daemon(fast_sim_config(port, interval=0.1))  # where the page reconnects
+    page.wait_for_selector("#connection[data-state=connected]")
     page.wait_for_function(
         "n => Number(document.querySelector('#stat-events').textContent) > n + 5", arg=events_before
     )
@@ -110,55 +104,37 @@ def test_dashboard_reconnects_after_a_daemon_restart(start_daemon, page):
 
 
 def test_stale_sensor_is_shown_and_the_quiet_stream_is_flagged(start_daemon, page):
-    port = free_port()
-    start_daemon(
+    port = start_daemon(
         fast_sim_config(
-            port,
+            0,
             interval=0.1,
             extra_sensor=", profile: script, values: [50, 40, 30], repeat: false, max_age: 0.5",
-        ),
-        port,
-    )
+        )
+    ).port
     page.goto(f"http://127.0.0.1:{port}/")
     badge = "[data-panel='sensor:distance_sensor'] .fault-badge"
-    page.wait_for_selector(f"{badge}:not([hidden])", timeout=10000)
+    page.wait_for_selector(f"{badge}:not([hidden])")
     assert "STALE" in text(page, badge)
     assert text(page, "[data-panel='worldmodel'] .safety") == "DANGER"
-    page.wait_for_selector("#quiet-warning:not([hidden])", timeout=15000)
+    page.wait_for_selector("#quiet-warning:not([hidden])")
     assert "No events" in text(page, "#quiet-warning")
-    assert page.errors == []
+    # A page that loads once the sensor is stale (a busy machine) gets 503 from
+    # its /healthz probe, as it should; Chromium logs that.  Nothing else.
+    assert [e for e in page.errors if "status of 503" not in e] == []
 
 
-def test_seed_way_static_server_with_ws_parameter(start_daemon, page):
-    port, web = free_port(), free_port()
-    start_daemon(fast_sim_config(port, interval=0.1), port)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(web), "--bind", "127.0.0.1"],
-        cwd=ROOT / "anse_hw" / "dashboard",
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        import socket
-
-        def up() -> bool:
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", web)) == 0
-
-        wait_for(up, what="http.server")
-        page.goto(f"http://127.0.0.1:{web}/?ws=ws://127.0.0.1:{port}")
-        page.wait_for_selector("#connection[data-state=connected]")
-        page.wait_for_selector("[data-panel='sensor:distance_sensor']")
-        # http.server answers /healthz with 404: that console line is the probe.
-        assert [e for e in page.errors if "404" not in e] == []
-    finally:
-        server.terminate()
-        server.wait()
+def test_seed_way_static_server_with_ws_parameter(start_daemon, static_server, page):
+    port = start_daemon(fast_sim_config(0, interval=0.1)).port
+    web = static_server(ROOT / "anse_hw" / "dashboard").port
+    page.goto(f"http://127.0.0.1:{web}/?ws=ws://127.0.0.1:{port}")
+    page.wait_for_selector("#connection[data-state=connected]")
+    page.wait_for_selector("[data-panel='sensor:distance_sensor']")
+    # http.server answers /healthz with 404: that console line is the probe.
+    assert [e for e in page.errors if "404" not in e] == []
 
 
 def test_phone_sized_screen_keeps_the_motor_state_readable(start_daemon, browser):
-    port = free_port()
-    start_daemon(fast_sim_config(port, interval=0.1), port)
+    port = start_daemon(fast_sim_config(0, interval=0.1)).port
     context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
     page = context.new_page()
     page.goto(f"http://127.0.0.1:{port}/")
@@ -178,8 +154,7 @@ def test_phone_sized_screen_keeps_the_motor_state_readable(start_daemon, browser
 
 
 def test_each_kind_is_drawn_in_its_own_unit(start_daemon, page, tmp_path):
-    port = free_port()
-    start_daemon(KINDS.format(port=port), port)
+    port = start_daemon(KINDS.format(port=0)).port
     page.goto(f"http://127.0.0.1:{port}/")
     temp = "[data-panel='sensor:driver_temp']"
     for panel, unit in (("driver_temp", "°C"), ("air", "%"), ("front", "cm")):
@@ -204,8 +179,8 @@ def test_each_kind_is_drawn_in_its_own_unit(start_daemon, page, tmp_path):
     assert page.locator(f"{binary} canvas").count() == 0, "a badge, not a chart"
 
     fan = "[data-panel='actuator:fan']"
-    page.wait_for_selector(f"{fan} .history li[data-state=ON]", timeout=15000)
-    page.wait_for_selector(f"{fan} .history li[data-state=OFF]", timeout=15000)
+    page.wait_for_selector(f"{fan} .history li[data-state=ON]")
+    page.wait_for_selector(f"{fan} .history li[data-state=OFF]")
     assert text(page, f"{fan} .kind") == "output"
     assert page.locator("#log li[data-type=sensor]", has_text="°C").count() >= 1
     page.screenshot(path=str(tmp_path / "kinds.png"), full_page=True)
@@ -213,8 +188,13 @@ def test_each_kind_is_drawn_in_its_own_unit(start_daemon, page, tmp_path):
 
 
 def test_operator_logs_in_with_the_printed_url_stops_and_resets(start_daemon, page):
-    port = free_port()
-    daemon = start_daemon(fast_sim_config(port, interval=0.1), port)
+    # A clear road: the motor runs until the operator stops it.  (In the sweep
+    # it was already stopped by a reflex one click in eight, and the banner
+    # rightly named that reflex as what stopped it.)
+    daemon = start_daemon(
+        fast_sim_config(0, interval=0.1, extra_sensor=", profile: constant, value: 50")
+    )
+    port = daemon.port
     url = operator_url(daemon)
     assert url.startswith(f"http://127.0.0.1:{port}/?token=")
     page.goto(url)
@@ -222,6 +202,7 @@ def test_operator_logs_in_with_the_printed_url_stops_and_resets(start_daemon, pa
     assert "token=" not in page.url, "the token leaves the address bar"
     page.wait_for_selector("#connection[data-state=connected]")
     page.wait_for_selector("[data-panel='actuator:movement'] .manual button")
+    page.wait_for_selector("[data-panel='actuator:movement'] .state-badge[data-state=MOVING]")
     page.click("#estop-button")
     page.wait_for_selector("#latch-banner:not([hidden])")
     assert "E-STOP LATCHED" in text(page, "#latch-banner")
@@ -232,10 +213,8 @@ def test_operator_logs_in_with_the_printed_url_stops_and_resets(start_daemon, pa
     page.click("#reset-button")
     page.wait_for_selector("#latch-banner", state="hidden")
     assert text(page, "#operator-text") == "operator"
-    # The sim sweep passes 15 cm again: the motor moves on its own reflex.
-    page.wait_for_selector(
-        "[data-panel='actuator:movement'] .state-badge[data-state=MOVING]", timeout=15000
-    )
+    # The next clear reading moves the motor again, on its own reflex.
+    page.wait_for_selector("[data-panel='actuator:movement'] .state-badge[data-state=MOVING]")
     assert page.errors == []
 
 
@@ -255,30 +234,21 @@ ws.onmessage = (m) => {{
 </script>"""
 
 
-def test_a_page_on_another_origin_cannot_command(start_daemon, page, tmp_path):
+def test_a_page_on_another_origin_cannot_command(start_daemon, static_server, page, tmp_path):
     """Same host, another port: the browser sends the operator's cookie along
     (cookies ignore ports), so the daemon's Origin check is what refuses it."""
-    port = free_port()
-    daemon = start_daemon(fast_sim_config(port, interval=0.1), port)
+    daemon = start_daemon(fast_sim_config(0, interval=0.1))
+    port = daemon.port
     page.goto(operator_url(daemon))
     page.wait_for_selector("#operator[data-operator=true]")
-    (tmp_path / "evil.html").write_text(EVIL_PAGE.format(port=port))
-    evil_port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(evil_port), "--bind", "127.0.0.1"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(lambda: serves(f"http://127.0.0.1:{evil_port}/evil.html"), what="the other origin")
-        page.goto(f"http://127.0.0.1:{evil_port}/evil.html")
-        page.wait_for_function("() => window.results.length >= 2")
-        results = page.evaluate("window.results")
-        assert "reply 401" in results, results
-    finally:
-        server.terminate()
-        server.wait()
+    site = tmp_path / "evil"
+    site.mkdir()
+    (site / "evil.html").write_text(EVIL_PAGE.format(port=port))
+    evil_port = static_server(site).port
+    page.goto(f"http://127.0.0.1:{evil_port}/evil.html")
+    page.wait_for_function("() => window.results.length >= 2")
+    results = page.evaluate("window.results")
+    assert "reply 401" in results, results
     assert json.loads(http_get(f"http://127.0.0.1:{port}/healthz")[1])["estop_latched"] is False
     assert "commands from http://127.0.0.1:" in daemon.log(), "the POST was refused: 403"
 
@@ -299,11 +269,10 @@ CHART_PIXEL = """(sel) => {
 def test_when_the_daemon_goes_away_values_are_last_known_and_nothing_is_green(
     start_daemon, page, tmp_path
 ):
-    port = free_port()
-    config = fast_sim_config(port, interval=0.1)
-    daemon = start_daemon(config, port)
+    daemon = start_daemon(fast_sim_config(0, interval=0.1))
+    port = daemon.port
     page.goto(f"http://127.0.0.1:{port}/")
-    page.wait_for_selector(".safety[data-safe=true]", timeout=15000)
+    page.wait_for_selector(".safety[data-safe=true]")
     panels = ("sensor:distance_sensor", "actuator:movement", "worldmodel")
     for panel in panels:
         assert page.locator(f"[data-panel='{panel}'] .last-known-badge").is_hidden()
@@ -327,9 +296,9 @@ def test_when_the_daemon_goes_away_values_are_last_known_and_nothing_is_green(
     r, g, b, a = page.evaluate(CHART_PIXEL, "[data-panel='sensor:distance_sensor'] canvas.chart")
     assert a > 0 and all(abs(c - s) <= 12 for c, s in zip((r, g, b), GAP_SHADE, strict=True))
 
-    # Back again: live values, no marks.
-    start_daemon(config, port)
-    page.wait_for_selector("#connection[data-state=connected]", timeout=20000)
+    # Back again, where the page reconnects: live values, no marks.
+    start_daemon(fast_sim_config(port, interval=0.1))
+    page.wait_for_selector("#connection[data-state=connected]")
     for panel in panels:
         page.locator(f"[data-panel='{panel}'] .last-known-badge").wait_for(state="hidden")
     assert page.locator(".safety").get_attribute("data-safe") in ("true", "false")

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import queue
-import statistics
 
 import pytest
-from gpiozero.pins.mock import MockFactory, MockPWMPin, MockTriggerPin
+from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from anse_hw.drivers.base import Sample
 from anse_hw.drivers.gpio_motor import GpioMotor
 from anse_hw.drivers.hcsr04 import HCSR04Sensor
 from anse_hw.drivers.kinds import MOVING, STOPPED
+from tests.conftest import ExactEchoFactory, ExactEchoPin
 
 SPEED_OF_SOUND = 343.26  # m/s, as gpiozero uses
 
@@ -21,13 +21,14 @@ def echo_time_for(cm: float) -> float:
 
 
 class Rig:
-    """An HC-SR04 wired to the mock factory: the trigger pin drives the echo pin."""
+    """An HC-SR04 wired to the mock factory: the trigger pin drives the echo pin,
+    with an echo exactly as long as `cm` takes sound there and back."""
 
     def __init__(self, cm: float, interval: float = 0.02, median_of: int = 1) -> None:
-        self.factory = MockFactory()
+        self.factory = ExactEchoFactory()
         self.echo = self.factory.pin(24)
         self.trigger = self.factory.pin(
-            23, pin_class=MockTriggerPin, echo_pin=self.echo, echo_time=echo_time_for(cm)
+            23, pin_class=ExactEchoPin, echo_pin=self.echo, echo_time=echo_time_for(cm)
         )
         self.samples: queue.Queue[Sample] = queue.Queue()
         self.crashes: list[BaseException] = []
@@ -50,7 +51,7 @@ class Rig:
         self.trigger.echo_pin = self.factory.pin(5)
 
     def take(self, count: int) -> list[Sample]:
-        return [self.samples.get(timeout=5) for _ in range(count)]
+        return [self.samples.get(timeout=30) for _ in range(count)]
 
     def drain(self) -> None:
         while not self.samples.empty():
@@ -65,10 +66,7 @@ class Rig:
 def test_hcsr04_distance_within_tolerance(cm):
     rig = Rig(cm)
     try:
-        rig.take(2)  # the first pulse may straddle start-up
-        measured = statistics.median(s.value for s in rig.take(7))
-        # The mock echo is a sleep(): the OS may stretch it, never shorten it.
-        assert cm - 2 <= measured <= cm * 1.2 + 8, measured
+        assert [s.value for s in rig.take(3)] == pytest.approx([cm] * 3)
         assert not rig.crashes
     finally:
         rig.close()
@@ -86,9 +84,8 @@ def test_hcsr04_no_echo_is_no_reading_never_zero_or_stale():
         rig.set_distance(10.0)
         rig.trigger.echo_pin = rig.echo
         recovered = next(s for s in iter(lambda: rig.take(1)[0], None) if s.valid)
-        # A new reading, not the 40 cm from before the wire came loose.  The mock
-        # times the echo in real time, so a loaded machine only makes it longer.
-        assert 8 <= recovered.value < 30
+        # A new reading, not the 40 cm from before the wire came loose.
+        assert recovered.value == pytest.approx(10.0)
     finally:
         rig.close()
 
@@ -112,7 +109,7 @@ def test_hcsr04_step_shows_up_on_the_next_reading():
         rig.set_distance(8.0)
         rig.drain()
         first, second = rig.take(2)
-        assert second.value < 20, (first, second)
+        assert second.value == pytest.approx(8.0), (first, second)
     finally:
         rig.close()
 
@@ -125,7 +122,7 @@ def test_hcsr04_median_of_three_is_explicit():
         rig.drain()
         samples = [s.value for s in rig.take(4)]
         assert samples[0] > 30, "one new reading does not move a median of 3"
-        assert samples[-1] < 25
+        assert samples[-1] == pytest.approx(10.0)
     finally:
         rig.close()
 

@@ -10,15 +10,14 @@ from websockets.asyncio.client import connect
 
 from anse_hw.drivers.pins import read_pin_states
 from anse_hw.drivers.protocols import tfmini_frame
-from tests.conftest import check_contract, free_port, hardware_config, pin, wait_for
+from tests.conftest import check_contract, hardware_config, pin, wait_for
 from tests.serialdev import PtyDevice
 
 
 def test_serial_obstacle_stops_and_clears_the_gpio_motor(start_daemon, tmp_path):
     device = PtyDevice(tmp_path / "ttyTFMINI")
     pins = tmp_path / "pins.json"
-    port = free_port()
-    daemon = start_daemon(hardware_config(port, device.path, pins, max_age=5), port)
+    daemon = start_daemon(hardware_config(0, device.path, pins, max_age=5))
 
     async def next_actuator(ws, received):
         while True:
@@ -30,7 +29,7 @@ def test_serial_obstacle_stops_and_clears_the_gpio_motor(start_daemon, tmp_path)
 
     async def scenario():
         received = []
-        async with connect(daemon.url) as ws, asyncio.timeout(20):
+        async with connect(daemon.url) as ws, asyncio.timeout(60):
             snapshot = json.loads(await ws.recv())
             assert snapshot["data"]["actuator_state"] == "STOPPED"  # S1
             device.write(tfmini_frame(80))

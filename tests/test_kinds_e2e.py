@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.conftest import EXAMPLES, ROOT, daemon_env, free_port, pin, wait_for
+from tests.conftest import EXAMPLES, ROOT, daemon_env, pin, wait_for
 
 
 def robot_config(port: int, tmp_path, temperature: str, distance: str) -> str:
@@ -46,8 +46,7 @@ def robot(tmp_path, start_daemon, watch):
         distance: str = "profile: constant, value: 40",
         env: dict | None = None,
     ):
-        port = free_port()
-        daemon = start_daemon(robot_config(port, tmp_path, temperature, distance), port, env=env)
+        daemon = start_daemon(robot_config(0, tmp_path, temperature, distance), env=env)
         return daemon, watch(daemon.url), tmp_path / "pins.json"
 
     return start
@@ -158,20 +157,8 @@ def test_every_output_is_safe_after_sigkill_and_safe_stop(robot, tmp_path):
 
 
 def test_pi_robot_yaml_runs_in_sim_with_every_kind(start_daemon, watch):
-    port = free_port()
-    daemon = start_daemon(
-        None,
-        port,
-        args=(
-            "--config",
-            str(EXAMPLES / "pi-robot.yaml"),
-            "--sim",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ),
-    )
+    example = str(EXAMPLES / "pi-robot.yaml")
+    daemon = start_daemon(args=("--config", example, "--sim", "--host", "127.0.0.1", "--port", "0"))
     stream = watch(daemon.url)
     snapshot = stream.events[0]["data"]
     assert snapshot["actuator_kinds"]["fan"] == {"type": "output", "safe": "OFF"}

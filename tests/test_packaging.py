@@ -13,9 +13,10 @@ import venv
 import zipfile
 from pathlib import Path
 
+import pip
 import pytest
 
-from tests.conftest import EXAMPLES, ROOT, free_port, http_get, wait_for
+from tests.conftest import EXAMPLES, LISTENING, ROOT, http_get, wait_for
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -58,15 +59,21 @@ def test_the_wheel_holds_one_package_with_its_dashboard_examples_and_unit(wheel)
 
 def serves_the_dashboard_from_root(command: list[str], env: dict[str, str], tmp_path: Path) -> None:
     """Started from /, as systemd or a user in another directory would."""
-    port = free_port()
     env = {**env, "STATE_DIRECTORY": str(tmp_path / "state")}
     log = tmp_path / "daemon.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [*command, "--sim", "--host", "127.0.0.1", "--port", str(port)],
+            [*command, "--sim", "--host", "127.0.0.1", "--port", "0"],
             cwd="/", env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
+
+            def listening() -> int | None:
+                assert proc.poll() is None, log.read_text()
+                found = LISTENING.search(log.read_text())
+                return int(found.group(1)) if found else None
+
+            port = wait_for(listening, 30, "the daemon to listen")
 
             def page() -> bytes | None:
                 assert proc.poll() is None, log.read_text()
@@ -80,7 +87,7 @@ def serves_the_dashboard_from_root(command: list[str], env: dict[str, str], tmp_
             assert http_get(f"http://127.0.0.1:{port}/app.js")[0] == 200
         finally:
             proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=15) == 0, log.read_text()
+            assert proc.wait(timeout=30) == 0, log.read_text()
     assert "Dashboard:  http://" in log.read_text()
 
 
@@ -107,8 +114,13 @@ def test_pip_install_user(wheel, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PYTHONUSERBASE"] = str(userbase)
     env.pop("PYTHONNOUSERSITE", None)
+    # The base interpreter runs this venv's pip and nothing else of the venv:
+    # a fresh Debian's python3 has no pip (python3-pip is another package).
+    only_pip = tmp_path / "only-pip"
+    only_pip.mkdir()
+    (only_pip / "pip").symlink_to(Path(pip.__file__).parent)
     subprocess.run(
         [base, "-m", "pip", "install", "-q", "--user", "--break-system-packages", str(wheel)],
-        check=True, timeout=300, env=env,
+        check=True, timeout=300, env={**env, "PYTHONPATH": str(only_pip)},
     )  # fmt: skip
     serves_the_dashboard_from_root([str(userbase / "bin/anse-hw")], env, tmp_path)

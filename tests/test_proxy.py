@@ -9,14 +9,16 @@ import shutil
 import ssl
 import subprocess
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import (
     ROOT,
+    PortTaken,
     fast_sim_config,
-    free_port,
+    on_free_ports,
     open_page,
     operator_url,
     serves,
@@ -58,10 +60,12 @@ def adapted(path: Path, replacements: dict[str, str]) -> str:
 
 
 class Nginx:
-    """nginx as a child process with its own prefix, config and free port."""
+    """nginx as a child process with its own prefix and config, listening on
+    `ports` (PortTaken if another process bound one of them first)."""
 
-    def __init__(self, directory: Path, servers: str) -> None:
+    def __init__(self, directory: Path, servers: str, ports: tuple[int, ...]) -> None:
         self.directory = directory
+        self.ports = ports
         for temp in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (directory / temp).mkdir(parents=True, exist_ok=True)
         temps = "\n".join(
@@ -108,11 +112,29 @@ http {{
             text=True,
         )
         assert check.returncode == 0, check.stderr
+        errors = directory / "error.log"
+        errors.write_text("")
         self.proc = subprocess.Popen(
-            [NGINX, "-p", str(directory), "-e", str(directory / "error.log"), "-c", str(conf)],
+            [NGINX, "-p", str(directory), "-e", str(errors), "-c", str(conf)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
+        pid_file = directory / "nginx.pid"
+
+        def bound() -> bool:
+            """nginx writes its pid file once its ports are bound; it gives up
+            on a port in use after a few seconds of retrying."""
+            if self.proc.poll() is not None:
+                if "Address already in use" in errors.read_text():
+                    raise PortTaken(errors.read_text())
+                raise AssertionError(errors.read_text())
+            return pid_file.exists() and pid_file.read_text().strip() == str(self.proc.pid)
+
+        try:
+            wait_for(bound, 30, "nginx to bind its ports")
+        except AssertionError:
+            self.stop()
+            raise
 
     def wait_serving(self, url: str) -> None:
         context = ssl._create_unverified_context()
@@ -121,7 +143,7 @@ http {{
             assert self.proc.poll() is None, (self.directory / "error.log").read_text()
             return serves(url, context)
 
-        wait_for(answers, 15, f"nginx to serve {url}")
+        wait_for(answers, 30, f"nginx to serve {url}")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -130,11 +152,17 @@ http {{
 
 @pytest.fixture
 def nginx(tmp_path):
+    """`start(servers, ports)`: nginx with the server blocks `servers(*ports)`
+    on `ports` free ports, other ones if a port was taken first."""
     started: list[Nginx] = []
 
-    def start(servers: str) -> Nginx:
-        started.append(Nginx(tmp_path / f"nginx{len(started)}", servers))
-        return started[-1]
+    def start(servers: Callable[..., str], ports: int = 1) -> Nginx:
+        def on(*chosen: int) -> Nginx:
+            made = Nginx(tmp_path / f"nginx{len(started)}", servers(*chosen), chosen)
+            started.append(made)
+            return made
+
+        return on_free_ports(on, ports)
 
     yield start
     for server in started:
@@ -158,26 +186,28 @@ def shows_live_data(page, url: str, stream: str) -> None:
 
 @pytest.mark.parametrize("layout", ["root", "ws"])
 def test_dashboard_through_nginx(layout, start_daemon, nginx, page):
-    daemon, web = free_port(), free_port()
-    start_daemon(fast_sim_config(daemon, interval=0.1), daemon)
+    daemon = start_daemon(fast_sim_config(0, interval=0.1)).port
     locations = LAYOUTS[layout].replace("{daemon}", str(daemon))
-    proxy = nginx(f"server {{\n    listen 127.0.0.1:{web};\n    {locations}\n}}")
+    proxy = nginx(lambda web: f"server {{\n    listen 127.0.0.1:{web};\n    {locations}\n}}")
+    (web,) = proxy.ports
     proxy.wait_serving(f"http://127.0.0.1:{web}/healthz")
     shows_live_data(page, f"http://127.0.0.1:{web}/", f"ws://127.0.0.1:{web}/ws")
 
 
 def test_dashboard_under_a_sub_path_with_the_shipped_snippet(start_daemon, nginx, page, tmp_path):
-    daemon, web = free_port(), free_port()
-    start_daemon(fast_sim_config(daemon, interval=0.1), daemon)
+    daemon = start_daemon(fast_sim_config(0, interval=0.1)).port
     snippet = tmp_path / "anse-hw-subpath.conf"
     snippet.write_text(
         adapted(DEPLOY / "anse-hw-subpath.conf", {"127.0.0.1:8000": f"127.0.0.1:{daemon}"})
     )
     # Another site owns the root: nothing of the robot's may be fetched there.
     proxy = nginx(
-        f"server {{\n    listen 127.0.0.1:{web};\n    location / {{ return 404; }}\n"
-        f"    include {snippet};\n}}"
+        lambda web: (
+            f"server {{\n    listen 127.0.0.1:{web};\n    location / {{ return 404; }}\n"
+            f"    include {snippet};\n}}"
+        )
     )
+    (web,) = proxy.ports
     proxy.wait_serving(f"http://127.0.0.1:{web}/robot/healthz")
     shows_live_data(page, f"http://127.0.0.1:{web}/robot", f"ws://127.0.0.1:{web}/robot/ws")
     assert page.url == f"http://127.0.0.1:{web}/robot/"
@@ -214,22 +244,25 @@ def test_tls_with_the_shipped_site_file_and_an_operator_stop(
     """wss:// through the shipped anse-hw.conf; the operator logs in with the
     printed URL (port swapped for the proxy's), gets a Secure cookie, and the
     E-STOP goes through the proxy."""
-    daemon_port, web, plain = free_port(), free_port(), free_port()
-    daemon = start_daemon(fast_sim_config(daemon_port, interval=0.1), daemon_port)
+    daemon = start_daemon(fast_sim_config(0, interval=0.1))
     cert, key = self_signed(tmp_path)
-    site = adapted(
-        DEPLOY / "anse-hw.conf",
-        {
-            "    listen [::]:80;\n": "",
-            "    listen [::]:443 ssl;\n": "",
-            "listen 80;": f"listen 127.0.0.1:{plain};",
-            "listen 443 ssl;": f"listen 127.0.0.1:{web} ssl;",
-            "/etc/ssl/anse-hw/cert.pem": str(cert),
-            "/etc/ssl/anse-hw/key.pem": str(key),
-            "127.0.0.1:8000": f"127.0.0.1:{daemon_port}",
-        },
-    )
-    proxy = nginx(site)
+
+    def site(web: int, plain: int) -> str:
+        return adapted(
+            DEPLOY / "anse-hw.conf",
+            {
+                "    listen [::]:80;\n": "",
+                "    listen [::]:443 ssl;\n": "",
+                "listen 80;": f"listen 127.0.0.1:{plain};",
+                "listen 443 ssl;": f"listen 127.0.0.1:{web} ssl;",
+                "/etc/ssl/anse-hw/cert.pem": str(cert),
+                "/etc/ssl/anse-hw/key.pem": str(key),
+                "127.0.0.1:8000": f"127.0.0.1:{daemon.port}",
+            },
+        )
+
+    proxy = nginx(site, ports=2)
+    web, plain = proxy.ports
     proxy.wait_serving(f"https://127.0.0.1:{web}/healthz")
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
