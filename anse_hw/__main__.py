@@ -2,6 +2,6 @@
 
 import sys
 
-from anse_hw.cli import main
+from anse_hw.app.cli import main
 
 sys.exit(main())

@@ -22,9 +22,10 @@ from typing import Any
 
 from anse_hw import events
 from anse_hw.config import Config, ReflexConfig
-from anse_hw.drivers.base import ActuatorDriver, Sample, SensorDriver
-from anse_hw.drivers.kinds import ACTUATOR_KINDS
+from anse_hw.errors import Refused
+from anse_hw.kinds import ACTUATOR_KINDS
 from anse_hw.metrics import EngineStats
+from anse_hw.readings import ActuatorDriver, Sample, SensorDriver
 from anse_hw.worldmodel import WorldModel
 
 log = logging.getLogger("anse_hw.engine")
@@ -34,15 +35,6 @@ TIMEOUT_REFLEX = "sensor_timeout"
 FAULT_REFLEX = "sensor_fault"
 ESTOP_REFLEX = "operator_estop"
 COMMAND_REFLEX = "operator_command"
-
-
-class Refused(Exception):
-    """An operator command the engine will not carry out; the text says why."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 The reflex path only bumps plain integers in `EngineStats` (under the lock it
 already holds).  `Sources` names where a scrape reads from; the Prometheus
-text format lives in anse_hw.exposition, imported on the first scrape, so a
+text format lives in anse_hw.web.exposition, imported on the first scrape, so a
 daemon nobody scrapes never loads prometheus_client (about 2 MB).
 """
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from anse_hw.config import Config, ReflexConfig
-from anse_hw.drivers.kinds import SensorKind
+from anse_hw.kinds import SensorKind
 
 
 @dataclass

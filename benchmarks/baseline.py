@@ -19,8 +19,8 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from anse_hw import events
 from anse_hw.drivers.gpio_motor import GpioMotor
-from anse_hw.drivers.kinds import MOVING, STOPPED
 from anse_hw.drivers.protocols import TFminiParser
+from anse_hw.kinds import MOVING, STOPPED
 
 
 @contextlib.contextmanager
@@ -155,9 +155,9 @@ def main() -> None:
 
     from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-    from anse_hw.drivers.kinds import SENSOR_KINDS
     from anse_hw.drivers.protocols import tfmini_frame
     from anse_hw.drivers.sim import sweep
+    from anse_hw.kinds import SENSOR_KINDS
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)

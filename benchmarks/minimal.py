@@ -22,8 +22,8 @@ from typing import Any
 from websockets.asyncio.server import broadcast, serve
 
 from anse_hw import events
-from anse_hw.drivers.kinds import MOVING, STOPPED
 from anse_hw.drivers.protocols import TFminiParser
+from anse_hw.kinds import MOVING, STOPPED
 from benchmarks.baseline import PtyServer, tfmini_on_loop
 
 

@@ -30,7 +30,7 @@ import paho.mqtt.client as paho
 
 from anse_hw import config as configuration
 from anse_hw import events
-from anse_hw.mqtt import MqttBridge
+from anse_hw.mqtt.bridge import MqttBridge
 from benchmarks.markdown import replace_section
 from benchmarks.run import Rig, fmt_latency, keep_state_aside, percentile, reflex_scenario
 from tests.conftest import free_port, wait_for

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from anse_hw import config as configuration
 from anse_hw import events
-from anse_hw.daemon import build_actuators, build_sensors
-from anse_hw.drivers.base import Sample
+from anse_hw.app.daemon import build_actuators, build_sensors
 from anse_hw.drivers.protocols import TFminiParser, tfmini_frame
 from anse_hw.engine import Engine
+from anse_hw.readings import Sample
 from benchmarks import run
 from benchmarks.markdown import replace_section
 from tests.test_config_hostile import PAIR, alias_bomb
@@ -131,7 +131,10 @@ def main() -> None:
             "asyncio and websockets: the floor",
             rss_after("import asyncio, websockets.asyncio.server"),
         ),
-        ("anse-hw's daemon and command line", rss_after("import anse_hw.cli, anse_hw.daemon")),
+        (
+            "anse-hw's daemon and command line",
+            rss_after("import anse_hw.app.cli, anse_hw.app.daemon"),
+        ),
     ]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     body = f"""Measured by `python -m benchmarks.pieces` on {started}: each piece alone, the

@@ -37,8 +37,8 @@ from typing import ClassVar
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from anse_hw import config as configuration
-from anse_hw import realtime
-from anse_hw.daemon import Daemon
+from anse_hw.app import realtime
+from anse_hw.app.daemon import Daemon
 from anse_hw.drivers.protocols import tfmini_frame
 from benchmarks.baseline import SeedStyleServer, bench_motor
 from benchmarks.markdown import keep_other_sections

@@ -25,9 +25,9 @@ from gpiozero.pins.mock import MockFactory, MockPin, MockTriggerPin
 from websockets.asyncio.client import connect
 
 from anse_hw import config as configuration
-from anse_hw.drivers.base import Sample, SensorDriver
 from anse_hw.drivers.pins import read_pin_states
 from anse_hw.engine import Engine
+from anse_hw.readings import Sample, SensorDriver
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +69,7 @@ class Recorder:
 def engine_for(config_text: str) -> tuple[Engine, list[dict[str, Any]]]:
     """A real engine on the drivers of `config_text` (no GPIO), not started: the test
     feeds it samples itself.  Published events land in the returned list."""
-    from anse_hw.daemon import build_actuators, build_sensors
+    from anse_hw.app.daemon import build_actuators, build_sensors
 
     cfg = configuration.parse(config_text)
     published: list[dict[str, Any]] = []

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from anse_hw import cli, config
+from anse_hw import config
+from anse_hw.app import cli
 from tests.test_config import GOOD, run_cli
 
 PAIR = GOOD + ("  - {name: go, sensor: front, above: 15, actuator: movement, command: move}\n")

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from anse_hw import cli, config
+from anse_hw import config
+from anse_hw.app import cli
 from tests.conftest import run_cli, write_config
 
 SIM = "sensors:\n  - {name: a, driver: sim}\n"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from anse_hw.drivers.base import Sample
 from anse_hw.engine import Engine
+from anse_hw.readings import Sample
 from tests.conftest import engine_for
 
 TWO_SENSORS = """

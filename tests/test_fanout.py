@@ -225,8 +225,8 @@ def test_an_event_made_while_a_client_joins_alone_reaches_it():
     sensor thread gets its turn right after the snapshot (the worst moment).
     The event it makes must still reach the client, right after the snapshot."""
     from anse_hw import config as configuration
-    from anse_hw.drivers.base import Sample
-    from anse_hw.server import Hub
+    from anse_hw.readings import Sample
+    from anse_hw.web.hub import Hub
     from tests.conftest import engine_for
 
     text = "server: {host: 127.0.0.1, port: 0}\n" + ONE_SENSOR

@@ -7,10 +7,10 @@ import queue
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from anse_hw.drivers.base import Sample
 from anse_hw.drivers.gpio_motor import GpioMotor
 from anse_hw.drivers.hcsr04 import HCSR04Sensor
-from anse_hw.drivers.kinds import MOVING, STOPPED
+from anse_hw.kinds import MOVING, STOPPED
+from anse_hw.readings import Sample
 from tests.conftest import ExactEchoFactory, ExactEchoPin
 
 SPEED_OF_SOUND = 343.26  # m/s, as gpiozero uses

@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from anse_hw.api import RefusalLog
-from anse_hw.control import (
+from anse_hw.web.api import RefusalLog
+from anse_hw.web.auth import (
     FREE_FAILURES,
     GLOBAL_DELAY,
     GLOBAL_FREE_FAILURES,
@@ -230,7 +230,7 @@ def test_refusals_are_logged_once_per_address_and_then_counted(caplog):
             refusals.refused(f"10.0.{i % 300 // 256}.{i % 300 % 256}", "POST /api/estop", "no")
         await asyncio.sleep(0.5)
 
-    with caplog.at_level(logging.WARNING, logger="anse_hw.api"):
+    with caplog.at_level(logging.WARNING, logger="anse_hw.web.api"):
         asyncio.run(run())
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == RefusalLog.MAX_LINES + 1, lines

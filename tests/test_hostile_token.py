@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anse_hw.control import MIN_TOKEN_BITS, TOKEN_ENV, operator_hint, token_problem
+from anse_hw.web.auth import MIN_TOKEN_BITS, TOKEN_ENV, operator_hint, token_problem
 from tests.conftest import ROOT, daemon_env, fast_sim_config, wait_for, write_config
 from tests.hostile import exchange, request, state_of
 

@@ -12,9 +12,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from anse_hw import config as configuration
-from anse_hw.drivers.base import DriverError
 from anse_hw.drivers.gpio_io import GpioInputSensor, GpioOutput
-from anse_hw.drivers.kinds import OFF, ON, SENSOR_KINDS
 from anse_hw.drivers.serial_sensor import SerialSensor
 from anse_hw.drivers.sysfs_temperature import (
     CpuTemperatureSensor,
@@ -22,6 +20,8 @@ from anse_hw.drivers.sysfs_temperature import (
     parse_millidegrees,
     parse_w1_slave,
 )
+from anse_hw.errors import DriverError
+from anse_hw.kinds import OFF, ON, SENSOR_KINDS
 from tests.conftest import Recorder, engine_for, wait_for
 from tests.serialdev import PtyDevice
 from tests.test_config import GOOD, run_cli

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from anse_hw import config as configuration
 from anse_hw.drivers.protocols import tfmini_frame
-from anse_hw.mqtt import MqttBridge
+from anse_hw.mqtt.bridge import MqttBridge
 from tests.broker import Mosquitto, ScriptedBroker, SilentServer, Subscriber
 from tests.conftest import (
     engine_for,

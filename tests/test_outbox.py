@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from anse_hw.outbox import Outbox
+from anse_hw.web.outbox import Outbox
 
 
 def frames(box: Outbox) -> list[str]:

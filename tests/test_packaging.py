@@ -47,12 +47,12 @@ def test_the_wheel_holds_one_package_with_its_dashboard_examples_and_unit(wheel)
         wheel.name.split("-py3")[0] + ".dist-info",
     }
     for needed in (
-        "anse_hw/dashboard/index.html",
-        "anse_hw/dashboard/app.js",
-        "anse_hw/dashboard/style.css",
+        "anse_hw/web/dashboard/index.html",
+        "anse_hw/web/dashboard/app.js",
+        "anse_hw/web/dashboard/style.css",
         "anse_hw/examples/pi-robot.yaml",
         "anse_hw/unit/anse-hw.service",
-        "anse_hw/drivers/kinds.py",
+        "anse_hw/kinds.py",
     ):
         assert needed in names
 

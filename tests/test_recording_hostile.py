@@ -27,10 +27,13 @@ from mcap.records import Channel, Message, Metadata, Schema
 from mcap.stream_reader import StreamReader
 from mcap.writer import CompressionType, Writer
 
-from anse_hw import cli, config, recording, replay
-from anse_hw.daemon import build_actuators
-from anse_hw.drivers.base import Sample
-from anse_hw.engine import Engine, Refused
+from anse_hw import config
+from anse_hw.app import cli, replay
+from anse_hw.app.daemon import build_actuators
+from anse_hw.engine import Engine
+from anse_hw.errors import Refused
+from anse_hw.readings import Sample
+from anse_hw.recording import mcaplog as recording
 from tests.conftest import (
     ROOT,
     DaemonProcess,
@@ -694,7 +697,7 @@ def test_a_folder_with_bad_files_lists_the_good_ones_and_says_what_it_skipped(sa
 
 #: The command, reporting its own peak memory (VmHWM) on stderr at the end.
 PEAK = (
-    "import sys; from anse_hw.cli import main; code = main(sys.argv[1:]); "
+    "import sys; from anse_hw.app.cli import main; code = main(sys.argv[1:]); "
     "print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')), "
     "file=sys.stderr); sys.exit(code)"
 )

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from anse_hw.drivers.base import DriverError
 from anse_hw.drivers.protocols import a02yyuw_frame, tfmini_frame
 from anse_hw.drivers.serial_sensor import SerialSensor
+from anse_hw.errors import DriverError
 from tests.conftest import Recorder, wait_for
 from tests.serialdev import PtyDevice
 

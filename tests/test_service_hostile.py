@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from anse_hw.drivers.base import DriverError
-from anse_hw.service import Installer, python_problem
+from anse_hw.app.service import Installer, python_problem
+from anse_hw.errors import DriverError
 from tests.conftest import EXAMPLES, ROOT, daemon_env, run_cli
 from tests.test_serial_ports import DROP_CAPABILITIES
 
@@ -63,7 +63,7 @@ def one_error(result, code: int, *fragments: str) -> None:
 def test_a_root_that_is_no_path_is_a_usage_error(tmp_path, root, reason):
     """`--root ''` used to stage into the current directory."""
     if "\0" in root:  # no argv can carry a NUL: the same rule, called as argparse does
-        from anse_hw.cli import root_path
+        from anse_hw.app.cli import root_path
 
         with pytest.raises(Exception, match="contains a NUL byte"):
             root_path(root)

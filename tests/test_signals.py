@@ -293,7 +293,7 @@ def test_a_dead_terminal_cannot_keep_a_wedged_daemon_from_its_forced_exit(tmp_pa
 
 def test_the_matrix_covers_every_signal_the_daemon_handles():
     """A signal added to the daemon's list is added to this matrix too."""
-    from anse_hw.daemon import STOP_SIGNALS
+    from anse_hw.app.daemon import STOP_SIGNALS
 
     rt = set(range(signal.SIGRTMIN, signal.SIGRTMAX + 1))
     assert {s for s in STOP_SIGNALS if s not in rt} == {

@@ -18,16 +18,10 @@ from __future__ import annotations
 import threading
 from typing import Any, ClassVar
 
-from anse_hw.drivers.base import (
-    ActuatorDriver,
-    DriverError,
-    Option,
-    Sample,
-    SensorDriver,
-    bcm_pin,
-    in_range,
-)
-from anse_hw.drivers.kinds import OFF, ON, SENSOR_KINDS, SensorKind
+from anse_hw.errors import DriverError
+from anse_hw.kinds import OFF, ON, SENSOR_KINDS, SensorKind
+from anse_hw.options import Option, bcm_pin, in_range
+from anse_hw.readings import ActuatorDriver, Sample, SensorDriver
 
 
 def _errors() -> tuple[type[Exception], ...]:

@@ -11,15 +11,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from anse_hw.drivers.base import (
-    ActuatorDriver,
-    DriverError,
-    Option,
-    bcm_pin,
-    one_of,
-    unit_interval,
-)
-from anse_hw.drivers.kinds import MOVING, STOPPED
+from anse_hw.errors import DriverError
+from anse_hw.kinds import MOVING, STOPPED
+from anse_hw.options import Option, bcm_pin, one_of, unit_interval
+from anse_hw.readings import ActuatorDriver
 
 
 class GpioMotor(ActuatorDriver):

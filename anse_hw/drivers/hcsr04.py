@@ -17,8 +17,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from anse_hw.drivers.base import DriverError, Option, Sample, SensorDriver, bcm_pin, in_range
-from anse_hw.drivers.kinds import SENSOR_KINDS, SensorKind
+from anse_hw.errors import DriverError
+from anse_hw.kinds import SENSOR_KINDS, SensorKind
+from anse_hw.options import Option, bcm_pin, in_range
+from anse_hw.readings import Sample, SensorDriver
 
 if TYPE_CHECKING:
     from gpiozero import DistanceSensor

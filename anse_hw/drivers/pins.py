@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from anse_hw import files
-from anse_hw.drivers.base import DriverError
+from anse_hw.errors import DriverError
 
 #: Far more than the JSON of every pin a Pi has.
 MAX_PIN_FILE = 64 * 1024

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from anse_hw.drivers.base import Sample
+from anse_hw.readings import Sample
 
 
 class FrameParser(Protocol):

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from anse_hw.drivers.base import ActuatorDriver, SensorDriver
 from anse_hw.drivers.gpio_io import GpioInputSensor, GpioOutput
 from anse_hw.drivers.gpio_motor import GpioMotor
 from anse_hw.drivers.hcsr04 import HCSR04Sensor
-from anse_hw.drivers.kinds import SENSOR_KINDS
 from anse_hw.drivers.serial_sensor import SerialSensor
 from anse_hw.drivers.sim import SimActuator, SimSensor
 from anse_hw.drivers.sysfs_temperature import CpuTemperatureSensor, DS18B20Sensor
+from anse_hw.kinds import SENSOR_KINDS
+from anse_hw.readings import ActuatorDriver, SensorDriver
 
 SENSOR_DRIVERS: tuple[type[SensorDriver], ...] = (
     SimSensor,

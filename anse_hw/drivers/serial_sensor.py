@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from anse_hw import files
-from anse_hw.drivers.base import DriverError, Option, Sample, SensorDriver, a_path, in_range, one_of
-from anse_hw.drivers.kinds import SENSOR_KINDS, SensorKind
+from anse_hw.errors import DriverError
+from anse_hw.kinds import SENSOR_KINDS, SensorKind
+from anse_hw.options import Option, a_path, in_range, one_of
+from anse_hw.readings import Sample, SensorDriver
 
 if TYPE_CHECKING:
     import serial  # imported where a port is opened: a robot without one never loads it

@@ -16,18 +16,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from anse_hw import files
-from anse_hw.drivers.base import (
-    ActuatorDriver,
-    DriverError,
-    Option,
-    Sample,
-    SensorDriver,
-    a_path,
-    in_range,
-    one_of,
-    unit_interval,
-)
-from anse_hw.drivers.kinds import ACTUATOR_KINDS, SENSOR_KINDS
+from anse_hw.errors import DriverError
+from anse_hw.kinds import ACTUATOR_KINDS, SENSOR_KINDS
+from anse_hw.options import Option, a_path, in_range, one_of, unit_interval
+from anse_hw.readings import ActuatorDriver, Sample, SensorDriver
 
 #: A trace file of one reading per line: 1 MiB is some 150 000 readings,
 #: hours of any sensor.  A bigger file is not a trace.
@@ -212,7 +204,8 @@ def _replay(values: list[float | None], repeat: bool) -> Iterator[float | None]:
 
 def _recorded(path: Path, name: str) -> list[float | None]:
     """The readings of sensor `name` (or of the only sensor) in an anse-hw recording."""
-    from anse_hw import files, recording  # the recording format belongs to the daemon
+    from anse_hw import files
+    from anse_hw.recording import mcaplog as recording  # the recording format belongs to the daemon
 
     try:
         names = recording.scan(path).sensors

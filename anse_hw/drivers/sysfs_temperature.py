@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from anse_hw import files
-from anse_hw.drivers.base import DriverError, Option, Sample, SensorDriver, a_path
-from anse_hw.drivers.kinds import SENSOR_KINDS, SensorKind
+from anse_hw.errors import DriverError
+from anse_hw.kinds import SENSOR_KINDS, SensorKind
+from anse_hw.options import Option, a_path
+from anse_hw.readings import Sample, SensorDriver
 
 #: The DS18B20's datasheet range.
 DS18B20_RANGE = (-55.0, 125.0)

@@ -43,10 +43,12 @@ from mcap.records import Channel, Footer, Message, Metadata
 from mcap.stream_reader import CRCValidationError, StreamReader
 from mcap.writer import Writer
 
-from anse_hw import __version__, events, files, yamlfile
-from anse_hw.drivers.base import DriverError, Sample
+from anse_hw import __version__, events, files
+from anse_hw.config import yamlfile
+from anse_hw.errors import DriverError
+from anse_hw.readings import Sample
 
-log = logging.getLogger("anse_hw.recording")
+log = logging.getLogger(__name__)
 
 READING_SCHEMA = {
     "title": "anse-hw reading",

@@ -46,9 +46,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from anse_hw import __version__, events
 from anse_hw.config import Config, MqttConfig
-from anse_hw.drivers.kinds import SENSOR_KINDS
+from anse_hw.kinds import SENSOR_KINDS
 
-log = logging.getLogger("anse_hw.mqtt")
+log = logging.getLogger(__name__)
 
 RECONNECT_MIN, RECONNECT_MAX = 1.0, 30.0
 RETAIN_PERIOD = 1.0  # seconds between retained updates of one sensor

@@ -34,13 +34,13 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from anse_hw import events
-from anse_hw.api import ControlApi
 from anse_hw.config import ServerConfig
-from anse_hw.httpbody import BodyConnection
 from anse_hw.metrics import Sources
-from anse_hw.outbox import Outbox
+from anse_hw.web.api import ControlApi
+from anse_hw.web.httpbody import BodyConnection
+from anse_hw.web.outbox import Outbox
 
-log = logging.getLogger("anse_hw.server")
+log = logging.getLogger(__name__)
 
 #: Kernel send buffer per client (Linux doubles it for bookkeeping), and the
 #: asyncio transport's high-water mark on top of it.  About 80 KiB in flight
@@ -420,7 +420,7 @@ class Hub:
         if path == "/healthz":
             return self._healthz()
         if path == "/metrics" and self.metrics is not None:
-            from anse_hw.exposition import render  # prometheus_client, on the first scrape
+            from anse_hw.web.exposition import render  # prometheus_client, on the first scrape
 
             return _response(HTTPStatus.OK, *render(self.metrics))
         return self._static(path)

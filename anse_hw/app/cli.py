@@ -14,11 +14,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from anse_hw import __version__, realtime, safestop
+from anse_hw import __version__
+from anse_hw.app import realtime, safestop
+from anse_hw.app.logsetup import setup_logging
 from anse_hw.config import (
     ANY_ADDRESS,
     Config,
-    ConfigError,
     describe,
     find_config_file,
     listen_host_problem,
@@ -27,9 +28,9 @@ from anse_hw.config import (
     port_problem,
     sim_defaults,
 )
-from anse_hw.drivers.base import DriverError, a_path
 from anse_hw.drivers.registry import SENSOR_DRIVERS, find
-from anse_hw.logsetup import setup_logging
+from anse_hw.errors import ConfigError, DriverError
+from anse_hw.options import a_path
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("anse_hw")
@@ -119,7 +120,7 @@ VERBS = ("replay", "recordings", "example", "install-service", "uninstall-servic
 def verbs() -> argparse.ArgumentParser:
     """The verbs beside the daemon's own flags: replay, recordings, example,
     install-service, uninstall-service and health."""
-    from anse_hw import example
+    from anse_hw.app import example
 
     p = argparse.ArgumentParser(prog="anse-hw")
     sub = p.add_subparsers(dest="verb", required=True)
@@ -201,7 +202,7 @@ def check_devices(config: Config) -> list[str]:
     """What `--check` can see without driving anything: serial ports and sysfs
     files that do not exist, and a pin factory that cannot load (the one the
     daemon would use, opened and closed again; no pin is claimed)."""
-    from anse_hw.daemon import open_pin_factory
+    from anse_hw.app.daemon import open_pin_factory
 
     problems = [
         config.problem(("sensors", index, key), problem)
@@ -267,7 +268,8 @@ def run_verb(args: argparse.Namespace) -> int:
 def recordings(args: argparse.Namespace) -> int:
     """`recordings DIR` and `replay FILE`.  A recording that cannot be used, like
     a config, is one line and exit 2."""
-    from anse_hw import files, replay  # mcap: only the verbs that read recordings need it
+    from anse_hw import files
+    from anse_hw.app import replay  # mcap: only the verbs that read recordings need it
 
     try:
         if args.verb == "recordings":
@@ -307,12 +309,12 @@ def check_health(config_file: str | None, port: int | None) -> int:
 
 def dispatch(args: argparse.Namespace) -> int:
     if args.verb == "example":
-        from anse_hw import example
+        from anse_hw.app import example
 
         return example.show(args.name)
     if args.verb in ("install-service", "uninstall-service"):
         # grp, pwd, shutil: not for the daemon
-        from anse_hw.service import Installer, os_problem
+        from anse_hw.app.service import Installer, os_problem
 
         installer = Installer(Path(args.root))
         try:
@@ -339,7 +341,7 @@ def start(args: argparse.Namespace) -> int:
     # Here, not at the top: --safe-stop must not wait for the web stack to load.
     import asyncio
 
-    from anse_hw.daemon import Daemon, robot_state_dir
+    from anse_hw.app.daemon import Daemon, robot_state_dir
 
     config, path = resolve_config(args)
     if args.check:

@@ -31,16 +31,11 @@ from typing import Any
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from anse_hw.control import (
-    SESSION_COOKIE,
-    SESSION_SECONDS,
-    Gate,
-    Latch,
-    session_from_cookie,
-)
-from anse_hw.engine import Engine, Refused
+from anse_hw.engine import Engine
+from anse_hw.errors import Refused
+from anse_hw.web.auth import SESSION_COOKIE, SESSION_SECONDS, Gate, Latch, session_from_cookie
 
-log = logging.getLogger("anse_hw.api")
+log = logging.getLogger(__name__)
 
 #: The commands that change the latch, and so wait for it to reach the disk.
 LATCH_ACTIONS = ("estop", "reset")

@@ -1,7 +1,7 @@
 """The YAML configuration: loading, validation with file:line messages, defaults.
 
 Validation is table-driven: the common keys are listed here and each driver
-lists its own (`drivers.base.Option`), so an unknown key anywhere gets a
+lists its own (`anse_hw.options.Option`), so an unknown key anywhere gets a
 did-you-mean, and every message names file, line, key path and what was
 expected.  Errors are collected, not raised one at a time, so a user fixes a
 file in one pass.
@@ -20,16 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from anse_hw import files, yamlfile
+from anse_hw import files
+from anse_hw.config import yamlfile
 from anse_hw.drivers import registry
-from anse_hw.drivers.base import REQUIRED, Option, a_path, bcm_pin, in_range, one_of
-from anse_hw.drivers.kinds import (
-    ACTUATOR_KINDS,
-    BINARY_THRESHOLD,
-    SENSOR_KINDS,
-    STOPPED,
-    SensorKind,
-)
+from anse_hw.errors import ConfigError
+from anse_hw.kinds import ACTUATOR_KINDS, BINARY_THRESHOLD, SENSOR_KINDS, STOPPED, SensorKind
+from anse_hw.options import REQUIRED, Option, a_path, bcm_pin, in_range, one_of
 
 DEFAULT_MAX_AGE = 0.5
 #: Sane bounds, in seconds.  Faster than 5 ms is more than any sensor we drive
@@ -37,21 +33,6 @@ DEFAULT_MAX_AGE = 0.5
 INTERVAL_RANGE = (0.005, 60.0)
 MAX_AGE_RANGE = (0.05, 120.0)
 SYSTEM_CONFIG = "/etc/anse-hw/config.yaml"
-
-
-#: A file with more problems than this is probably not a config at all.
-MAX_PROBLEMS = 30
-
-
-class ConfigError(Exception):
-    """Everything wrong with a config file, one message per line."""
-
-    def __init__(self, problems: list[str]) -> None:
-        if len(problems) > MAX_PROBLEMS:
-            more = len(problems) - MAX_PROBLEMS
-            problems = [*problems[:MAX_PROBLEMS], f"... and {more} more problems"]
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)

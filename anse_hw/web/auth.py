@@ -22,9 +22,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from anse_hw import files, statefile
-from anse_hw.config import ConfigError
+from anse_hw.errors import ConfigError
 
-log = logging.getLogger("anse_hw.control")
+log = logging.getLogger(__name__)
 
 LATCH_FILE = "estop.json"
 TOKEN_FILE = "control-token"

@@ -44,7 +44,7 @@ TERMINAL_SIGNALS = ("SIGINT", "SIGHUP", "SIGQUIT", "SIGTSTP", "SIGTTIN", "SIGTTO
 READY_TIMEOUT = 30.0
 #: A fresh interpreter (-S: without site-packages until it must act, 1 MB
 #: less while it waits) finds anse_hw where this one did.
-BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from anse_hw.guardian import main; main()"
+BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from anse_hw.app.guardian import main; main()"
 
 
 class GuardianError(Exception):
@@ -70,7 +70,9 @@ class Guardian:
 
         life_read, life_write = os.pipe()
         watch_read, watch_write = os.pipe()
-        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        package_parent = os.path.dirname(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        )
         argv = [
             sys.executable,
             "-S",
@@ -161,7 +163,7 @@ def main() -> None:
 def stop_for(pid: int, state: str, config_file: str | None) -> int:
     """The daemon died without stopping: the safe-stop, first; the log, after
     (a terminal that is gone or a pipe nobody reads must not delay a pin)."""
-    from anse_hw import realtime
+    from anse_hw.app import realtime
 
     realtime.enter()  # a busy machine must not delay the stop
     import site
@@ -170,13 +172,13 @@ def stop_for(pid: int, state: str, config_file: str | None) -> int:
     import logging
     from pathlib import Path
 
-    from anse_hw import logsetup, safestop
+    from anse_hw.app import logsetup, safestop
 
     held = logsetup.HeldLog()
     root = logging.getLogger()
     root.handlers[:] = [held]
     root.setLevel(logging.INFO)
-    log = logging.getLogger("anse_hw.guardian")
+    log = logging.getLogger(__name__)
     log.error("guardian: anse-hw (pid %d) ended without stopping: safe-stop", pid)
     code = safestop.run(config_file, Path(state))
     log.info("guardian: safe-stop done (exit %d)", code)

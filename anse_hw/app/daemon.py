@@ -5,7 +5,7 @@ The ways out: a clean stop (any terminating signal a handler can catch, an
 unhandled exception in any thread, the guardian's death) drives every
 actuator to its safe state and releases the pins before the process ends;
 the deaths no handler sees (SIGKILL, the OOM killer, a segfault) are the
-guardian's (anse_hw.guardian), or systemd's ExecStopPost.
+guardian's (anse_hw.app.guardian), or systemd's ExecStopPost.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from anse_hw import __version__, realtime, safestop, statefile
-from anse_hw.api import ControlApi
+from anse_hw import __version__, statefile
+from anse_hw.app import realtime, safestop
+from anse_hw.app.guardian import Guardian, GuardianError
+from anse_hw.app.logsetup import say_now
+from anse_hw.app.sdnotify import Notifier
 from anse_hw.config import ANY_ADDRESS, Config, RecordingConfig, describe
-from anse_hw.control import TOKEN_FILE, Gate, Latch, load_token, operator_hint
-from anse_hw.drivers.base import ActuatorDriver, DriverError, SensorDriver
 from anse_hw.drivers.pins import make_pin_factory
 from anse_hw.drivers.registry import (
     ACTUATOR_DRIVERS,
@@ -36,11 +37,12 @@ from anse_hw.drivers.registry import (
     find,
 )
 from anse_hw.engine import Engine
-from anse_hw.guardian import Guardian, GuardianError
-from anse_hw.logsetup import say_now
+from anse_hw.errors import DriverError
 from anse_hw.metrics import Sources
-from anse_hw.sdnotify import Notifier
-from anse_hw.server import Hub
+from anse_hw.readings import ActuatorDriver, SensorDriver
+from anse_hw.web.api import ControlApi
+from anse_hw.web.auth import TOKEN_FILE, Gate, Latch, load_token, operator_hint
+from anse_hw.web.hub import Hub
 
 log = logging.getLogger("anse_hw")
 
@@ -189,7 +191,7 @@ class Daemon:
         if rec:
             # Optional parts are imported only when configured: mcap and
             # aiomqtt/paho cost several MB of a Pi Zero's memory otherwise.
-            from anse_hw.recording import Recorder
+            from anse_hw.recording.mcaplog import Recorder
 
             self.recorder = Recorder(rec.dir, config.text, rec.max_mb, rec.keep, describe(config))
             self.recorder.claim("--record" if record is not None else "recording.dir")
@@ -236,7 +238,7 @@ class Daemon:
             raise
         bridge = None
         if self.config.mqtt:
-            from anse_hw.mqtt import MqttBridge
+            from anse_hw.mqtt.bridge import MqttBridge
 
             bridge = MqttBridge(self.config, self._snapshot, api.run)
         metrics = Sources(

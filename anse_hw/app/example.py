@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from anse_hw.config import ConfigError
+from anse_hw.errors import ConfigError
 
-DIRECTORY = Path(__file__).resolve().parent / "examples"
+DIRECTORY = Path(__file__).resolve().parent.parent / "examples"
 
 
 def names() -> list[str]:

@@ -33,12 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from anse_hw import config as configuration
-from anse_hw import files, recording, yamlfile
-from anse_hw.config import Config, ConfigError
-from anse_hw.daemon import Daemon, build_actuators
-from anse_hw.drivers.base import DriverError, Sample, SensorDriver
+from anse_hw import files
+from anse_hw.app.daemon import Daemon, build_actuators
+from anse_hw.config import Config, yamlfile
 from anse_hw.engine import Engine
-from anse_hw.recording import Decision, Reading, Summary
+from anse_hw.errors import ConfigError, DriverError
+from anse_hw.readings import Sample, SensorDriver
+from anse_hw.recording import mcaplog as recording
+from anse_hw.recording.mcaplog import Decision, Reading, Summary
 
 log = logging.getLogger("anse_hw")
 EXIT_OK, EXIT_DIFFERENT = 0, 1

@@ -32,12 +32,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from anse_hw import __version__, files
-from anse_hw.config import ConfigError, parse, read
-from anse_hw.drivers.base import DriverError
+from anse_hw.config import parse, read
+from anse_hw.errors import ConfigError, DriverError
 from anse_hw.statefile import write_bytes
 
 UNIT = "anse-hw.service"
-TEMPLATE = Path(__file__).resolve().parent / "unit" / UNIT
+TEMPLATE = Path(__file__).resolve().parent.parent / "unit" / UNIT
 #: The Python the shipped unit names; replaced by the one running this command.
 TEMPLATE_PYTHON = "/opt/anse-hw/bin/python"
 USER = "anse-hw"
@@ -55,7 +55,7 @@ def install_source() -> str:
     """What to give pip to install this anse-hw into /opt/anse-hw: the
     checkout it runs from, or else the wheel it was installed from (anse-hw
     is not on PyPI)."""
-    checkout = Path(__file__).resolve().parent.parent
+    checkout = Path(__file__).resolve().parents[2]
     if (checkout / "pyproject.toml").is_file():
         return str(checkout)
     return f"anse_hw-{__version__}-py3-none-any.whl   # the wheel you installed, or a checkout"
@@ -123,7 +123,7 @@ class Installer:
         text = read(config_file)
         config = parse(text, str(Path(config_file)))
         if self.live:
-            from anse_hw.cli import check_devices  # the pin factory, ports and files it names
+            from anse_hw.app.cli import check_devices  # the pin factory, ports and files it names
 
             problems = check_devices(config)
             if problems:
