@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from anse_hw import events
-from anse_hw.config import Config, ReflexConfig
 from anse_hw.errors import Refused
 from anse_hw.kinds import ACTUATOR_KINDS
 from anse_hw.metrics import EngineStats
+from anse_hw.model import Config, ReflexConfig
 from anse_hw.readings import ActuatorDriver, Sample, SensorDriver
 from anse_hw.worldmodel import WorldModel
 

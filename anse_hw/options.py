@@ -1,11 +1,15 @@
 """How a driver or a config section declares its YAML keys: `Option` and the
 small, pure checks its values pass through (`in_range`, `one_of`, `bcm_pin`,
-`a_path`).  Every message a check returns ends up after the key's file and
-line in `--check`'s output, so it is written for the robot builder."""
+`a_path`, `host_problem`...).  Every message a check returns ends up after
+the key's file and line in `--check`'s output, so it is written for the
+robot builder.  The command line reuses the same checks for its flags
+(`--port`, `--host`), so a flag and its YAML key refuse the same values."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -74,3 +78,98 @@ def one_of(*choices: str) -> Callable[[Any], str | None]:
 
 def bcm_pin(value: int) -> str | None:
     return None if 0 <= value <= 27 else "must be a BCM GPIO number from 0 to 27"
+
+
+def seconds(low: float, high: float) -> Callable[[float], str | None]:
+    return in_range(low, high, " seconds")
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def name_problem(value: str) -> str | None:
+    """A sensor, actuator or reflex name: shown on the stream and in topics."""
+    return None if _NAME.match(value) else "must be 1-64 letters, digits, '_', '-' or '.'"
+
+
+def port_problem(value: int) -> str | None:
+    """A port to connect to (mqtt.port, `anse-hw health --port`)."""
+    return None if 1 <= value <= 65535 else "must be a TCP port from 1 to 65535"
+
+
+def listen_port_problem(value: int) -> str | None:
+    """server.port and the daemon's --port: 0 asks the system for a free port,
+    which the daemon then prints (tests and several instances on one host)."""
+    if 0 <= value <= 65535:
+        return None
+    return "must be a TCP port from 1 to 65535, or 0 for any free port"
+
+
+#: A DNS label; `_` too, which RFC 1123 host names lack but container
+#: networks use for service names (`mqtt_broker` in a compose file).
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+
+
+def host_problem(value: str) -> str | None:
+    """A host to connect to (mqtt.host): an IP address, or a host name of
+    DNS labels.  Anything else fails only when the connection is tried,
+    inside a task that no one watches at start."""
+    if not value:
+        return "is empty; give a host name or an IP address"
+    try:
+        ipaddress.ip_address(value)
+        return None
+    except ValueError:
+        pass
+    name = value.removesuffix(".")
+    if len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split(".")):
+        return None
+    return (
+        "must be an IP address or a host name: dot-separated parts of 1 to 63 letters, "
+        "digits, '-' and '_', at most 253 characters"
+    )
+
+
+def listen_host_problem(value: str) -> str | None:
+    """server.host and the daemon's --host: the rule of `host_problem`, with
+    a hint for the empty string (which the socket layer reads as "every
+    interface", and which looks like a forgotten value)."""
+    if not value:
+        return "is empty; write 0.0.0.0 (every IPv4 interface) or :: (every interface)"
+    return host_problem(value)
+
+
+def credential_problem(value: str) -> str | None:
+    """A broker user name or password: MQTT strings cannot hold NUL."""
+    if not value:
+        return "is empty"
+    if "\0" in value or len(value) > 1024:
+        return "must be at most 1024 characters, without NUL"
+    return None
+
+
+def origins_problem(values: list) -> str | None:
+    """Web origins: scheme and host (and port), nothing after."""
+    bad = [v for v in values if not isinstance(v, str) or not re.match(r"^https?://[^/]+$", v)]
+    return f"entries must look like https://host[:port], got {bad[0]!r}" if bad else None
+
+
+def topic_part_problem(value: str) -> str | None:
+    """One level of an MQTT topic: the wildcards and the separator would
+    make it several levels, or a subscription."""
+    bad = set(value) & set("+#/\0") or not value
+    return "must be non-empty, without / + # or NUL" if bad else None
+
+
+#: A robot_id names a directory and an MQTT topic level: nothing else fits both.
+ROBOT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def robot_id_problem(value: Any) -> str | None:
+    """`sim` and `sim-…` name the state of runs on fakes, so a real robot
+    cannot take them."""
+    if not isinstance(value, str) or not ROBOT_ID.fullmatch(value):
+        return f"expected 1-64 of A-Z a-z 0-9 _ -, got {value!r}"
+    if value == "sim" or value.startswith("sim-"):
+        return f"{value!r} is reserved for runs on fakes (--sim)"
+    return None

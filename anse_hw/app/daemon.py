@@ -27,7 +27,7 @@ from anse_hw.app import realtime, safestop
 from anse_hw.app.guardian import Guardian, GuardianError
 from anse_hw.app.logsetup import say_now
 from anse_hw.app.sdnotify import Notifier
-from anse_hw.config import ANY_ADDRESS, Config, RecordingConfig, describe
+from anse_hw.config import describe
 from anse_hw.drivers.pins import make_pin_factory
 from anse_hw.drivers.registry import (
     ACTUATOR_DRIVERS,
@@ -39,6 +39,7 @@ from anse_hw.drivers.registry import (
 from anse_hw.engine import Engine
 from anse_hw.errors import DriverError
 from anse_hw.metrics import Sources
+from anse_hw.model import ANY_ADDRESS, Config, RecordingConfig
 from anse_hw.readings import ActuatorDriver, SensorDriver
 from anse_hw.web.api import ControlApi
 from anse_hw.web.auth import TOKEN_FILE, Gate, Latch, load_token, operator_hint

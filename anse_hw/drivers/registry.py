@@ -43,7 +43,7 @@ def names(drivers: tuple[type, ...], kind: str | None = None) -> list[str]:
 
 
 class SensorSpec(Protocol):
-    """What building a sensor needs (anse_hw.config.SensorConfig is one)."""
+    """What building a sensor needs (anse_hw.model.SensorConfig is one)."""
 
     name: str
     type: str
@@ -54,7 +54,7 @@ class SensorSpec(Protocol):
 
 
 class ActuatorSpec(Protocol):
-    """What building an actuator needs (anse_hw.config.ActuatorConfig is one)."""
+    """What building an actuator needs (anse_hw.model.ActuatorConfig is one)."""
 
     name: str
     type: str
