@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from anse_hw import files
+from anse_hw.drivers.threaded import ThreadedSensor
 from anse_hw.errors import DriverError
 from anse_hw.kinds import ACTUATOR_KINDS, SENSOR_KINDS
 from anse_hw.options import Option, a_path, in_range, one_of, unit_interval
-from anse_hw.readings import ActuatorDriver, Sample, SensorDriver
+from anse_hw.readings import ActuatorDriver, Sample
 
 #: A trace file of one reading per line: 1 MiB is some 150 000 readings,
 #: hours of any sensor.  A bigger file is not a trace.
@@ -53,7 +54,7 @@ def _script_values(values: list[Any]) -> str | None:
     return f"entries must be numbers, true/false or null, got {bad[0]!r}" if bad else None
 
 
-class SimSensor(SensorDriver):
+class SimSensor(ThreadedSensor):
     """A sensor of any kind that plays a profile: seed, constant, script or trace."""
 
     DRIVER = "sim"
@@ -137,8 +138,6 @@ class SimSensor(SensorDriver):
         self.options = options
         self._values = self._profile(options)
         self._rng = random.Random(options["random_seed"])
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def _profile(self, options: dict[str, Any]) -> Iterator[float | None]:
         profile = options["profile"]
@@ -161,38 +160,24 @@ class SimSensor(SensorDriver):
     def describe(self) -> str:
         return f"simulated {self.kind.name} ({self.options['profile']})"
 
-    def start(self, on_sample, on_fault, on_crash) -> None:
-        self._thread = threading.Thread(
-            target=self._run, args=(on_sample, on_crash), name=f"sim-{self.name}", daemon=True
-        )
-        self._thread.start()
+    def measure(self, on_sample: Callable[[Sample], None], on_fault) -> None:
+        deadline = time.monotonic()
+        for count, value in enumerate(self._values):
+            if self.options["fail_after"] is not None and count >= self.options["fail_after"]:
+                raise RuntimeError(f"simulated driver fault after {count} readings")
+            on_sample(self._reading(value))
+            deadline += self.interval
+            if self.stopping.wait(max(0.0, deadline - time.monotonic())):
+                return
+        self.stopping.wait()  # a script that does not repeat goes silent
 
-    def _run(self, on_sample: Callable[[Sample], None], on_crash) -> None:
-        try:
-            deadline = time.monotonic()
-            for count, value in enumerate(self._values):
-                if self.options["fail_after"] is not None and count >= self.options["fail_after"]:
-                    raise RuntimeError(f"simulated driver fault after {count} readings")
-                on_sample(self._measure(value))
-                deadline += self.interval
-                if self._stop.wait(max(0.0, deadline - time.monotonic())):
-                    return
-            self._stop.wait()  # a script that does not repeat goes silent
-        except Exception as exc:  # the daemon stops the motors and exits 1
-            on_crash(exc)
-
-    def _measure(self, value: float | None) -> Sample:
+    def _reading(self, value: float | None) -> Sample:
         if value is None or self._rng.random() < self.options["dropout"]:
             return Sample.none("simulated dropout")
         noise = self.options["noise"]
         if noise and not self.kind.binary:
             value += self._rng.gauss(0, noise)
         return Sample(min(self.kind.high, max(self.kind.low, value)))
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2)
 
 
 def _replay(values: list[float | None], repeat: bool) -> Iterator[float | None]:
