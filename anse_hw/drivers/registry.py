@@ -63,9 +63,14 @@ class ActuatorSpec(Protocol):
     options: dict[str, Any]
 
 
-def build_sensor(spec: SensorSpec, pin_factory: Any = None) -> SensorDriver:
+def build_sensor(
+    spec: SensorSpec, pin_factory: Any = None, recorded: list[float | None] | None = None
+) -> SensorDriver:
+    """`recorded`: the readings of the recording a sim sensor's trace names."""
     cls = find(SENSOR_DRIVERS, spec.type, spec.driver)
     extra = {"pin_factory": pin_factory} if cls.USES_GPIO else {}
+    if recorded is not None:
+        extra["recorded"] = recorded
     return cls(
         spec.name,
         spec.interval,

@@ -11,7 +11,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +22,9 @@ from anse_hw.kinds import ACTUATOR_KINDS, SENSOR_KINDS
 from anse_hw.options import Option, a_path, in_range, one_of, unit_interval
 from anse_hw.readings import ActuatorDriver, Sample
 
+#: A trace with this suffix is an anse-hw recording, which the daemon loads
+#: and hands over as `recorded` values (the sim never reads that format).
+RECORDING_SUFFIX = ".mcap"
 #: A trace file of one reading per line: 1 MiB is some 150 000 readings,
 #: hours of any sensor.  A bigger file is not a trace.
 MAX_TRACE_BYTES = 1024 * 1024
@@ -117,7 +120,7 @@ class SimSensor(ThreadedSensor):
         """A text trace is read as the run would read it (a recording is
         the recorder's to check)."""
         trace = options["trace"]
-        if options["profile"] != "trace" or Path(trace).suffix == ".mcap":
+        if options["profile"] != "trace" or Path(trace).suffix == RECORDING_SUFFIX:
             return []
         try:
             _read_trace(Path(trace))
@@ -132,14 +135,19 @@ class SimSensor(ThreadedSensor):
         max_age: float = 0.5,
         *,
         kind=SENSOR_KINDS["distance"],
+        recorded: Sequence[float | None] | None = None,
         **options: Any,
     ) -> None:
+        """`recorded`: the readings a `profile: trace` plays when its file is
+        an anse-hw recording, loaded by the daemon (anse_hw.recording.trace)."""
         super().__init__(name, interval, max_age, kind=kind)
         self.options = options
-        self._values = self._profile(options)
+        self._values = self._profile(options, recorded)
         self._rng = random.Random(options["random_seed"])
 
-    def _profile(self, options: dict[str, Any]) -> Iterator[float | None]:
+    def _profile(
+        self, options: dict[str, Any], recorded: Sequence[float | None] | None
+    ) -> Iterator[float | None]:
         profile = options["profile"]
         if profile == "seed":
             return sweep(*self.kind.sweep)
@@ -149,11 +157,10 @@ class SimSensor(ThreadedSensor):
         if profile == "script":
             values = [None if v is None else float(v) for v in options["values"]]
             return _replay(values, options["repeat"])
-        path = Path(options["trace"])
-        if path.suffix == ".mcap":
-            return _replay(_recorded(path, self.name), options["repeat"])
+        if recorded is not None:
+            return _replay(list(recorded), options["repeat"])
         try:
-            return _replay(_read_trace(path), options["repeat"])
+            return _replay(_read_trace(Path(options["trace"])), options["repeat"])
         except ValueError as exc:
             raise DriverError(f"{self.name}: trace: {exc}") from None
 
@@ -185,27 +192,6 @@ def _replay(values: list[float | None], repeat: bool) -> Iterator[float | None]:
         yield from values
         if not repeat:
             return
-
-
-def _recorded(path: Path, name: str) -> list[float | None]:
-    """The readings of sensor `name` (or of the only sensor) in an anse-hw recording."""
-    from anse_hw import files
-    from anse_hw.recording import mcaplog as recording  # the recording format belongs to the daemon
-
-    try:
-        names = recording.scan(path).sensors
-        chosen = name if name in names else (next(iter(names)) if len(names) == 1 else None)
-        if chosen is None:
-            have = ", ".join(map(repr, sorted(names))) or "none"
-            raise DriverError(f"{path} has no sensor {name!r} (it has: {have})")
-        values = [
-            r.value for r in recording.readings(path) if r.sensor == chosen and r.fault is None
-        ]
-    except files.FileProblem as exc:
-        raise DriverError(f"trace: {exc}") from None
-    if not values:  # a trace with nothing to play would spin forever
-        raise DriverError(f"{path} has no readings of {chosen!r}")
-    return values
 
 
 def _read_trace(path: Path) -> list[float | None]:
