@@ -23,7 +23,7 @@ from anse_hw import events, views
 from anse_hw.errors import Refused
 from anse_hw.metrics import EngineStats
 from anse_hw.model import Config, ReflexConfig
-from anse_hw.operator import Hold, Operator
+from anse_hw.operator import Decision, Hold, Operator
 from anse_hw.readings import ActuatorDriver, Sample, SensorDriver
 from anse_hw.worldmodel import WorldModel
 
@@ -32,8 +32,6 @@ log = logging.getLogger("anse_hw.engine")
 Publish = Callable[[list[dict[str, Any]]], None]
 TIMEOUT_REFLEX = "sensor_timeout"
 FAULT_REFLEX = "sensor_fault"
-ESTOP_REFLEX = "operator_estop"
-COMMAND_REFLEX = "operator_command"
 
 
 class Engine:
@@ -74,8 +72,13 @@ class Engine:
         self._monitor: threading.Thread | None = None
         self.heartbeat = clock()
         self.tick = min(0.1, max(0.01, min((s.max_age for s in config.sensors), default=1) / 5))
-        #: The E-stop latch and the manual holds (SPEC §13).
-        self.desk = Operator(latched, heartbeat)
+        #: The E-stop latch and the manual holds.
+        self.desk = Operator(
+            latched,
+            heartbeat,
+            {name: self.config_actuators[name].type for name in actuators},
+            {name: a.safe_state for name, a in actuators.items()},
+        )
         #: While the latch is being written, batches wait here in seq order
         #: (see `operator(hold=True)` and `release`).
         self._holding = 0
@@ -332,7 +335,8 @@ class Engine:
                 condition = f"no valid reading from {name} for {state.max_age * 1000:g}ms"
                 self._fault(name, TIMEOUT_REFLEX, condition, True, batch)
                 log.warning("%s", condition)
-            self._expire_holds(now, batch)
+            for decision in self.desk.lapse(now):
+                self._carry_out(decision, batch)
             if batch:
                 self._send(batch)
             self.heartbeat = now
@@ -358,18 +362,31 @@ class Engine:
         batch: list[dict[str, Any]] = []
         with self._lock:
             if action == "estop":
-                result = self._estop(source, batch)
+                decision = self.desk.estop(source)
             elif action == "reset":
-                result = self._reset(source, batch)
+                decision = self.desk.reset(source)
             elif action == "command":
-                result = self._command(actuator, command, source, batch)
+                decision = self.desk.command(
+                    actuator, command, source, self.world.clear_for, self.clock()
+                )
             else:
                 raise Refused(400, f"unknown action {action!r}")
+            self._carry_out(decision, batch)
             if hold:
                 self._holding += 1
             if batch:
                 self._send(batch)
-        return result
+            return decision.reply(self.world.actuators)
+
+    def _carry_out(self, decision: Decision, batch: list) -> None:
+        """An operator decision, on the reflexes' path: its event, then its drives."""
+        if decision.event is None:
+            return
+        if decision.event["triggered"]:
+            self.world.last_reflex = decision.event["reflex_name"]
+        self._emit(batch, events.REFLEX, decision.event)
+        for name, target in decision.drive:
+            self._actuator_phase(name, target, batch, cause=decision.event["reflex_name"])
 
     def release(self, durable: bool | None) -> None:
         """End one `hold`: `durable` says whether the write got the latch to
@@ -398,68 +415,6 @@ class Engine:
         self._emit_world(batch)
         if batch:
             self._send(batch)
-
-    def _estop(self, source: str, batch: list) -> dict[str, Any]:
-        self.desk.estop()
-        self.world.last_reflex = ESTOP_REFLEX
-        self._emit(
-            batch,
-            events.REFLEX,
-            events.reflex_data(ESTOP_REFLEX, f"emergency stop from {source}", True),
-        )
-        for name, actuator in self.actuators.items():
-            self._actuator_phase(name, actuator.safe_state, batch, cause=ESTOP_REFLEX)
-        log.warning("E-STOP from %s: every actuator in its safe state, latched", source)
-        return {"latched": True, "actuators": dict(self.world.actuators)}
-
-    def _reset(self, source: str, batch: list) -> dict[str, Any]:
-        """Releases the latch and every manual hold; moves nothing by itself."""
-        was = self.desk.reset()
-        self._emit(
-            batch,
-            events.REFLEX,
-            events.reflex_data(ESTOP_REFLEX, f"reset from {source}", False),
-        )
-        log.info("E-stop reset from %s%s", source, "" if was else " (was not latched)")
-        return {"latched": False, "actuators": dict(self.world.actuators)}
-
-    def _command(
-        self, name: str | None, command: str | None, source: str, batch: list
-    ) -> dict[str, Any]:
-        if name not in self.actuators:
-            raise Refused(404, f"no actuator named {name!r}")
-        target, heartbeat = self.desk.command(
-            name,
-            self.config_actuators[name].type,
-            command,
-            self.actuators[name].safe_state,
-            self.world.clear_for(name),
-            self.clock(),
-        )
-        if heartbeat:
-            return {"actuator": name, "state": target, "held_for_s": self.desk.hold_time}
-        self.world.last_reflex = COMMAND_REFLEX
-        self._emit(
-            batch,
-            events.REFLEX,
-            events.reflex_data(COMMAND_REFLEX, f"{command} {name} from {source}", True),
-        )
-        self._actuator_phase(name, target, batch, cause=COMMAND_REFLEX)
-        return {"actuator": name, "state": self.world.actuators[name]}
-
-    def _expire_holds(self, now: float, batch: list) -> None:
-        """A manual move/on whose heartbeats stopped goes back to the safe state."""
-        for name, hold in self.desk.lapsed(now):
-            safe = self.actuators[name].safe_state
-            self._emit(
-                batch,
-                events.REFLEX,
-                events.reflex_data(
-                    COMMAND_REFLEX, f"{hold.state} {name}: no heartbeat, back to {safe}", False
-                ),
-            )
-            self._actuator_phase(name, safe, batch, cause=COMMAND_REFLEX)
-            log.info("%s: manual %s lapsed without a heartbeat", name, hold.state)
 
     # -- views for the server ------------------------------------------------
 
