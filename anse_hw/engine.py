@@ -8,7 +8,7 @@ WebSocket client, no broadcast work, no log write sits between a reading and
 an actuator (SPEC §7 S4).  A monitor thread turns a guard's silence into its
 actuators' safe state (S2) and is also the heartbeat the systemd watchdog
 checks (S8).  Which state is safe, and which reflex guards what, comes from
-the config (drivers.kinds); nothing here knows about motors or relays.
+the config (anse_hw.kinds); nothing here knows about motors or relays.
 """
 
 from __future__ import annotations
