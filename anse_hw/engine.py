@@ -8,7 +8,7 @@ WebSocket client, no broadcast work, no log write sits between a reading and
 an actuator (SPEC §7 S4).  A monitor thread turns a guard's silence into its
 actuators' safe state (S2) and is also the heartbeat the systemd watchdog
 checks (S8).  Which state is safe, and which reflex guards what, comes from
-the config (drivers.kinds); nothing here knows about motors or relays.
+the config (anse_hw.kinds); nothing here knows about motors or relays.
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from anse_hw import events
-from anse_hw.config import Config, ReflexConfig
+from anse_hw import events, views
 from anse_hw.errors import Refused
-from anse_hw.kinds import ACTUATOR_KINDS
 from anse_hw.metrics import EngineStats
+from anse_hw.model import Config, ReflexConfig
+from anse_hw.operator import Decision, Hold, Operator
 from anse_hw.readings import ActuatorDriver, Sample, SensorDriver
 from anse_hw.worldmodel import WorldModel
 
@@ -33,18 +32,6 @@ log = logging.getLogger("anse_hw.engine")
 Publish = Callable[[list[dict[str, Any]]], None]
 TIMEOUT_REFLEX = "sensor_timeout"
 FAULT_REFLEX = "sensor_fault"
-ESTOP_REFLEX = "operator_estop"
-COMMAND_REFLEX = "operator_command"
-
-
-@dataclass
-class Hold:
-    """An operator's manual command on one actuator.  A hold away from the safe
-    state lasts until `deadline` (renewed by each heartbeat); a hold in the
-    safe state has none and lasts until the operator commands again or resets."""
-
-    state: str
-    deadline: float | None
 
 
 class Engine:
@@ -85,17 +72,17 @@ class Engine:
         self._monitor: threading.Thread | None = None
         self.heartbeat = clock()
         self.tick = min(0.1, max(0.01, min((s.max_age for s in config.sensors), default=1) / 5))
-        #: The E-stop latch (SPEC §13): while set, nothing leaves its safe state.
-        self.latched = latched
-        #: Whether the latch as it is now is on disk (False: held in memory only).
-        self.durable = True
+        #: The E-stop latch and the manual holds.
+        self.desk = Operator(
+            latched,
+            heartbeat,
+            {name: self.config_actuators[name].type for name in actuators},
+            {name: a.safe_state for name, a in actuators.items()},
+        )
         #: While the latch is being written, batches wait here in seq order
         #: (see `operator(hold=True)` and `release`).
         self._holding = 0
         self._held: list[list[dict[str, Any]]] = []
-        #: How long a manual move/on holds without a heartbeat.
-        self.hold_time = heartbeat
-        self.holds: dict[str, Hold] = {}
         #: What last put an actuator in its safe state, for the dashboard.
         self.last_stop: dict[str, Any] | None = None
         self.stats = EngineStats()
@@ -103,6 +90,16 @@ class Engine:
         self.record_reading: Callable[[str, Sample, float], None] | None = None
         self.record_fault: Callable[[str, str, bool], None] | None = None
         self._made_safe = False  # set by the actuator phase, for the stop latency
+
+    @property
+    def latched(self) -> bool:
+        """The E-stop latch is set: nothing leaves its safe state."""
+        return self.desk.latched
+
+    @property
+    def holds(self) -> dict[str, Hold]:
+        """The operator's manual holds, by actuator."""
+        return self.desk.holds
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -224,9 +221,7 @@ class Engine:
         if not reflex.holds(value) or self.world.actuators[reflex.actuator] == reflex.target:
             return
         if not reflex.guard and (
-            self.latched
-            or reflex.actuator in self.holds
-            or not self.world.clear_for(reflex.actuator)
+            self.desk.keeps(reflex.actuator) or not self.world.clear_for(reflex.actuator)
         ):
             return  # E-stop latched, an operator holds it, or a guard is not clear
         self.world.last_reflex = reflex.name
@@ -243,9 +238,8 @@ class Engine:
     def _actuator_phase(self, name: str, target: str, batch: list, cause: str = "") -> None:
         actuator = self.actuators[name]
         safe = target == actuator.safe_state
-        hold = self.holds.get(name)
-        if safe and hold is not None and hold.state != target:
-            del self.holds[name]  # a guard beats a manual move: the operator must ask again
+        if safe:
+            self.desk.made_safe(name, target)  # a guard beats a manual move
         if actuator.state == target and self.world.actuators[name] == target:
             return
         actuator.drive(target)
@@ -289,12 +283,7 @@ class Engine:
         batch.append(self._event(events.WORLDMODEL, self._world_data()))
 
     def _world_data(self) -> dict[str, Any]:
-        """The world model as the stream shows it, with the operator's latch."""
-        data = self.world.snapshot(self.clock())
-        data["estop_latched"] = self.latched
-        data["estop_durable"] = self.durable
-        data["last_stop"] = self.last_stop
-        return data
+        return views.world_data(self.world, self.desk, self.last_stop, self.clock())
 
     def _event(self, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         self._seq += 1
@@ -346,7 +335,8 @@ class Engine:
                 condition = f"no valid reading from {name} for {state.max_age * 1000:g}ms"
                 self._fault(name, TIMEOUT_REFLEX, condition, True, batch)
                 log.warning("%s", condition)
-            self._expire_holds(now, batch)
+            for decision in self.desk.lapse(now):
+                self._carry_out(decision, batch)
             if batch:
                 self._send(batch)
             self.heartbeat = now
@@ -372,18 +362,31 @@ class Engine:
         batch: list[dict[str, Any]] = []
         with self._lock:
             if action == "estop":
-                result = self._estop(source, batch)
+                decision = self.desk.estop(source)
             elif action == "reset":
-                result = self._reset(source, batch)
+                decision = self.desk.reset(source)
             elif action == "command":
-                result = self._command(actuator, command, source, batch)
+                decision = self.desk.command(
+                    actuator, command, source, self.world.clear_for, self.clock()
+                )
             else:
                 raise Refused(400, f"unknown action {action!r}")
+            self._carry_out(decision, batch)
             if hold:
                 self._holding += 1
             if batch:
                 self._send(batch)
-        return result
+            return decision.reply(self.world.actuators)
+
+    def _carry_out(self, decision: Decision, batch: list) -> None:
+        """An operator decision, on the reflexes' path: its event, then its drives."""
+        if decision.event is None:
+            return
+        if decision.event["triggered"]:
+            self.world.last_reflex = decision.event["reflex_name"]
+        self._emit(batch, events.REFLEX, decision.event)
+        for name, target in decision.drive:
+            self._actuator_phase(name, target, batch, cause=decision.event["reflex_name"])
 
     def release(self, durable: bool | None) -> None:
         """End one `hold`: `durable` says whether the write got the latch to
@@ -405,116 +408,21 @@ class Engine:
             self._set_durable(durable)
 
     def _set_durable(self, durable: bool) -> None:
-        if durable == self.durable:
+        if durable == self.desk.durable:
             return
-        self.durable = durable
+        self.desk.durable = durable
         batch: list[dict[str, Any]] = []
         self._emit_world(batch)
         if batch:
             self._send(batch)
 
-    def _estop(self, source: str, batch: list) -> dict[str, Any]:
-        self.latched = True
-        self.holds.clear()
-        self.world.last_reflex = ESTOP_REFLEX
-        self._emit(
-            batch,
-            events.REFLEX,
-            events.reflex_data(ESTOP_REFLEX, f"emergency stop from {source}", True),
-        )
-        for name, actuator in self.actuators.items():
-            self._actuator_phase(name, actuator.safe_state, batch, cause=ESTOP_REFLEX)
-        log.warning("E-STOP from %s: every actuator in its safe state, latched", source)
-        return {"latched": True, "actuators": dict(self.world.actuators)}
-
-    def _reset(self, source: str, batch: list) -> dict[str, Any]:
-        """Releases the latch and every manual hold; moves nothing by itself."""
-        was = self.latched
-        self.latched = False
-        self.holds.clear()
-        self._emit(
-            batch,
-            events.REFLEX,
-            events.reflex_data(ESTOP_REFLEX, f"reset from {source}", False),
-        )
-        log.info("E-stop reset from %s%s", source, "" if was else " (was not latched)")
-        return {"latched": False, "actuators": dict(self.world.actuators)}
-
-    def _command(
-        self, name: str | None, command: str | None, source: str, batch: list
-    ) -> dict[str, Any]:
-        if name not in self.actuators:
-            raise Refused(404, f"no actuator named {name!r}")
-        kind = self.config_actuators[name]
-        target = ACTUATOR_KINDS[kind.type].commands.get(command or "")
-        if target is None:
-            commands = " | ".join(ACTUATOR_KINDS[kind.type].commands)
-            raise Refused(400, f"{name} is a {kind.type}: command must be {commands}")
-        actuator = self.actuators[name]
-        if target == actuator.safe_state:  # a manual stop always wins
-            self.holds[name] = Hold(target, None)
-        else:
-            if self.latched:
-                raise Refused(409, "the E-stop is latched: reset first")
-            if not self.world.clear_for(name):
-                raise Refused(409, f"{name} is guarded: a guarding sensor is not clear")
-            hold = self.holds.get(name)
-            if hold is not None and hold.state == target:  # a heartbeat
-                hold.deadline = self.clock() + self.hold_time
-                return {"actuator": name, "state": target, "held_for_s": self.hold_time}
-            self.holds[name] = Hold(target, self.clock() + self.hold_time)
-        self.world.last_reflex = COMMAND_REFLEX
-        self._emit(
-            batch,
-            events.REFLEX,
-            events.reflex_data(COMMAND_REFLEX, f"{command} {name} from {source}", True),
-        )
-        self._actuator_phase(name, target, batch, cause=COMMAND_REFLEX)
-        return {"actuator": name, "state": self.world.actuators[name]}
-
-    def _expire_holds(self, now: float, batch: list) -> None:
-        """A manual move/on whose heartbeats stopped goes back to the safe state."""
-        for name, hold in list(self.holds.items()):
-            if hold.deadline is None or hold.deadline > now:
-                continue
-            del self.holds[name]
-            safe = self.actuators[name].safe_state
-            self._emit(
-                batch,
-                events.REFLEX,
-                events.reflex_data(
-                    COMMAND_REFLEX, f"{hold.state} {name}: no heartbeat, back to {safe}", False
-                ),
-            )
-            self._actuator_phase(name, safe, batch, cause=COMMAND_REFLEX)
-            log.info("%s: manual %s lapsed without a heartbeat", name, hold.state)
-
     # -- views for the server ------------------------------------------------
 
     def snapshot_event(self) -> dict[str, Any]:
-        """The worldmodel event a new client gets first; its seq marks where it joins.
-
-        Only the snapshot also lists the reflexes, so a dashboard can draw the
-        thresholds without a second request.
-        """
+        """The worldmodel event a new client gets first; its seq marks where it joins."""
         with self._lock:
             data, seq = self._world_data(), self._seq
-        data["reflexes"] = [
-            {
-                "name": r.name,
-                "sensor": r.sensor,
-                "actuator": r.actuator,
-                "command": r.command,
-                "below": r.below,
-                "above": r.above,
-                "condition": r.condition,
-                "guard": r.guard,
-            }
-            for r in self.config.reflexes
-        ]
-        data["actuator_kinds"] = {
-            a.name: {"type": a.type, "safe": a.safe_state} for a in self.config.actuators
-        }
+        data.update(views.snapshot_extras(self.config))
         return events.make(events.WORLDMODEL, seq, data)
 
     def stats_copy(self) -> EngineStats:
@@ -527,26 +435,4 @@ class Engine:
 
     def health(self) -> dict[str, Any]:
         with self._lock:
-            now = self.clock()
-            world = self.world
-            return {
-                "safe": world.safe(),
-                "sensors": {
-                    name: {
-                        "fresh": s.fresh(),
-                        "age_s": round(s.age(now), 3),
-                        "value": s.value,
-                        "watched": name in world.watched,
-                        "fault": s.fault,
-                        "invalid_readings": s.invalid,
-                    }
-                    for name, s in world.sensors.items()
-                },
-                "actuators": dict(world.actuators),
-                "estop_latched": self.latched,
-                "estop_durable": self.durable,
-                "manual": sorted(self.holds),
-                "stale_watched": [
-                    n for n in world.watched if world.sensors[n].stale or world.sensors[n].fault
-                ],
-            }
+            return views.health(self.world, self.desk, self.clock())

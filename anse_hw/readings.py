@@ -111,7 +111,7 @@ class SensorDriver(ABC):
 
 
 class ActuatorDriver(ABC):
-    """An actuator driven to one of its kind's states (drivers.kinds).
+    """An actuator driven to one of its kind's states (anse_hw.kinds).
 
     It starts in `safe_state` (never a glitch to the other state while its
     outputs are set up) and `close()` leaves it there before releasing them.

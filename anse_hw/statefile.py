@@ -84,9 +84,15 @@ def write_json(path: Path, data: Any) -> None:
     write_bytes(path, json.dumps(data, indent=1, sort_keys=True).encode())
 
 
-def write_bytes(path: Path, data: bytes, mode: int = 0o600, group: str | None = None) -> None:
+def write_bytes(
+    path: Path, data: bytes, mode: int = 0o600, group: str | None = None, durable: bool = True
+) -> None:
     """Replace `path` atomically with `data`, already with its `mode` (and
-    `group`) when it appears under its name; raises OSError on failure."""
+    `group`) when it appears under its name; raises OSError on failure.
+
+    Without `durable` there is no fsync: a reader still sees the old file or
+    the new one, never half of each, but a power cut may lose the change
+    (for files rewritten at every pin change, which only have to be whole)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -96,12 +102,14 @@ def write_bytes(path: Path, data: bytes, mode: int = 0o600, group: str | None = 
             os.fchmod(handle.fileno(), mode)
             if group:
                 shutil.chown(tmp, group=group)
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from anse_hw.config import Config, ReflexConfig
 from anse_hw.kinds import SensorKind
+from anse_hw.model import Config, ReflexConfig
 
 
 @dataclass

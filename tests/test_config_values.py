@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from anse_hw import config
+from anse_hw import config, options
 from anse_hw.app import cli
 from tests.conftest import run_cli, write_config
 
@@ -156,8 +156,8 @@ ADDRESSES = st.ip_addresses().map(str)
 @settings(max_examples=200, deadline=None)
 @given(HOSTNAMES | ADDRESSES)
 def test_host_names_and_addresses_are_accepted(host):
-    assert config.host_problem(host) is None
-    assert config.listen_host_problem(host) is None
+    assert options.host_problem(host) is None
+    assert options.listen_host_problem(host) is None
 
 
 BAD_HOSTS = st.one_of(
@@ -178,7 +178,7 @@ BAD_HOSTS = st.one_of(
 @settings(max_examples=200, deadline=None)
 @given(BAD_HOSTS)
 def test_anything_else_is_not_a_host(host):
-    assert config.host_problem(host)
+    assert options.host_problem(host)
 
 
 @pytest.mark.parametrize(

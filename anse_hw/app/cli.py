@@ -17,20 +17,11 @@ from pathlib import Path
 from anse_hw import __version__
 from anse_hw.app import realtime, safestop
 from anse_hw.app.logsetup import setup_logging
-from anse_hw.config import (
-    ANY_ADDRESS,
-    Config,
-    describe,
-    find_config_file,
-    listen_host_problem,
-    listen_port_problem,
-    load,
-    port_problem,
-    sim_defaults,
-)
+from anse_hw.config import describe, find_config_file, load, sim_defaults
 from anse_hw.drivers.registry import SENSOR_DRIVERS, find
 from anse_hw.errors import ConfigError, DriverError
-from anse_hw.options import a_path
+from anse_hw.model import ANY_ADDRESS, Config
+from anse_hw.options import a_path, listen_host_problem, listen_port_problem, port_problem
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("anse_hw")

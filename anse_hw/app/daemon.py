@@ -27,7 +27,7 @@ from anse_hw.app import realtime, safestop
 from anse_hw.app.guardian import Guardian, GuardianError
 from anse_hw.app.logsetup import say_now
 from anse_hw.app.sdnotify import Notifier
-from anse_hw.config import ANY_ADDRESS, Config, RecordingConfig, describe
+from anse_hw.config import describe
 from anse_hw.drivers.pins import make_pin_factory
 from anse_hw.drivers.registry import (
     ACTUATOR_DRIVERS,
@@ -39,7 +39,9 @@ from anse_hw.drivers.registry import (
 from anse_hw.engine import Engine
 from anse_hw.errors import DriverError
 from anse_hw.metrics import Sources
+from anse_hw.model import ANY_ADDRESS, Config, RecordingConfig
 from anse_hw.readings import ActuatorDriver, SensorDriver
+from anse_hw.recording import trace
 from anse_hw.web.api import ControlApi
 from anse_hw.web.auth import TOKEN_FILE, Gate, Latch, load_token, operator_hint
 from anse_hw.web.hub import Hub
@@ -130,7 +132,8 @@ def build_actuators(config: Config, pin_factory: Any) -> dict[str, ActuatorDrive
 
 
 def build_sensors(config: Config, pin_factory: Any) -> dict[str, SensorDriver]:
-    return _build_all(config.sensors, lambda s: build_sensor(s, pin_factory))
+    recorded = trace.recorded_traces(config.sensors)
+    return _build_all(config.sensors, lambda s: build_sensor(s, pin_factory, recorded.get(s.name)))
 
 
 def _build_all(configs: Iterable[Any], make: Callable[[Any], Any]) -> dict[str, Any]:

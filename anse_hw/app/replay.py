@@ -35,9 +35,10 @@ from typing import Any
 from anse_hw import config as configuration
 from anse_hw import files
 from anse_hw.app.daemon import Daemon, build_actuators
-from anse_hw.config import Config, yamlfile
+from anse_hw.config import yamlfile
 from anse_hw.engine import Engine
 from anse_hw.errors import ConfigError, DriverError
+from anse_hw.model import Config
 from anse_hw.readings import Sample, SensorDriver
 from anse_hw.recording import mcaplog as recording
 from anse_hw.recording.mcaplog import Decision, Reading, Summary

@@ -25,10 +25,11 @@ import os
 from pathlib import Path
 
 from anse_hw import statefile
-from anse_hw.config import ActuatorConfig, Config, GpioConfig, Salvage, salvage, salvage_file
+from anse_hw.config import Salvage, salvage, salvage_file
 from anse_hw.drivers.pins import make_pin_factory
 from anse_hw.drivers.registry import ACTUATOR_DRIVERS, build_actuator, find
 from anse_hw.kinds import ACTUATOR_KINDS
+from anse_hw.model import ActuatorConfig, Config, GpioConfig
 
 log = logging.getLogger("anse_hw")
 

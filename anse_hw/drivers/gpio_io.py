@@ -15,13 +15,13 @@ active-low board must hold its own input high; most do (README).
 
 from __future__ import annotations
 
-import threading
 from typing import Any, ClassVar
 
+from anse_hw.drivers.threaded import ThreadedSensor
 from anse_hw.errors import DriverError
 from anse_hw.kinds import OFF, ON, SENSOR_KINDS, SensorKind
 from anse_hw.options import Option, bcm_pin, in_range
-from anse_hw.readings import ActuatorDriver, Sample, SensorDriver
+from anse_hw.readings import ActuatorDriver, Sample
 
 
 def _errors() -> tuple[type[Exception], ...]:
@@ -32,7 +32,7 @@ def _errors() -> tuple[type[Exception], ...]:
     return (GPIOZeroError, OSError, RuntimeError, ValueError)
 
 
-class GpioInputSensor(SensorDriver):
+class GpioInputSensor(ThreadedSensor):
     DRIVER = "gpio"
     KINDS = ("binary",)
     USES_GPIO = True
@@ -86,8 +86,6 @@ class GpioInputSensor(SensorDriver):
             )
         except _errors() as exc:
             raise DriverError(f"{name}: cannot use GPIO{self.pin} as an input: {exc}") from exc
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def describe(self) -> str:
         pull = "pull-up, active low" if self.pull_up else "pull-down, active high"
@@ -102,24 +100,17 @@ class GpioInputSensor(SensorDriver):
 
         self._device.when_activated = lambda: edge(True)
         self._device.when_deactivated = lambda: edge(False)
-        self._thread = threading.Thread(
-            target=self._poll, args=(on_sample, on_crash), name=f"gpio-{self.name}", daemon=True
-        )
-        self._thread.start()
+        super().start(on_sample, on_fault, on_crash)
 
-    def _poll(self, on_sample, on_crash) -> None:
-        try:
-            while not self._stop.is_set():
-                on_sample(Sample(float(self._device.value)))
-                self._stop.wait(self.interval)
-        except Exception as exc:
-            if not self._stop.is_set():
-                on_crash(exc)
+    def measure(self, on_sample, on_fault) -> None:
+        """The level every interval, so a guard on a switch that never moves
+        is still known to be alive."""
+        while not self.stopping.is_set():
+            on_sample(Sample(float(self._device.value)))
+            self.stopping.wait(self.interval)
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2)
+        super().close()
         if not self._device.closed:
             self._device.when_activated = self._device.when_deactivated = None
             self._device.close()

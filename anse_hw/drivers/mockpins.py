@@ -13,7 +13,8 @@ from typing import Any
 
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from anse_hw.drivers.pins import read_pin_states, write_atomically
+from anse_hw import statefile
+from anse_hw.drivers.pins import read_pin_states
 
 __all__ = ["FileMockFactory", "MockFactory", "MockPWMPin", "PersistentPin"]
 
@@ -57,7 +58,9 @@ class FileMockFactory(MockFactory):
                 "function": pin._function,
                 "state": float(pin._state),
             }
-            write_atomically(self.path, json.dumps(self._states, sort_keys=True))
+            # No fsync: it is rewritten at every pin change, on the reflex path.
+            data = json.dumps(self._states, sort_keys=True).encode()
+            statefile.write_bytes(self.path, data, durable=False)
 
     def _follow_inputs(self, path: Path) -> None:
         while not self._closed.wait(self.INPUT_POLL):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -99,10 +98,3 @@ def read_pin_states(path: Path) -> dict[str, Any]:
     except (files.FileProblem, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)

@@ -43,7 +43,7 @@ def names(drivers: tuple[type, ...], kind: str | None = None) -> list[str]:
 
 
 class SensorSpec(Protocol):
-    """What building a sensor needs (anse_hw.config.SensorConfig is one)."""
+    """What building a sensor needs (anse_hw.model.SensorConfig is one)."""
 
     name: str
     type: str
@@ -54,7 +54,7 @@ class SensorSpec(Protocol):
 
 
 class ActuatorSpec(Protocol):
-    """What building an actuator needs (anse_hw.config.ActuatorConfig is one)."""
+    """What building an actuator needs (anse_hw.model.ActuatorConfig is one)."""
 
     name: str
     type: str
@@ -63,9 +63,14 @@ class ActuatorSpec(Protocol):
     options: dict[str, Any]
 
 
-def build_sensor(spec: SensorSpec, pin_factory: Any = None) -> SensorDriver:
+def build_sensor(
+    spec: SensorSpec, pin_factory: Any = None, recorded: list[float | None] | None = None
+) -> SensorDriver:
+    """`recorded`: the readings of the recording a sim sensor's trace names."""
     cls = find(SENSOR_DRIVERS, spec.type, spec.driver)
     extra = {"pin_factory": pin_factory} if cls.USES_GPIO else {}
+    if recorded is not None:
+        extra["recorded"] = recorded
     return cls(
         spec.name,
         spec.interval,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from anse_hw import files
+from anse_hw.drivers.threaded import Worker
 from anse_hw.errors import DriverError
 from anse_hw.kinds import SENSOR_KINDS, SensorKind
 from anse_hw.options import Option, a_path, in_range, one_of
@@ -248,17 +249,13 @@ class SharedPort:
         self.users = 0
         self.reopen_attempts = 0
         self._subscribers: tuple[_Subscriber, ...] = ()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = Worker()
         self._serial: serial.Serial | None = self._open_port()
 
     def subscribe(self, subscriber: _Subscriber) -> None:
         self._subscribers = (*self._subscribers, subscriber)
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._run, name=f"serial-{os.path.basename(self.path)}", daemon=True
-            )
-            self._thread.start()
+        if not self._worker.started:
+            self._worker.start(f"serial-{os.path.basename(self.path)}", self._run)
 
     def release(self, sensor: SerialSensor) -> None:
         with self._registry_lock:
@@ -269,9 +266,7 @@ class SharedPort:
             for key, port in list(self._open.items()):
                 if port is self:
                     del self._open[key]
-        self._stop.set()
-        if self._thread and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2)
+        self._worker.stop()
         self._close_port()
 
     def _open_port(self) -> serial.Serial:
@@ -298,14 +293,14 @@ class SharedPort:
 
     def _run(self) -> None:
         try:
-            while not self._stop.is_set():
+            while not self._worker.stopping.is_set():
                 if self._serial is None:
                     self._serial = self._reopen()
                     if self._serial is None:
                         return
                 problem = self._read_until_lost(self._serial)
                 self._close_port()
-                if problem and not self._stop.is_set():
+                if problem and not self._worker.stopping.is_set():
                     self._fault(f"serial port {self.path} lost ({problem})", True)
         except Exception as exc:
             for subscriber in self._subscribers[:1]:
@@ -320,7 +315,7 @@ class SharedPort:
 
         framing = self._framing()
         last = time.monotonic()
-        while not self._stop.is_set():
+        while not self._worker.stopping.is_set():
             try:
                 data = port.read(port.in_waiting or 1)
                 now = time.monotonic()
@@ -363,7 +358,7 @@ class SharedPort:
 
     def _reopen(self) -> serial.Serial | None:
         delay = RECONNECT_MIN
-        while not self._stop.wait(delay):
+        while not self._worker.stopping.wait(delay):
             self.reopen_attempts += 1
             try:
                 port = self._open_port()

@@ -11,16 +11,20 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from anse_hw import files
+from anse_hw.drivers.threaded import ThreadedSensor
 from anse_hw.errors import DriverError
 from anse_hw.kinds import ACTUATOR_KINDS, SENSOR_KINDS
 from anse_hw.options import Option, a_path, in_range, one_of, unit_interval
-from anse_hw.readings import ActuatorDriver, Sample, SensorDriver
+from anse_hw.readings import ActuatorDriver, Sample
 
+#: A trace with this suffix is an anse-hw recording, which the daemon loads
+#: and hands over as `recorded` values (the sim never reads that format).
+RECORDING_SUFFIX = ".mcap"
 #: A trace file of one reading per line: 1 MiB is some 150 000 readings,
 #: hours of any sensor.  A bigger file is not a trace.
 MAX_TRACE_BYTES = 1024 * 1024
@@ -53,7 +57,7 @@ def _script_values(values: list[Any]) -> str | None:
     return f"entries must be numbers, true/false or null, got {bad[0]!r}" if bad else None
 
 
-class SimSensor(SensorDriver):
+class SimSensor(ThreadedSensor):
     """A sensor of any kind that plays a profile: seed, constant, script or trace."""
 
     DRIVER = "sim"
@@ -116,7 +120,7 @@ class SimSensor(SensorDriver):
         """A text trace is read as the run would read it (a recording is
         the recorder's to check)."""
         trace = options["trace"]
-        if options["profile"] != "trace" or Path(trace).suffix == ".mcap":
+        if options["profile"] != "trace" or Path(trace).suffix == RECORDING_SUFFIX:
             return []
         try:
             _read_trace(Path(trace))
@@ -131,16 +135,19 @@ class SimSensor(SensorDriver):
         max_age: float = 0.5,
         *,
         kind=SENSOR_KINDS["distance"],
+        recorded: Sequence[float | None] | None = None,
         **options: Any,
     ) -> None:
+        """`recorded`: the readings a `profile: trace` plays when its file is
+        an anse-hw recording, loaded by the daemon (anse_hw.recording.trace)."""
         super().__init__(name, interval, max_age, kind=kind)
         self.options = options
-        self._values = self._profile(options)
+        self._values = self._profile(options, recorded)
         self._rng = random.Random(options["random_seed"])
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def _profile(self, options: dict[str, Any]) -> Iterator[float | None]:
+    def _profile(
+        self, options: dict[str, Any], recorded: Sequence[float | None] | None
+    ) -> Iterator[float | None]:
         profile = options["profile"]
         if profile == "seed":
             return sweep(*self.kind.sweep)
@@ -150,38 +157,28 @@ class SimSensor(SensorDriver):
         if profile == "script":
             values = [None if v is None else float(v) for v in options["values"]]
             return _replay(values, options["repeat"])
-        path = Path(options["trace"])
-        if path.suffix == ".mcap":
-            return _replay(_recorded(path, self.name), options["repeat"])
+        if recorded is not None:
+            return _replay(list(recorded), options["repeat"])
         try:
-            return _replay(_read_trace(path), options["repeat"])
+            return _replay(_read_trace(Path(options["trace"])), options["repeat"])
         except ValueError as exc:
             raise DriverError(f"{self.name}: trace: {exc}") from None
 
     def describe(self) -> str:
         return f"simulated {self.kind.name} ({self.options['profile']})"
 
-    def start(self, on_sample, on_fault, on_crash) -> None:
-        self._thread = threading.Thread(
-            target=self._run, args=(on_sample, on_crash), name=f"sim-{self.name}", daemon=True
-        )
-        self._thread.start()
+    def measure(self, on_sample: Callable[[Sample], None], on_fault) -> None:
+        deadline = time.monotonic()
+        for count, value in enumerate(self._values):
+            if self.options["fail_after"] is not None and count >= self.options["fail_after"]:
+                raise RuntimeError(f"simulated driver fault after {count} readings")
+            on_sample(self._reading(value))
+            deadline += self.interval
+            if self.stopping.wait(max(0.0, deadline - time.monotonic())):
+                return
+        self.stopping.wait()  # a script that does not repeat goes silent
 
-    def _run(self, on_sample: Callable[[Sample], None], on_crash) -> None:
-        try:
-            deadline = time.monotonic()
-            for count, value in enumerate(self._values):
-                if self.options["fail_after"] is not None and count >= self.options["fail_after"]:
-                    raise RuntimeError(f"simulated driver fault after {count} readings")
-                on_sample(self._measure(value))
-                deadline += self.interval
-                if self._stop.wait(max(0.0, deadline - time.monotonic())):
-                    return
-            self._stop.wait()  # a script that does not repeat goes silent
-        except Exception as exc:  # the daemon stops the motors and exits 1
-            on_crash(exc)
-
-    def _measure(self, value: float | None) -> Sample:
+    def _reading(self, value: float | None) -> Sample:
         if value is None or self._rng.random() < self.options["dropout"]:
             return Sample.none("simulated dropout")
         noise = self.options["noise"]
@@ -189,38 +186,12 @@ class SimSensor(SensorDriver):
             value += self._rng.gauss(0, noise)
         return Sample(min(self.kind.high, max(self.kind.low, value)))
 
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2)
-
 
 def _replay(values: list[float | None], repeat: bool) -> Iterator[float | None]:
     while True:
         yield from values
         if not repeat:
             return
-
-
-def _recorded(path: Path, name: str) -> list[float | None]:
-    """The readings of sensor `name` (or of the only sensor) in an anse-hw recording."""
-    from anse_hw import files
-    from anse_hw.recording import mcaplog as recording  # the recording format belongs to the daemon
-
-    try:
-        names = recording.scan(path).sensors
-        chosen = name if name in names else (next(iter(names)) if len(names) == 1 else None)
-        if chosen is None:
-            have = ", ".join(map(repr, sorted(names))) or "none"
-            raise DriverError(f"{path} has no sensor {name!r} (it has: {have})")
-        values = [
-            r.value for r in recording.readings(path) if r.sensor == chosen and r.fault is None
-        ]
-    except files.FileProblem as exc:
-        raise DriverError(f"trace: {exc}") from None
-    if not values:  # a trace with nothing to play would spin forever
-        raise DriverError(f"{path} has no readings of {chosen!r}")
-    return values
 
 
 def _read_trace(path: Path) -> list[float | None]:

@@ -10,16 +10,16 @@ never run on anyone else's thread.  The parsing is pure (`parse_w1_slave`,
 from __future__ import annotations
 
 import re
-import threading
 import time
 from pathlib import Path
 from typing import Any, ClassVar
 
 from anse_hw import files
+from anse_hw.drivers.threaded import ThreadedSensor
 from anse_hw.errors import DriverError
 from anse_hw.kinds import SENSOR_KINDS, SensorKind
 from anse_hw.options import Option, a_path
-from anse_hw.readings import Sample, SensorDriver
+from anse_hw.readings import Sample
 
 #: The DS18B20's datasheet range.
 DS18B20_RANGE = (-55.0, 125.0)
@@ -79,7 +79,7 @@ def file_problem(path: Path) -> str | None:
     return None
 
 
-class PolledFileSensor(SensorDriver):
+class PolledFileSensor(ThreadedSensor):
     """Reads one file every `interval` on its own thread, at most MAX_BYTES
     of it, through files.py.
 
@@ -100,8 +100,6 @@ class PolledFileSensor(SensorDriver):
     ) -> None:
         super().__init__(name, interval, max_age, kind=kind)
         self.path = self.locate(options)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def locate(self, options: dict[str, Any]) -> Path:
         """The file to read; DriverError if it cannot be found now."""
@@ -110,41 +108,23 @@ class PolledFileSensor(SensorDriver):
     def parse(self, text: str) -> Sample:
         raise NotImplementedError
 
-    def start(self, on_sample, on_fault, on_crash) -> None:
-        self._thread = threading.Thread(
-            target=self._run,
-            args=(on_sample, on_fault, on_crash),
-            name=f"{self.DRIVER}-{self.name}",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def _run(self, on_sample, on_fault, on_crash) -> None:
+    def measure(self, on_sample, on_fault) -> None:
         lost: str | None = None
-        try:
-            deadline = time.monotonic()
-            while not self._stop.is_set():
-                try:
-                    text = files.read_text(self.path, MAX_BYTES)
-                except files.FileProblem as exc:
-                    if lost is None:
-                        lost = str(exc)
-                        on_fault(lost, True)
-                else:
-                    if lost is not None:
-                        lost = None
-                        on_fault(f"{self.path} readable again", False)
-                    on_sample(self.parse(text))
-                deadline = max(deadline + self.interval, time.monotonic())
-                self._stop.wait(deadline - time.monotonic())
-        except Exception as exc:
-            on_crash(exc)
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread and self._thread is not threading.current_thread():
-            # A read in the kernel cannot be interrupted; it ends within 750 ms.
-            self._thread.join(timeout=2)
+        deadline = time.monotonic()
+        while not self.stopping.is_set():
+            try:
+                text = files.read_text(self.path, MAX_BYTES)
+            except files.FileProblem as exc:
+                if lost is None:
+                    lost = str(exc)
+                    on_fault(lost, True)
+            else:
+                if lost is not None:
+                    lost = None
+                    on_fault(f"{self.path} readable again", False)
+                on_sample(self.parse(text))
+            deadline = max(deadline + self.interval, time.monotonic())
+            self.stopping.wait(deadline - time.monotonic())
 
 
 _W1_ID = re.compile(r"[0-9a-fA-F]{2}-[0-9a-fA-F]{12}")

@@ -45,8 +45,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from anse_hw import __version__, events
-from anse_hw.config import Config, MqttConfig
 from anse_hw.kinds import SENSOR_KINDS
+from anse_hw.model import Config, MqttConfig
 
 log = logging.getLogger(__name__)
 

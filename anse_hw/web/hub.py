@@ -34,8 +34,8 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from anse_hw import events
-from anse_hw.config import ServerConfig
 from anse_hw.metrics import Sources
+from anse_hw.model import ServerConfig
 from anse_hw.web.api import ControlApi
 from anse_hw.web.httpbody import BodyConnection
 from anse_hw.web.outbox import Outbox

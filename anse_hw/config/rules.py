@@ -1,0 +1,86 @@
+"""Rules between the items of a config: what no single item can get wrong.
+
+Names are unique, a GPIO pin has one owner, sensors of one driver agree
+(two on one serial port), and a guard and a resume reflex on the same
+sensor and actuator leave a gap between them (hysteresis).  Each rule gets
+the items with their YAML paths, so its message points at the right line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anse_hw.config.schema import Checker
+from anse_hw.drivers import registry
+from anse_hw.model import ActuatorConfig, ReflexConfig, SensorConfig
+from anse_hw.options import bcm_pin
+
+__all__ = ["check_across"]
+
+Placed = list[tuple[tuple, Any]]
+
+
+def check_across(
+    check: Checker,
+    sensors: list[tuple[tuple, SensorConfig]],
+    actuators: list[tuple[tuple, ActuatorConfig]],
+    reflexes: list[tuple[tuple, ReflexConfig]],
+) -> None:
+    """Every cross-item rule, each problem reported through `check`."""
+    for placed in (sensors, actuators, reflexes):
+        _unique(check, placed)
+    _pins_used_once(check, [*sensors, *actuators])
+    _shared_devices(check, sensors)
+    _no_overlapping_pairs(check, reflexes)
+
+
+def _no_overlapping_pairs(check: Checker, placed: list[tuple[tuple, ReflexConfig]]) -> None:
+    """A guard and a reflex that drives the same actuator out of its safe state,
+    on the same sensor, must never both hold: where they overlap the actuator
+    flaps at the rate of the readings."""
+    for at, move in placed:
+        if move.guard:
+            continue
+        for _, stop in placed:
+            if not stop.guard or (stop.sensor, stop.actuator) != (move.sensor, move.actuator):
+                continue
+            low = max(stop.region[0], move.region[0])
+            high = min(stop.region[1], move.region[1])
+            if low < high:
+                check.problem(
+                    at,
+                    f"'{move.name}' ({move.condition}) and '{stop.name}' ({stop.condition}) "
+                    f"both hold between {low:g} and {high:g}: {move.actuator} would flap; "
+                    "the resume threshold must lie beyond the stop threshold (hysteresis)",
+                )
+
+
+def _shared_devices(check: Checker, placed: list[tuple[tuple, SensorConfig]]) -> None:
+    """Rules between sensors of one driver (two on one serial port, ...)."""
+    for cls in registry.SENSOR_DRIVERS:
+        mine = [(at, s) for at, s in placed if s.driver == cls.DRIVER and s.type in cls.KINDS]
+        for index, key, problem in cls.problems_across([(s.name, s.options) for _, s in mine]):
+            check.problem((*mine[index][0], key), problem)
+
+
+def _unique(check: Checker, placed: Placed) -> None:
+    seen: set[str] = set()
+    for at, item in placed:
+        if item.name in seen:
+            check.problem((*at, "name"), f"'{item.name}' is used twice; names must be unique")
+        seen.add(item.name)
+
+
+def _pins_used_once(check: Checker, placed: Placed) -> None:
+    owners: dict[int, str] = {}
+    for at, device in placed:
+        sensor = isinstance(device, SensorConfig)
+        drivers = registry.SENSOR_DRIVERS if sensor else registry.ACTUATOR_DRIVERS
+        for option in registry.find(drivers, device.type, device.driver).OPTIONS:
+            pin = device.options.get(option.key)
+            if not option.pin or pin is None or bcm_pin(pin):
+                continue
+            if pin in owners:
+                check.problem((*at, option.key), f"GPIO{pin} is already used by {owners[pin]}")
+            else:
+                owners[pin] = f"{device.name}.{option.key}"
