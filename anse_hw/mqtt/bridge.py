@@ -33,7 +33,7 @@ import contextlib
 import json
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Coroutine, Generator, Iterable
 from typing import Any
 
@@ -46,6 +46,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from anse_hw import __version__, events
 from anse_hw.config import Config, MqttConfig
+from anse_hw.eventqueue import EventQueue
 from anse_hw.kinds import SENSOR_KINDS
 
 log = logging.getLogger(__name__)
@@ -256,7 +257,7 @@ class MqttBridge:
         #: The largest packet we take from the broker.
         self.max_packet = PACKET_ROOM + max(len(t.encode()) for t in topics)
         self._protocol = aiomqtt.ProtocolVersion.V5
-        self._queue: deque[dict[str, Any]] = deque()
+        self._queue: EventQueue[dict[str, Any]] = EventQueue(self.mqtt.queue)
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._latest_sensor: dict[str, dict[str, Any]] = {}
@@ -276,24 +277,10 @@ class MqttBridge:
     # -- fed by the daemon (event loop thread) ----------------------------------
 
     def offer(self, batch: list[dict[str, Any]]) -> None:
-        queue = self._queue
         for event in batch:
-            if len(queue) >= self.mqtt.queue:
-                self._drop_one()
-            queue.append(event)
+            if self._queue.put(event, events.is_telemetry(event)):
+                self._count_drop()
         self._wake.set()
-
-    def _drop_one(self) -> None:
-        """Make room: the oldest telemetry first, a reflex/actuator event only if
-        nothing else is left to drop."""
-        queue = self._queue
-        for i, event in enumerate(queue):
-            if event["type"] in (events.SENSOR, events.WORLDMODEL):
-                del queue[i]
-                break
-        else:
-            queue.popleft()
-        self._count_drop()
 
     def _count_drop(self) -> None:
         """One event lost.  Said at 1, 10, 100, 1000... drops of one outage, so a
@@ -488,7 +475,7 @@ class MqttBridge:
                     await self._wake.wait()
             self._wake.clear()
             while self._queue and not self._stopping:
-                event = self._queue.popleft()
+                event = self._queue.get()
                 await self._publish(client, f"{self.base}/events", events.encode(event))
                 await self._state_of(client, event)
             await self._flush_sensors(client)

@@ -5,7 +5,7 @@ or the reason there was none, and faults of the device) on `/readings/<name>`,
 every wire event on `/events`, both JSON with JSON schemas, and the config
 the daemon ran with in a metadata record `anse-hw`, its secrets redacted.
 
-The engine hands readings over with `Recorder.reading` (a deque append: the
+The engine hands readings over with `Recorder.reading` (a short locked append: the
 reflex path waits on nothing), the daemon hands events over with `offer`; a
 writer thread of its own writes them.  Messages go straight to the file (no
 chunks) and the file is flushed and synced every second, so a SIGKILL or a
@@ -32,7 +32,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +46,7 @@ from mcap.writer import Writer
 from anse_hw import __version__, events, files
 from anse_hw.config import yamlfile
 from anse_hw.errors import DriverError
+from anse_hw.eventqueue import EventQueue
 from anse_hw.readings import Sample
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,9 @@ class Recorder:
         self.max_bytes = int(max_mb * 1024 * 1024)
         self.keep = keep
         self.started = time.monotonic()
-        self._queue: deque[tuple[str, Any, float]] = deque()
+        self._queue: EventQueue[tuple[str, Any, float]] = EventQueue(QUEUE)
+        #: The engine's thread and the event loop put, the writer thread gets.
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self.dropped = 0
         self.failed: str | None = None
@@ -158,29 +161,23 @@ class Recorder:
             self._put(("event", event, now))
 
     def _put(self, item: tuple[str, Any, float]) -> None:
+        """The disk is slower than the robot when the queue is full: the oldest
+        telemetry (a sensor or worldmodel event) goes first, and readings,
+        reflex and actuator events are kept while any telemetry is left."""
         if self.failed is not None:
             return
-        if len(self._queue) >= QUEUE:
-            self._drop_telemetry()
-        self._queue.append(item)
+        kind, content, _ = item
+        with self._lock:
+            dropped = self._queue.put(item, kind == "event" and events.is_telemetry(content))
+        if dropped:
+            self.dropped += 1
+            if self.dropped in (1, 100) or self.dropped % 10_000 == 0:
+                log.warning("recording: %d telemetry events dropped (disk too slow)", self.dropped)
 
-    def _drop_telemetry(self) -> None:
-        """The disk is slower than the robot: drop the oldest telemetry (a sensor
-        or worldmodel event) and keep readings, reflex and actuator events.  Only
-        when nothing else is left (a disk that stopped) does the oldest item go,
-        so the queue stays bounded whatever happens."""
-        index = next(
-            (
-                i
-                for i, (kind, item, _) in enumerate(self._queue)
-                if kind == "event" and item["type"] in (events.SENSOR, events.WORLDMODEL)
-            ),
-            0,
-        )
-        del self._queue[index]
-        self.dropped += 1
-        if self.dropped in (1, 100) or self.dropped % 10_000 == 0:
-            log.warning("recording: %d telemetry events dropped (disk too slow)", self.dropped)
+    def _take(self) -> tuple[str, Any, float] | None:
+        """The oldest queued item, or None."""
+        with self._lock:
+            return self._queue.get() if self._queue else None
 
     # -- the writer thread --------------------------------------------------------
 
@@ -191,7 +188,8 @@ class Recorder:
                 self._write_one_file()
         except OSError as exc:
             self.failed = f"{exc.strerror or exc} ({getattr(exc, 'filename', '') or self.dir})"
-            self._queue.clear()
+            with self._lock:
+                self._queue.clear()
             log.error("recording stopped: %s; the robot runs on without it", self.failed)
 
     def _write_one_file(self) -> None:
@@ -215,8 +213,8 @@ class Recorder:
             last_sync = time.monotonic()
             while not self._stop.is_set() or self._queue:
                 self._stop.wait(0.05)
-                while self._queue:
-                    kind, item, when = self._queue.popleft()
+                while (queued := self._take()) is not None:
+                    kind, item, when = queued
                     channels.write(kind, item, when - self.started)
                 if time.monotonic() - last_sync >= SYNC_EVERY or self._stop.is_set():
                     handle.flush()

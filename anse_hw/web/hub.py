@@ -64,11 +64,11 @@ def dashboard_dir() -> Path | None:
 
 def conflation_key(event: dict[str, Any]) -> Hashable | None:
     """Telemetry may be replaced by a newer value; reflex/actuator never are."""
+    if not events.is_telemetry(event):
+        return None
     if event["type"] == events.SENSOR:
         return ("sensor", event["data"]["sensor_name"])
-    if event["type"] == events.WORLDMODEL:
-        return "worldmodel"
-    return None
+    return "worldmodel"
 
 
 class StreamConnection(BodyConnection):
