@@ -37,7 +37,7 @@ from anse_hw.drivers.registry import (
     find,
 )
 from anse_hw.engine import Engine
-from anse_hw.errors import DriverError
+from anse_hw.errors import FAILURE, OK, DriverError
 from anse_hw.metrics import Sources
 from anse_hw.readings import ActuatorDriver, SensorDriver
 from anse_hw.web.api import ControlApi
@@ -46,7 +46,6 @@ from anse_hw.web.hub import Hub
 
 log = logging.getLogger("anse_hw")
 
-EXIT_OK, EXIT_FAILURE = 0, 1
 SWITCH_INTERVAL = 0.0005  # seconds; see Daemon.run
 
 #: Every signal whose default action ends the process and that a handler can
@@ -196,7 +195,7 @@ class Daemon:
             self.recorder = Recorder(rec.dir, config.text, rec.max_mb, rec.keep, describe(config))
             self.recorder.claim("--record" if record is not None else "recording.dir")
         self.notifier = Notifier()
-        self.exit_code = EXIT_OK
+        self.exit_code = OK
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.engine: Engine | None = None
@@ -336,7 +335,7 @@ class Daemon:
             "guardian gone (%s): stopping, as nothing would cover a crash",
             self.guardian.how_it_ended(),
         )
-        self.exit_code = EXIT_FAILURE
+        self.exit_code = FAILURE
         self._stop.set()
 
     def _dismiss_guardian(self) -> None:
@@ -396,10 +395,10 @@ class Daemon:
                 stopper = threading.Thread(target=self.engine.emergency_stop, daemon=True)
                 stopper.start()
                 stopper.join(2.0)
-            os._exit(EXIT_FAILURE)
+            os._exit(FAILURE)
         log.info("%s received: stopping motors and shutting down", name)
         if sig not in CLEAN_SIGNALS:
-            self.exit_code = EXIT_FAILURE
+            self.exit_code = FAILURE
         self._stop.set()
 
     def request_stop(self) -> None:
@@ -419,7 +418,7 @@ class Daemon:
         )
 
         def fail() -> None:
-            self.exit_code = EXIT_FAILURE
+            self.exit_code = FAILURE
             self._stop.set()
 
         if self._loop is not None and not self._loop.is_closed():

@@ -37,15 +37,16 @@ from anse_hw import files
 from anse_hw.app.daemon import Daemon, build_actuators
 from anse_hw.config import Config, yamlfile
 from anse_hw.engine import Engine
-from anse_hw.errors import ConfigError, DriverError
+from anse_hw.errors import FAILURE, OK, ConfigError, DriverError
 from anse_hw.readings import Sample, SensorDriver
 from anse_hw.recording import mcaplog as recording
 from anse_hw.recording.mcaplog import Decision, Reading, Summary
 
 log = logging.getLogger("anse_hw")
-EXIT_OK, EXIT_DIFFERENT = 0, 1
+#: --verify when a decision differs.
+EXIT_DIFFERENT = FAILURE
 #: `recordings DIR` when a file in it could not be read (the rest is listed).
-EXIT_SKIPPED = 1
+EXIT_SKIPPED = FAILURE
 #: --speed: from a thousandth (slow motion) to as fast as the machine goes.
 SPEEDS = (0.001, 1e6)
 #: What replay leaves out of the config it runs: the recorded robot's broker
@@ -341,7 +342,7 @@ def verify(path: str, config_path: str | None, window: Window) -> int:
     finally:
         recorded.close()
     log.info("replay matches the recording: %d readings, %d decisions", count, comparison.matched)
-    return EXIT_OK
+    return OK
 
 
 def _run_virtual(
@@ -498,7 +499,7 @@ def list_recordings(directory: str) -> int:
     paths = _mcap_files(directory)
     if not paths:
         print(f"no recordings in {directory}")
-        return EXIT_OK
+        return OK
     skipped = 0
     for path in paths:
         try:
@@ -508,7 +509,7 @@ def list_recordings(directory: str) -> int:
             skipped += 1
             continue
         print(_listed(summary), flush=True)
-    return EXIT_SKIPPED if skipped else EXIT_OK
+    return EXIT_SKIPPED if skipped else OK
 
 
 def _mcap_files(directory: str) -> list[Path]:
