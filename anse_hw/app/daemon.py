@@ -19,8 +19,9 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anse_hw import __version__, statefile
 from anse_hw.app import realtime, safestop
@@ -38,11 +39,15 @@ from anse_hw.drivers.registry import (
 )
 from anse_hw.engine import Engine
 from anse_hw.errors import FAILURE, OK, DriverError
-from anse_hw.metrics import Sources
 from anse_hw.readings import ActuatorDriver, SensorDriver
 from anse_hw.web.api import ControlApi
 from anse_hw.web.auth import TOKEN_FILE, Gate, Latch, load_token, operator_hint
 from anse_hw.web.hub import Hub
+
+if TYPE_CHECKING:
+    from websockets.asyncio.server import Server
+
+    from anse_hw.mqtt.bridge import MqttBridge
 
 log = logging.getLogger("anse_hw")
 
@@ -159,6 +164,25 @@ def raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def tune_process() -> None:
+    """Room for many clients' sockets, and a short GIL switch interval: a
+    sensor thread with a reading waits for the GIL while the event loop fans
+    out, and Python's default 5 ms would be the reflex arc's worst case.
+    0.5 ms bounds that wait at a small cost in throughput."""
+    raise_fd_limit()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+
+
+@dataclass
+class Stack:
+    """What `Daemon._compose` wires up and `_shut_down` takes apart."""
+
+    hub: Hub
+    bridge: MqttBridge | None
+    server: Server | None = None
+    mqtt: asyncio.Task | None = None
+
+
 class Daemon:
     def __init__(
         self,
@@ -204,13 +228,8 @@ class Daemon:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         # First: a signal during the start stops it as cleanly as a later one.
-        for sig in STOP_SIGNALS:
-            self._loop.add_signal_handler(sig, self._on_signal, sig)
-        raise_fd_limit()
-        # A sensor thread with a reading waits for the GIL while the event loop
-        # fans out; Python's default 5 ms switch interval would be the reflex
-        # arc's worst case.  0.5 ms bounds that wait at a small cost in throughput.
-        sys.setswitchinterval(SWITCH_INTERVAL)
+        self._handle_signals()
+        tune_process()
         self._banner()
         api = self._control()
         self._guard()  # before any pin is claimed
@@ -224,6 +243,23 @@ class Daemon:
 
     async def _serve(self, api: ControlApi) -> int:
         """Open the drivers, serve until told to stop, then stop everything."""
+        stack = self._compose(api)
+        stack.server = await self._listen(stack.hub)
+        previous_hook = threading.excepthook
+        threading.excepthook = lambda args: self.crash(args.exc_value)
+        try:
+            await self._run_until_stopped(stack, api)
+        finally:
+            await self._shut_down(stack)
+            threading.excepthook = previous_hook
+            final = ", ".join(f"{n} {s}" for n, s in self.engine.world.actuators.items())
+            log.info("anse-hw stopped; %s; pins released (exit %d)", final, self.exit_code)
+        return self.exit_code
+
+    def _compose(self, api: ControlApi) -> Stack:
+        """The drivers, the sinks and the engine that feeds them, wired up
+        (nothing runs yet).  The sinks exist before the engine, which is
+        handed their `offer`s; they reach the engine through `self`."""
         # Threads created from here until realtime.leave() (every sensor thread,
         # the safety monitor) inherit a real-time priority where the system allows.
         if realtime.enter():
@@ -240,17 +276,32 @@ class Daemon:
             from anse_hw.mqtt.bridge import MqttBridge
 
             bridge = MqttBridge(self.config, self._snapshot, api.run)
-        metrics = Sources(
-            lambda: self.engine.stats_copy(),
+        hub = Hub(
+            self.config.server,
+            self._snapshot,
             self._health,
-            lambda: hub.figures(),
-            bridge.state if bridge else None,
+            self.debug,
+            api,
+            stats=lambda: self.engine.stats_copy(),
+            mqtt=bridge.state if bridge else None,
         )
-        hub = Hub(self.config.server, self._snapshot, self._health, self.debug, api, metrics)
-        sinks = [hub.publish] + ([bridge.offer] if bridge else [])
+        stack = Stack(hub, bridge)
+        self.engine = self._engine(sensors, actuators, stack)
+        for name, device in (*sensors.items(), *actuators.items()):
+            log.info("✓ %s: %s", name, device.describe())
+        return stack
+
+    def _engine(
+        self,
+        sensors: dict[str, SensorDriver],
+        actuators: dict[str, ActuatorDriver],
+        stack: Stack,
+    ) -> Engine:
+        """The engine, publishing to every sink; the recorder also gets raw readings."""
+        sinks = [stack.hub.publish] + ([stack.bridge.offer] if stack.bridge else [])
         if self.recorder:
             sinks.append(self.recorder.offer)
-        self.engine = Engine(
+        engine = Engine(
             self.config,
             sensors,
             actuators,
@@ -261,16 +312,18 @@ class Daemon:
             heartbeat=self.config.server.heartbeat,
             # The recorder and the bridge see everything; otherwise only a
             # connected client makes an event worth building.
-            audience=(lambda: True) if bridge or self.recorder else hub.listening,
+            audience=(lambda: True) if stack.bridge or self.recorder else stack.hub.listening,
         )
         if self.recorder:
-            self.engine.record_reading = self.recorder.reading
-            self.engine.record_fault = self.recorder.fault
+            engine.record_reading = self.recorder.reading
+            engine.record_fault = self.recorder.fault
             self.recorder.start()
-        for name, device in (*sensors.items(), *actuators.items()):
-            log.info("✓ %s: %s", name, device.describe())
+        return engine
+
+    async def _listen(self, hub: Hub) -> Server:
+        """The port, or one line saying why not (the engine is closed again)."""
         try:
-            server = await hub.start()
+            return await hub.start()
         except OSError as exc:
             self.engine.close()
             raise DriverError(
@@ -278,40 +331,40 @@ class Daemon:
                 f"{self.config.server.port}: "
                 f"{os.strerror(exc.errno) if exc.errno else exc} (another anse-hw? try --port)"
             ) from None
-        previous_hook = threading.excepthook
-        threading.excepthook = lambda args: self.crash(args.exc_value)
-        try:
-            self.engine.start()
-            realtime.leave()  # the event loop itself stays an ordinary thread
-            log.info("✓ Engine initialized, world model ready (actuators in their safe state)")
-            if self.guardian:
-                self._loop.add_reader(self.guardian.watch_fd, self._guardian_gone)
-            safestop.write_record(self.config, self.state, self.config_file)
-            self._announce(server.sockets[0].getsockname()[1] if server.sockets else 0)
-            # Up (port bound, drivers open): only now is the latch rewritten.
-            await api.save_at_start()
-            watchdog = asyncio.create_task(self._watchdog()) if self.notifier.enabled else None
-            mqtt = asyncio.create_task(bridge.run()) if bridge else None
-            self.notifier.notify("READY=1\nSTATUS=running")
-            await self._stop.wait()
-            if watchdog:
-                watchdog.cancel()
-        finally:
-            self.notifier.notify("STOPPING=1")
-            # Off the loop thread: if a wedged driver holds the engine, the loop
-            # still handles a second signal (which forces the exit).
-            await self._loop.run_in_executor(None, self.engine.close)
-            if bridge:
-                await bridge.close(mqtt)
-            if self.recorder:
-                await self._loop.run_in_executor(None, self.recorder.close)
-            await hub.flush(timeout=1.0)
-            server.close()
-            await server.wait_closed()
-            threading.excepthook = previous_hook
-            final = ", ".join(f"{n} {s}" for n, s in self.engine.world.actuators.items())
-            log.info("anse-hw stopped; %s; pins released (exit %d)", final, self.exit_code)
-        return self.exit_code
+
+    async def _run_until_stopped(self, stack: Stack, api: ControlApi) -> None:
+        """Start the engine, say where to connect, tell systemd, and wait for a stop."""
+        self.engine.start()
+        realtime.leave()  # the event loop itself stays an ordinary thread
+        log.info("✓ Engine initialized, world model ready (actuators in their safe state)")
+        if self.guardian:
+            self._loop.add_reader(self.guardian.watch_fd, self._guardian_gone)
+        safestop.write_record(self.config, self.state, self.config_file)
+        sockets = stack.server.sockets if stack.server else ()
+        self._announce(sockets[0].getsockname()[1] if sockets else 0)
+        # Up (port bound, drivers open): only now is the latch rewritten.
+        await api.save_at_start()
+        watchdog = asyncio.create_task(self._watchdog()) if self.notifier.enabled else None
+        if stack.bridge:
+            stack.mqtt = asyncio.create_task(stack.bridge.run())
+        self.notifier.notify("READY=1\nSTATUS=running")
+        await self._stop.wait()
+        if watchdog:
+            watchdog.cancel()
+
+    async def _shut_down(self, stack: Stack) -> None:
+        """Motors first, then the sinks, then the clients and the port."""
+        self.notifier.notify("STOPPING=1")
+        # Off the loop thread: if a wedged driver holds the engine, the loop
+        # still handles a second signal (which forces the exit).
+        await self._loop.run_in_executor(None, self.engine.close)
+        if stack.bridge:
+            await stack.bridge.close(stack.mqtt)
+        if self.recorder:
+            await self._loop.run_in_executor(None, self.recorder.close)
+        await stack.hub.flush(timeout=1.0)
+        stack.server.close()
+        await stack.server.wait_closed()
 
     def _guard(self) -> None:
         """Start the guardian where nothing else covers a death no handler sees."""
@@ -382,6 +435,10 @@ class Daemon:
 
     def _health(self) -> dict[str, Any]:
         return self.engine.health()
+
+    def _handle_signals(self) -> None:
+        for sig in STOP_SIGNALS:
+            self._loop.add_signal_handler(sig, self._on_signal, sig)
 
     def _on_signal(self, sig: int) -> None:
         name = signal_name(sig)

@@ -32,7 +32,7 @@ from websockets.http11 import Request, Response
 
 from anse_hw import events
 from anse_hw.config import ServerConfig
-from anse_hw.metrics import Sources
+from anse_hw.metrics import EngineStats, Sources
 from anse_hw.web import wsfast
 from anse_hw.web.api import ControlApi
 from anse_hw.web.http import Routes, stream_options, text_response
@@ -125,8 +125,11 @@ class Hub:
         health: Callable[[], dict[str, Any]],
         debug: bool = False,
         api: ControlApi | None = None,
-        metrics: Sources | None = None,
+        stats: Callable[[], EngineStats] | None = None,
+        mqtt: Callable[[], dict[str, float]] | None = None,
     ) -> None:
+        """With `stats` (the engine's counters) it serves /metrics, with the
+        MQTT bridge's `mqtt` state when there is a bridge."""
         self.config = config
         self.api = api
         self.snapshot = snapshot
@@ -138,7 +141,7 @@ class Hub:
             admit=self._admit,
             figures=self.figures,
             api=api,
-            metrics=metrics,
+            metrics=Sources(stats, health, self.figures, mqtt) if stats else None,
         )
         self._numbers = itertools.count(1)
         #: Connections being set up or served: counted before the snapshot is
