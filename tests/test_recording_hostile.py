@@ -29,7 +29,7 @@ from mcap.writer import CompressionType, Writer
 
 from anse_hw import config
 from anse_hw.app import cli, replay
-from anse_hw.app.daemon import build_actuators
+from anse_hw.app.devices import build_actuators
 from anse_hw.engine import Engine
 from anse_hw.errors import Refused
 from anse_hw.readings import Sample

@@ -335,7 +335,7 @@ def check_devices(config: Config) -> list[str]:
     """What `--check` can see without driving anything: serial ports and sysfs
     files that do not exist, and a pin factory that cannot load (the one the
     daemon would use, opened and closed again; no pin is claimed)."""
-    from anse_hw.app.daemon import open_pin_factory
+    from anse_hw.app.devices import open_pin_factory
     from anse_hw.drivers.registry import SENSOR_DRIVERS, find
 
     problems = [

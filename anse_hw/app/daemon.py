@@ -18,25 +18,18 @@ import resource
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anse_hw import __version__, statefile
 from anse_hw.app import realtime, safestop
+from anse_hw.app.devices import build_actuators, build_sensors, close_all, open_pin_factory
 from anse_hw.app.guardian import Guardian, GuardianError
 from anse_hw.app.logsetup import say_now
 from anse_hw.app.sdnotify import Notifier
 from anse_hw.config import ANY_ADDRESS, Config, RecordingConfig, describe
-from anse_hw.drivers.pins import make_pin_factory
-from anse_hw.drivers.registry import (
-    ACTUATOR_DRIVERS,
-    SENSOR_DRIVERS,
-    build_actuator,
-    build_sensor,
-    find,
-)
 from anse_hw.engine import Engine
 from anse_hw.errors import FAILURE, OK, DriverError
 from anse_hw.readings import ActuatorDriver, SensorDriver
@@ -114,47 +107,6 @@ def no_guardian_because(config: Config) -> str | None:
     if safestop.on_fakes(config):
         return "no actuator drives a pin"
     return None
-
-
-def needs_gpio(config: Config) -> bool:
-    classes = [find(SENSOR_DRIVERS, s.type, s.driver) for s in config.sensors]
-    classes += [find(ACTUATOR_DRIVERS, a.type, a.driver) for a in config.actuators]
-    return any(cls.USES_GPIO for cls in classes)
-
-
-def open_pin_factory(config: Config) -> Any:
-    if not needs_gpio(config):
-        return None
-    gpio = config.gpio
-    return make_pin_factory(gpio.pin_factory, gpio.mock_state_file, gpio.mock_input_file)
-
-
-def build_actuators(config: Config, pin_factory: Any) -> dict[str, ActuatorDriver]:
-    return _build_all(config.actuators, lambda a: build_actuator(a, pin_factory))
-
-
-def build_sensors(config: Config, pin_factory: Any) -> dict[str, SensorDriver]:
-    return _build_all(config.sensors, lambda s: build_sensor(s, pin_factory))
-
-
-def _build_all(configs: Iterable[Any], make: Callable[[Any], Any]) -> dict[str, Any]:
-    """Open every device, by name; if one fails, release the ones already open."""
-    built: dict[str, Any] = {}
-    try:
-        for item in configs:
-            built[item.name] = make(item)
-    except Exception:
-        close_all(built.values())
-        raise
-    return built
-
-
-def close_all(devices: Any) -> None:
-    for device in devices:
-        try:
-            device.close()
-        except Exception:
-            log.exception("could not close %s", device.name)
 
 
 def raise_fd_limit() -> None:

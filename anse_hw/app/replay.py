@@ -34,7 +34,8 @@ from typing import Any
 
 from anse_hw import config as configuration
 from anse_hw import files
-from anse_hw.app.daemon import Daemon, build_actuators
+from anse_hw.app.daemon import Daemon
+from anse_hw.app.devices import build_actuators
 from anse_hw.config import Config, yamlfile
 from anse_hw.engine import Engine
 from anse_hw.errors import FAILURE, OK, ConfigError, DriverError
