@@ -27,13 +27,12 @@ from mcap.records import Channel, Message, Metadata, Schema
 from mcap.stream_reader import StreamReader
 from mcap.writer import CompressionType, Writer
 
-from anse_hw import config
+from anse_hw import config, recording
 from anse_hw.app import cli, replay
 from anse_hw.app.devices import build_actuators
 from anse_hw.engine import Engine
 from anse_hw.errors import Refused
 from anse_hw.readings import Sample
-from anse_hw.recording import mcaplog as recording
 from tests.conftest import (
     ROOT,
     DaemonProcess,

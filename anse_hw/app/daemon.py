@@ -166,7 +166,7 @@ class Daemon:
         if rec:
             # Optional parts are imported only when configured: mcap and
             # aiomqtt/paho cost several MB of a Pi Zero's memory otherwise.
-            from anse_hw.recording.mcaplog import Recorder
+            from anse_hw.recording import Recorder
 
             self.recorder = Recorder(rec.dir, config.text, rec.max_mb, rec.keep, describe(config))
             self.recorder.claim("--record" if record is not None else "recording.dir")

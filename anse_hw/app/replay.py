@@ -33,15 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from anse_hw import config as configuration
-from anse_hw import files
+from anse_hw import files, recording
 from anse_hw.app.daemon import Daemon
 from anse_hw.app.devices import build_actuators
 from anse_hw.config import Config, yamlfile
 from anse_hw.engine import Engine
 from anse_hw.errors import FAILURE, OK, ConfigError, DriverError
 from anse_hw.readings import Sample, SensorDriver
-from anse_hw.recording import mcaplog as recording
-from anse_hw.recording.mcaplog import Decision, Reading, Summary
+from anse_hw.recording import Decision, Reading, Summary
 
 log = logging.getLogger("anse_hw")
 #: --verify when a decision differs.

@@ -204,8 +204,10 @@ def _replay(values: list[float | None], repeat: bool) -> Iterator[float | None]:
 
 def _recorded(path: Path, name: str) -> list[float | None]:
     """The readings of sensor `name` (or of the only sensor) in an anse-hw recording."""
-    from anse_hw import files
-    from anse_hw.recording import mcaplog as recording  # the recording format belongs to the daemon
+    from anse_hw import (
+        files,
+        recording,  # the recording format belongs to the daemon
+    )
 
     try:
         names = recording.scan(path).sensors
