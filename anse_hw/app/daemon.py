@@ -33,9 +33,7 @@ from anse_hw.config import ANY_ADDRESS, Config, RecordingConfig, describe
 from anse_hw.engine import Engine
 from anse_hw.errors import FAILURE, OK, DriverError
 from anse_hw.readings import ActuatorDriver, SensorDriver
-from anse_hw.web.api import ControlApi
-from anse_hw.web.auth import TOKEN_FILE, Gate, Latch, load_token, operator_hint
-from anse_hw.web.hub import Hub
+from anse_hw.web import TOKEN_FILE, ControlApi, Gate, Hub, Latch, load_token, operator_hint
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import Server
