@@ -256,7 +256,9 @@ def recordings(args: argparse.Namespace) -> int:
 
     try:
         if args.verb == "recordings":
-            return replay.list_recordings(args.dir)
+            from anse_hw.app.listing import list_recordings
+
+            return list_recordings(args.dir)
         window = replay.Window.parse(args.start, args.end)
         if args.verify:
             given = {"--speed": args.speed, "--host": args.host, "--port": args.port}
