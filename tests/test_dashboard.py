@@ -125,7 +125,7 @@ def test_stale_sensor_is_shown_and_the_quiet_stream_is_flagged(start_daemon, pag
 
 def test_seed_way_static_server_with_ws_parameter(start_daemon, static_server, page):
     port = start_daemon(fast_sim_config(0, interval=0.1)).port
-    web = static_server(ROOT / "anse_hw" / "dashboard").port
+    web = static_server(ROOT / "anse_hw" / "web" / "dashboard").port
     page.goto(f"http://127.0.0.1:{web}/?ws=ws://127.0.0.1:{port}")
     page.wait_for_selector("#connection[data-state=connected]")
     page.wait_for_selector("[data-panel='sensor:distance_sensor']")
