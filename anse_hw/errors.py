@@ -10,7 +10,7 @@ HTTP status the control API answers.
 
 from __future__ import annotations
 
-__all__ = ["FAILURE", "OK", "USAGE", "ConfigError", "DriverError", "Refused"]
+__all__ = ["FAILURE", "OK", "USAGE", "ConfigError", "DriverError", "Failure", "Refused"]
 
 OK, FAILURE, USAGE = 0, 1, 2
 
@@ -50,3 +50,8 @@ class Refused(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+class Failure(Exception):
+    """A runtime failure that is not a device's (systemctl, a file system the
+    service installer writes to): one line for the user, exit FAILURE."""

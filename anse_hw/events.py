@@ -48,6 +48,16 @@ def actuator_data(name: str, state: str, actuator_type: str) -> dict[str, Any]:
     return {"actuator_name": name, "actuator_type": actuator_type, "state": state}
 
 
+def is_telemetry(event: dict[str, Any]) -> bool:
+    """A sensor reading or world model: a newer one follows at once, so a sink
+    that falls behind may drop or conflate it.  Reflex and actuator events
+    explain what the robot did and are kept."""
+    return event["type"] in _TELEMETRY
+
+
+_TELEMETRY = frozenset((SENSOR, WORLDMODEL))
+
+
 def encode(event: dict[str, Any]) -> str:
     """Serialise one event; NaN and Infinity are refused rather than sent."""
     return json.dumps(event, separators=(",", ":"), allow_nan=False)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from anse_hw import config as configuration
 from anse_hw import events
-from anse_hw.app.daemon import build_actuators, build_sensors
+from anse_hw.app.devices import build_actuators, build_sensors
 from anse_hw.drivers.protocols import TFminiParser, tfmini_frame
 from anse_hw.engine import Engine
 from anse_hw.readings import Sample

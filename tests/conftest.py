@@ -69,7 +69,7 @@ class Recorder:
 def engine_for(config_text: str) -> tuple[Engine, list[dict[str, Any]]]:
     """A real engine on the drivers of `config_text` (no GPIO), not started: the test
     feeds it samples itself.  Published events land in the returned list."""
-    from anse_hw.app.daemon import build_actuators, build_sensors
+    from anse_hw.app.devices import build_actuators, build_sensors
 
     cfg = configuration.parse(config_text)
     published: list[dict[str, Any]] = []

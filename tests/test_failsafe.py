@@ -20,7 +20,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from anse_hw import config as configuration
-from anse_hw.app.daemon import build_actuators, build_sensors
+from anse_hw.app.devices import build_actuators, build_sensors
 from anse_hw.drivers.pins import read_pin_states
 from anse_hw.drivers.protocols import tfmini_frame
 from anse_hw.engine import Engine

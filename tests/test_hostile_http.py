@@ -18,8 +18,8 @@ from websockets.sync.client import connect
 from anse_hw.errors import Refused
 from anse_hw.web.api import MAX_NAME, WsCommand, parse_ws_command
 from anse_hw.web.auth import Gate
+from anse_hw.web.http import SINGLE_HEADERS
 from anse_hw.web.httpbody import MAX_BODY, Complete, HeadReader, Refusal
-from anse_hw.web.hub import SINGLE_HEADERS
 from tests.conftest import stalled_client, wait_for
 from tests.hostile import Robot, attacking, exchange, request, status_of
 

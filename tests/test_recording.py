@@ -14,8 +14,8 @@ import jsonschema
 from mcap.reader import make_reader
 from mcap.writer import Writer
 
+from anse_hw import recording
 from anse_hw.drivers.protocols import tfmini_frame
-from anse_hw.recording import mcaplog as recording
 from tests.conftest import (
     ROOT,
     daemon_env,

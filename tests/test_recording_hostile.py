@@ -27,13 +27,13 @@ from mcap.records import Channel, Message, Metadata, Schema
 from mcap.stream_reader import StreamReader
 from mcap.writer import CompressionType, Writer
 
-from anse_hw import config
+from anse_hw import config, recording
 from anse_hw.app import cli, replay
-from anse_hw.app.daemon import build_actuators
+from anse_hw.app.devices import build_actuators
+from anse_hw.app.listing import EXIT_SKIPPED as SKIPPED
 from anse_hw.engine import Engine
 from anse_hw.errors import Refused
 from anse_hw.readings import Sample
-from anse_hw.recording import mcaplog as recording
 from tests.conftest import (
     ROOT,
     DaemonProcess,
@@ -282,7 +282,7 @@ def listed_or_skipped(listing: subprocess.CompletedProcess, path: Path) -> None:
     if listing.returncode == 0:
         assert listing.stdout.startswith(path.name), listing
     else:
-        assert listing.returncode == replay.EXIT_SKIPPED and listing.stdout == "", listing
+        assert listing.returncode == SKIPPED and listing.stdout == "", listing
         (note,) = listing.stderr.splitlines()
         assert "skipped:" in note and str(path) in note, note
 
@@ -311,7 +311,7 @@ def test_a_file_that_is_no_recording_is_one_line_on_every_surface(run, tmp_path,
     for args in (("--verify",), ("--port", "0"), ("--speed", "1000")):
         refused(run("replay", path, *args), 2, str(path), reason)
     listing = run("recordings", path.parent)
-    assert listing.returncode == replay.EXIT_SKIPPED and listing.stdout == ""
+    assert listing.returncode == SKIPPED and listing.stdout == ""
     (note,) = listing.stderr.splitlines()
     assert "skipped:" in note and str(path) in note and reason in note
 
@@ -380,7 +380,7 @@ def test_a_bit_flipped_in_a_json_key_names_the_record_and_its_offset(run, sample
         path.write_bytes(flipped(data, key_at + rng.randrange(1, 4), rng.randrange(8)))
         refused(run("replay", path, "--verify"), 2, str(path), f"is damaged at offset {offset}:")
         listing = run("recordings", tmp_path)
-        assert listing.returncode == replay.EXIT_SKIPPED and f"offset {offset}" in listing.stderr
+        assert listing.returncode == SKIPPED and f"offset {offset}" in listing.stderr
         path.unlink()
 
 
@@ -548,7 +548,7 @@ def test_valid_mcap_with_odd_content_is_one_line_on_every_surface(run, tmp_path,
     if listed:
         assert listing.returncode == 0 and listing.stdout.startswith(path.name), listing
     else:
-        assert listing.returncode == replay.EXIT_SKIPPED and listing.stdout == "", listing
+        assert listing.returncode == SKIPPED and listing.stdout == "", listing
         (note,) = listing.stderr.splitlines()
         assert "skipped:" in note and words[0] in note, note
 
@@ -671,7 +671,7 @@ def test_a_folder_with_bad_files_lists_the_good_ones_and_says_what_it_skipped(sa
     (folder / "folder.mcap").mkdir()
     (folder / "new\nline.mcap").write_bytes(b"")
     listing = anse("recordings", str(folder), tmp_path=tmp_path)
-    assert listing.returncode == replay.EXIT_SKIPPED and "Traceback" not in listing.stderr
+    assert listing.returncode == SKIPPED and "Traceback" not in listing.stderr
     assert listing.stdout.splitlines() == [
         line for line in listing.stdout.splitlines() if line.startswith(sample.name)
     ]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from anse_hw.app.service import Installer, python_problem
-from anse_hw.errors import DriverError
+from anse_hw.errors import Failure
 from tests.conftest import EXAMPLES, ROOT, daemon_env, run_cli
 from tests.test_serial_ports import DROP_CAPABILITIES
 
@@ -170,12 +170,15 @@ def test_the_advice_for_a_hidden_python_installs_something_that_exists():
 
 
 def test_a_failing_system_command_is_a_runtime_failure():
-    """useradd or systemctl failing is exit 1 (user_errors maps DriverError
-    to 1), never 2: the config was fine."""
-    with pytest.raises(DriverError, match=r"^`false` failed \(exit 1\)$"):
+    """useradd or systemctl failing is exit 1 (errors.Failure), never 2: the
+    config was fine."""
+    from anse_hw.app.cli import user_errors
+
+    with pytest.raises(Failure, match=r"^`false` failed \(exit 1\)$"):
         Installer.call("false")
-    with pytest.raises(DriverError, match="is not installed: is this a systemd machine"):
+    with pytest.raises(Failure, match="is not installed: is this a systemd machine"):
         Installer.call("anse-hw-no-such-command")
+    assert user_errors(lambda: Installer.call("false")) == 1
 
 
 # -- the live path: refusals before any change ------------------------------------

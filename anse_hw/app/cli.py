@@ -1,33 +1,38 @@
-"""The `anse-hw` command line (SPEC §5).
+"""The `anse-hw` command line (SPEC §5): one parser for the daemon and its subcommands.
 
-Exit codes: 0 clean stop, 2 bad usage or config, 1 runtime failure.  Errors a
-user can fix are one clear line each, never a traceback.
+Without a subcommand it runs (or checks, or safe-stops) the daemon; each
+subcommand names its handler with `set_defaults(handler=...)`, so the list of
+verbs is the subparsers themselves.  Exit codes are errors.OK, FAILURE and
+USAGE.  Errors a user can fix are one clear line each, never a traceback.
+
+Imports are lazy: `anse-hw example` and `install-service --help` load
+neither the web stack, nor the drivers, nor the YAML loader, and
+`--safe-stop` does not wait for the web stack.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from anse_hw import __version__
-from anse_hw.app import realtime, safestop
 from anse_hw.app.logsetup import setup_logging
-from anse_hw.config import describe, find_config_file, load, sim_defaults
-from anse_hw.drivers.registry import SENSOR_DRIVERS, find
-from anse_hw.errors import ConfigError, DriverError
-from anse_hw.model import ANY_ADDRESS, Config
+from anse_hw.errors import FAILURE, OK, USAGE, ConfigError, DriverError, Failure
 from anse_hw.options import a_path, listen_host_problem, listen_port_problem, port_problem
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+if TYPE_CHECKING:
+    from anse_hw.model import Config
+
 log = logging.getLogger("anse_hw")
 
 
 def _port_argument(rule: Callable[[int], str | None]) -> Callable[[str], int]:
+    """A port checked by the same `rule` as the YAML key it stands for."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -64,6 +69,7 @@ def root_path(text: str) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The daemon's flags on the top level, each verb a subparser."""
     p = argparse.ArgumentParser(
         prog="anse-hw",
         description="Reflex daemon: distance sensors → world model → reflexes → motor, "
@@ -71,9 +77,19 @@ def parser() -> argparse.ArgumentParser:
         epilog="Examples:\n  anse-hw --sim                         simulated robot, no hardware\n"
         "  anse-hw --config robot.yaml --check   validate and show the setup\n"
         "  anse-hw --config robot.yaml           run on the Pi\n"
+        "  anse-hw COMMAND --help                a subcommand's own options\n"
         "Config lookup: --config, then $ANSE_HW_CONFIG, then /etc/anse-hw/config.yaml.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _daemon_options(p)
+    p.add_argument("--version", action="version", version=f"anse-hw {__version__}")
+    sub = p.add_subparsers(dest="verb", title="subcommands", metavar="COMMAND")
+    for add in (_replay, _recordings, _example, _install, _uninstall, _health):
+        add(sub)
+    return p
+
+
+def _daemon_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--sim",
         action="store_true",
@@ -101,21 +117,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--record", metavar="DIR", help="record readings and events as MCAP files in DIR"
     )
-    p.add_argument("--version", action="version", version=f"anse-hw {__version__}")
-    return p
 
 
-VERBS = ("replay", "recordings", "example", "install-service", "uninstall-service", "health")
-
-
-def verbs() -> argparse.ArgumentParser:
-    """The verbs beside the daemon's own flags: replay, recordings, example,
-    install-service, uninstall-service and health."""
-    from anse_hw.app import example
-
-    p = argparse.ArgumentParser(prog="anse-hw")
-    sub = p.add_subparsers(dest="verb", required=True)
+def _replay(sub: Any) -> None:
     replay = sub.add_parser("replay", help="play a recording through the engine on fakes")
+    replay.set_defaults(handler=recordings)
     replay.add_argument("file", help="an .mcap file written by --record")
     # Numbers are checked by replay (one line and exit 2), not by argparse.
     replay.add_argument("--speed", help="1 = as recorded (the default), 10 = ten times")
@@ -129,13 +135,26 @@ def verbs() -> argparse.ArgumentParser:
     )
     replay.add_argument("--host", help="the live replay's dashboard address")
     replay.add_argument("--port", type=listen_port, help="the live replay's dashboard port")
+
+
+def _recordings(sub: Any) -> None:
     listing = sub.add_parser("recordings", help="list the recordings in a directory")
+    listing.set_defaults(handler=recordings)
     listing.add_argument("dir")
+
+
+def _example(sub: Any) -> None:
+    from anse_hw.app import example
+
     printer = sub.add_parser(
         "example",
         help="print an example config (anse-hw example pi-robot > robot.yaml)",
     )
+    printer.set_defaults(handler=lambda args: example.show(args.name))
     printer.add_argument("name", nargs="?", help=f"one of: {', '.join(example.names())}")
+
+
+def _install(sub: Any) -> None:
     install = sub.add_parser(
         "install-service",
         help="install the systemd service (run with sudo; safe to run again)",
@@ -143,15 +162,20 @@ def verbs() -> argparse.ArgumentParser:
         "/etc/anse-hw/config.yaml, install anse-hw.service running this Python, "
         "enable and start it.  A second run with the same inputs changes nothing.",
     )
+    install.set_defaults(handler=service)
     install.add_argument("--config", required=True, metavar="FILE", help="the robot's YAML")
     install.add_argument("--no-start", action="store_true", help="enable, but do not start")
     install.add_argument(
         "--root", default="/", type=root_path, help="stage the files under ROOT (packagers)"
     )
+
+
+def _uninstall(sub: Any) -> None:
     uninstall = sub.add_parser(
         "uninstall-service",
         help="stop (motors safe), disable and remove the systemd service",
     )
+    uninstall.set_defaults(handler=service)
     uninstall.add_argument(
         "--purge",
         action="store_true",
@@ -160,17 +184,134 @@ def verbs() -> argparse.ArgumentParser:
     uninstall.add_argument(
         "--root", default="/", type=root_path, help="the ROOT a staged install went to"
     )
+
+
+def _health(sub: Any) -> None:
     health = sub.add_parser(
         "health",
         help="exit 0 if this machine's daemon answers /healthz with 200 (container HEALTHCHECK)",
     )
+    health.set_defaults(handler=lambda args: check_health(args.config, args.port))
     health.add_argument("--config", metavar="FILE", help="the daemon's config (for its port)")
     health.add_argument("--port", type=port_number, help="the daemon's port, if not the config's")
-    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    p = parser()
+    args = p.parse_args(argv)
+    if args.verb is None:
+        listener = setup_logging(args.debug)
+        try:
+            return run(args)
+        finally:
+            listener.stop()
+    if argv[0] != args.verb:
+        # Its own --config, --host or --port would silently replace the daemon's.
+        p.error(
+            f"the daemon's options go without a subcommand; "
+            f"see `anse-hw {args.verb} --help` for its own"
+        )
+    return run_verb(args)
+
+
+def user_errors(work: Callable[[], int], what: str = "config error") -> int:
+    """Errors a user can fix become one line each and exit USAGE (config) or
+    FAILURE (a device, a port, systemctl), never a traceback."""
+    try:
+        return work()
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("%s: %s", what, problem)
+        return USAGE
+    except (DriverError, Failure) as exc:
+        log.error("error: %s", exc)
+        return FAILURE
+    except KeyboardInterrupt:
+        return OK
+
+
+def run_verb(args: argparse.Namespace) -> int:
+    listener = setup_logging(False)
+    try:
+        return user_errors(lambda: args.handler(args), "error")
+    except BrokenPipeError:
+        # `anse-hw example pi-robot | head`: the reader left; so do we, quietly
+        # (what Python's documentation recommends for SIGPIPE).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return FAILURE
+    finally:
+        listener.stop()
+
+
+def recordings(args: argparse.Namespace) -> int:
+    """`recordings DIR` and `replay FILE`.  A recording that cannot be used, like
+    a config, is one line and exit 2."""
+    from anse_hw import files
+    from anse_hw.app import replay  # mcap: only the verbs that read recordings need it
+
+    try:
+        if args.verb == "recordings":
+            from anse_hw.app.listing import list_recordings
+
+            return list_recordings(args.dir)
+        window = replay.Window.parse(args.start, args.end)
+        if args.verify:
+            given = {"--speed": args.speed, "--host": args.host, "--port": args.port}
+            live_only = ", ".join(option for option, value in given.items() if value is not None)
+            if live_only:
+                raise ConfigError([f"{live_only}: only for a live replay, not with --verify"])
+            return replay.verify(args.file, args.config, window)
+        pace = replay.speed(args.speed) if args.speed is not None else 1.0
+        return replay.live(args.file, args.config, window, pace, args.host, args.port)
+    except files.FileProblem as exc:
+        raise ConfigError([str(exc)]) from None
+
+
+def service(args: argparse.Namespace) -> int:
+    """install-service and uninstall-service (grp, pwd, shutil: not for the daemon)."""
+    from pathlib import Path
+
+    from anse_hw.app.service import Installer, os_problem
+
+    installer = Installer(Path(args.root))
+    try:
+        if args.verb == "uninstall-service":
+            return installer.uninstall(args.purge)
+        return installer.install(args.config, start=not args.no_start)
+    except OSError as exc:  # a root that cannot be looked into, say
+        raise Failure(os_problem(exc)) from None
+
+
+def check_health(config_file: str | None, port: int | None) -> int:
+    """GET /healthz from the daemon this config describes, on this machine."""
+    import urllib.error  # here: urllib.request alone is several MB the daemon never needs
+    import urllib.request
+
+    from anse_hw.config import find_config_file, load, sim_defaults
+    from anse_hw.model import ANY_ADDRESS
+
+    path = find_config_file(config_file)
+    server = (load(path) if path else sim_defaults()).server
+    host = "127.0.0.1" if server.host in ANY_ADDRESS else server.host
+    url = f"http://{host}:{port or server.port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as reply:
+            print(f"{url}: {reply.status}")
+            return OK
+    except urllib.error.HTTPError as exc:  # 503: a watched sensor is stale
+        print(f"{url}: {exc.code} {exc.read(300).decode(errors='replace')}")
+    except OSError as exc:
+        print(f"{url}: no answer ({exc})")
+    return FAILURE
 
 
 def resolve_config(args: argparse.Namespace) -> tuple[Config, str | None]:
     """The config, and the file it came from (None: the built-in --sim setup)."""
+    import dataclasses
+
+    from anse_hw.config import find_config_file, load, sim_defaults
+
     path = find_config_file(args.config)
     if path is None:
         if not args.sim:
@@ -193,7 +334,8 @@ def check_devices(config: Config) -> list[str]:
     """What `--check` can see without driving anything: serial ports and sysfs
     files that do not exist, and a pin factory that cannot load (the one the
     daemon would use, opened and closed again; no pin is claimed)."""
-    from anse_hw.app.daemon import open_pin_factory
+    from anse_hw.app.devices import open_pin_factory
+    from anse_hw.drivers.registry import SENSOR_DRIVERS, find
 
     problems = [
         config.problem(("sensors", index, key), problem)
@@ -215,112 +357,11 @@ def check_devices(config: Config) -> list[str]:
     return problems
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in VERBS:
-        return run_verb(verbs().parse_args(argv))
-    args = parser().parse_args(argv)
-    listener = setup_logging(args.debug)
-    try:
-        return run(args)
-    finally:
-        listener.stop()
-
-
-def user_errors(work: Callable[[], int], what: str = "config error") -> int:
-    """Errors a user can fix become one line each and exit 2 (config) or 1
-    (a device or port), never a traceback."""
-    try:
-        return work()
-    except ConfigError as exc:
-        for problem in exc.problems:
-            log.error("%s: %s", what, problem)
-        return EXIT_USAGE
-    except DriverError as exc:
-        log.error("error: %s", exc)
-        return EXIT_FAILURE
-    except KeyboardInterrupt:
-        return EXIT_OK
-
-
-def run_verb(args: argparse.Namespace) -> int:
-    listener = setup_logging(False)
-    try:
-        return user_errors(lambda: dispatch(args), "error")
-    except BrokenPipeError:
-        # `anse-hw example pi-robot | head`: the reader left; so do we, quietly
-        # (what Python's documentation recommends for SIGPIPE).
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_FAILURE
-    finally:
-        listener.stop()
-
-
-def recordings(args: argparse.Namespace) -> int:
-    """`recordings DIR` and `replay FILE`.  A recording that cannot be used, like
-    a config, is one line and exit 2."""
-    from anse_hw import files
-    from anse_hw.app import replay  # mcap: only the verbs that read recordings need it
-
-    try:
-        if args.verb == "recordings":
-            return replay.list_recordings(args.dir)
-        window = replay.Window.parse(args.start, args.end)
-        if args.verify:
-            given = {"--speed": args.speed, "--host": args.host, "--port": args.port}
-            live_only = ", ".join(option for option, value in given.items() if value is not None)
-            if live_only:
-                raise ConfigError([f"{live_only}: only for a live replay, not with --verify"])
-            return replay.verify(args.file, args.config, window)
-        pace = replay.speed(args.speed) if args.speed is not None else 1.0
-        return replay.live(args.file, args.config, window, pace, args.host, args.port)
-    except files.FileProblem as exc:
-        raise ConfigError([str(exc)]) from None
-
-
-def check_health(config_file: str | None, port: int | None) -> int:
-    """GET /healthz from the daemon this config describes, on this machine."""
-    import urllib.error  # here: urllib.request alone is several MB the daemon never needs
-    import urllib.request
-
-    path = find_config_file(config_file)
-    server = (load(path) if path else sim_defaults()).server
-    host = "127.0.0.1" if server.host in ANY_ADDRESS else server.host
-    url = f"http://{host}:{port or server.port}/healthz"
-    try:
-        with urllib.request.urlopen(url, timeout=3) as reply:
-            print(f"{url}: {reply.status}")
-            return EXIT_OK
-    except urllib.error.HTTPError as exc:  # 503: a watched sensor is stale
-        print(f"{url}: {exc.code} {exc.read(300).decode(errors='replace')}")
-    except OSError as exc:
-        print(f"{url}: no answer ({exc})")
-    return EXIT_FAILURE
-
-
-def dispatch(args: argparse.Namespace) -> int:
-    if args.verb == "example":
-        from anse_hw.app import example
-
-        return example.show(args.name)
-    if args.verb in ("install-service", "uninstall-service"):
-        # grp, pwd, shutil: not for the daemon
-        from anse_hw.app.service import Installer, os_problem
-
-        installer = Installer(Path(args.root))
-        try:
-            if args.verb == "uninstall-service":
-                return installer.uninstall(args.purge)
-            return installer.install(args.config, start=not args.no_start)
-        except OSError as exc:  # a root that cannot be looked into, say
-            raise DriverError(os_problem(exc)) from None
-    if args.verb == "health":
-        return check_health(args.config, args.port)
-    return recordings(args)  # replay, recordings
-
-
 def run(args: argparse.Namespace) -> int:
     if args.safe_stop:
+        from anse_hw.app import realtime, safestop
+        from anse_hw.config import find_config_file
+
         # A busy machine must not delay it (the unit's LimitRTPRIO allows this).
         realtime.enter()
         # Never through resolve_config: a broken or missing file must not stop it.
@@ -333,6 +374,7 @@ def start(args: argparse.Namespace) -> int:
     import asyncio
 
     from anse_hw.app.daemon import Daemon, robot_state_dir
+    from anse_hw.config import describe
 
     config, path = resolve_config(args)
     if args.check:
@@ -342,6 +384,6 @@ def start(args: argparse.Namespace) -> int:
         print(describe(config))
         print(f"state: {robot_state_dir(config, path)} (E-stop latch, control token, safe-stop)")
         print("config OK")
-        return EXIT_OK
+        return OK
     daemon = Daemon(config, args.debug, record=args.record, config_file=path)
     return asyncio.run(daemon.run())

@@ -18,37 +18,31 @@ import resource
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anse_hw import __version__, statefile
 from anse_hw.app import realtime, safestop
+from anse_hw.app.devices import build_actuators, build_sensors, close_all, open_pin_factory
 from anse_hw.app.guardian import Guardian, GuardianError
 from anse_hw.app.logsetup import say_now
 from anse_hw.app.sdnotify import Notifier
 from anse_hw.config import describe
-from anse_hw.drivers.pins import make_pin_factory
-from anse_hw.drivers.registry import (
-    ACTUATOR_DRIVERS,
-    SENSOR_DRIVERS,
-    build_actuator,
-    build_sensor,
-    find,
-)
 from anse_hw.engine import Engine
-from anse_hw.errors import DriverError
-from anse_hw.metrics import Sources
+from anse_hw.errors import FAILURE, OK, DriverError
 from anse_hw.model import ANY_ADDRESS, Config, RecordingConfig
 from anse_hw.readings import ActuatorDriver, SensorDriver
-from anse_hw.recording import trace
-from anse_hw.web.api import ControlApi
-from anse_hw.web.auth import TOKEN_FILE, Gate, Latch, load_token, operator_hint
-from anse_hw.web.hub import Hub
+from anse_hw.web import TOKEN_FILE, ControlApi, Gate, Hub, Latch, load_token, operator_hint
+
+if TYPE_CHECKING:
+    from websockets.asyncio.server import Server
+
+    from anse_hw.mqtt.bridge import MqttBridge
 
 log = logging.getLogger("anse_hw")
 
-EXIT_OK, EXIT_FAILURE = 0, 1
 SWITCH_INTERVAL = 0.0005  # seconds; see Daemon.run
 
 #: Every signal whose default action ends the process and that a handler can
@@ -114,53 +108,30 @@ def no_guardian_because(config: Config) -> str | None:
     return None
 
 
-def needs_gpio(config: Config) -> bool:
-    classes = [find(SENSOR_DRIVERS, s.type, s.driver) for s in config.sensors]
-    classes += [find(ACTUATOR_DRIVERS, a.type, a.driver) for a in config.actuators]
-    return any(cls.USES_GPIO for cls in classes)
-
-
-def open_pin_factory(config: Config) -> Any:
-    if not needs_gpio(config):
-        return None
-    gpio = config.gpio
-    return make_pin_factory(gpio.pin_factory, gpio.mock_state_file, gpio.mock_input_file)
-
-
-def build_actuators(config: Config, pin_factory: Any) -> dict[str, ActuatorDriver]:
-    return _build_all(config.actuators, lambda a: build_actuator(a, pin_factory))
-
-
-def build_sensors(config: Config, pin_factory: Any) -> dict[str, SensorDriver]:
-    recorded = trace.recorded_traces(config.sensors)
-    return _build_all(config.sensors, lambda s: build_sensor(s, pin_factory, recorded.get(s.name)))
-
-
-def _build_all(configs: Iterable[Any], make: Callable[[Any], Any]) -> dict[str, Any]:
-    """Open every device, by name; if one fails, release the ones already open."""
-    built: dict[str, Any] = {}
-    try:
-        for item in configs:
-            built[item.name] = make(item)
-    except Exception:
-        close_all(built.values())
-        raise
-    return built
-
-
-def close_all(devices: Any) -> None:
-    for device in devices:
-        try:
-            device.close()
-        except Exception:
-            log.exception("could not close %s", device.name)
-
-
 def raise_fd_limit() -> None:
     """Each WebSocket client is a file descriptor; 1024 is a common soft limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def tune_process() -> None:
+    """Room for many clients' sockets, and a short GIL switch interval: a
+    sensor thread with a reading waits for the GIL while the event loop fans
+    out, and Python's default 5 ms would be the reflex arc's worst case.
+    0.5 ms bounds that wait at a small cost in throughput."""
+    raise_fd_limit()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+
+
+@dataclass
+class Stack:
+    """What `Daemon._compose` wires up and `_shut_down` takes apart."""
+
+    hub: Hub
+    bridge: MqttBridge | None
+    server: Server | None = None
+    mqtt: asyncio.Task | None = None
 
 
 class Daemon:
@@ -194,12 +165,12 @@ class Daemon:
         if rec:
             # Optional parts are imported only when configured: mcap and
             # aiomqtt/paho cost several MB of a Pi Zero's memory otherwise.
-            from anse_hw.recording.mcaplog import Recorder
+            from anse_hw.recording import Recorder
 
             self.recorder = Recorder(rec.dir, config.text, rec.max_mb, rec.keep, describe(config))
             self.recorder.claim("--record" if record is not None else "recording.dir")
         self.notifier = Notifier()
-        self.exit_code = EXIT_OK
+        self.exit_code = OK
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.engine: Engine | None = None
@@ -208,13 +179,8 @@ class Daemon:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         # First: a signal during the start stops it as cleanly as a later one.
-        for sig in STOP_SIGNALS:
-            self._loop.add_signal_handler(sig, self._on_signal, sig)
-        raise_fd_limit()
-        # A sensor thread with a reading waits for the GIL while the event loop
-        # fans out; Python's default 5 ms switch interval would be the reflex
-        # arc's worst case.  0.5 ms bounds that wait at a small cost in throughput.
-        sys.setswitchinterval(SWITCH_INTERVAL)
+        self._handle_signals()
+        tune_process()
         self._banner()
         api = self._control()
         self._guard()  # before any pin is claimed
@@ -228,6 +194,23 @@ class Daemon:
 
     async def _serve(self, api: ControlApi) -> int:
         """Open the drivers, serve until told to stop, then stop everything."""
+        stack = self._compose(api)
+        stack.server = await self._listen(stack.hub)
+        previous_hook = threading.excepthook
+        threading.excepthook = lambda args: self.crash(args.exc_value)
+        try:
+            await self._run_until_stopped(stack, api)
+        finally:
+            await self._shut_down(stack)
+            threading.excepthook = previous_hook
+            final = ", ".join(f"{n} {s}" for n, s in self.engine.world.actuators.items())
+            log.info("anse-hw stopped; %s; pins released (exit %d)", final, self.exit_code)
+        return self.exit_code
+
+    def _compose(self, api: ControlApi) -> Stack:
+        """The drivers, the sinks and the engine that feeds them, wired up
+        (nothing runs yet).  The sinks exist before the engine, which is
+        handed their `offer`s; they reach the engine through `self`."""
         # Threads created from here until realtime.leave() (every sensor thread,
         # the safety monitor) inherit a real-time priority where the system allows.
         if realtime.enter():
@@ -244,17 +227,32 @@ class Daemon:
             from anse_hw.mqtt.bridge import MqttBridge
 
             bridge = MqttBridge(self.config, self._snapshot, api.run)
-        metrics = Sources(
-            lambda: self.engine.stats_copy(),
+        hub = Hub(
+            self.config.server,
+            self._snapshot,
             self._health,
-            lambda: hub.figures(),
-            bridge.state if bridge else None,
+            self.debug,
+            api,
+            stats=lambda: self.engine.stats_copy(),
+            mqtt=bridge.state if bridge else None,
         )
-        hub = Hub(self.config.server, self._snapshot, self._health, self.debug, api, metrics)
-        sinks = [hub.publish] + ([bridge.offer] if bridge else [])
+        stack = Stack(hub, bridge)
+        self.engine = self._engine(sensors, actuators, stack)
+        for name, device in (*sensors.items(), *actuators.items()):
+            log.info("✓ %s: %s", name, device.describe())
+        return stack
+
+    def _engine(
+        self,
+        sensors: dict[str, SensorDriver],
+        actuators: dict[str, ActuatorDriver],
+        stack: Stack,
+    ) -> Engine:
+        """The engine, publishing to every sink; the recorder also gets raw readings."""
+        sinks = [stack.hub.publish] + ([stack.bridge.offer] if stack.bridge else [])
         if self.recorder:
             sinks.append(self.recorder.offer)
-        self.engine = Engine(
+        engine = Engine(
             self.config,
             sensors,
             actuators,
@@ -265,16 +263,18 @@ class Daemon:
             heartbeat=self.config.server.heartbeat,
             # The recorder and the bridge see everything; otherwise only a
             # connected client makes an event worth building.
-            audience=(lambda: True) if bridge or self.recorder else hub.listening,
+            audience=(lambda: True) if stack.bridge or self.recorder else stack.hub.listening,
         )
         if self.recorder:
-            self.engine.record_reading = self.recorder.reading
-            self.engine.record_fault = self.recorder.fault
+            engine.record_reading = self.recorder.reading
+            engine.record_fault = self.recorder.fault
             self.recorder.start()
-        for name, device in (*sensors.items(), *actuators.items()):
-            log.info("✓ %s: %s", name, device.describe())
+        return engine
+
+    async def _listen(self, hub: Hub) -> Server:
+        """The port, or one line saying why not (the engine is closed again)."""
         try:
-            server = await hub.start()
+            return await hub.start()
         except OSError as exc:
             self.engine.close()
             raise DriverError(
@@ -282,40 +282,40 @@ class Daemon:
                 f"{self.config.server.port}: "
                 f"{os.strerror(exc.errno) if exc.errno else exc} (another anse-hw? try --port)"
             ) from None
-        previous_hook = threading.excepthook
-        threading.excepthook = lambda args: self.crash(args.exc_value)
-        try:
-            self.engine.start()
-            realtime.leave()  # the event loop itself stays an ordinary thread
-            log.info("✓ Engine initialized, world model ready (actuators in their safe state)")
-            if self.guardian:
-                self._loop.add_reader(self.guardian.watch_fd, self._guardian_gone)
-            safestop.write_record(self.config, self.state, self.config_file)
-            self._announce(server.sockets[0].getsockname()[1] if server.sockets else 0)
-            # Up (port bound, drivers open): only now is the latch rewritten.
-            await api.save_at_start()
-            watchdog = asyncio.create_task(self._watchdog()) if self.notifier.enabled else None
-            mqtt = asyncio.create_task(bridge.run()) if bridge else None
-            self.notifier.notify("READY=1\nSTATUS=running")
-            await self._stop.wait()
-            if watchdog:
-                watchdog.cancel()
-        finally:
-            self.notifier.notify("STOPPING=1")
-            # Off the loop thread: if a wedged driver holds the engine, the loop
-            # still handles a second signal (which forces the exit).
-            await self._loop.run_in_executor(None, self.engine.close)
-            if bridge:
-                await bridge.close(mqtt)
-            if self.recorder:
-                await self._loop.run_in_executor(None, self.recorder.close)
-            await hub.flush(timeout=1.0)
-            server.close()
-            await server.wait_closed()
-            threading.excepthook = previous_hook
-            final = ", ".join(f"{n} {s}" for n, s in self.engine.world.actuators.items())
-            log.info("anse-hw stopped; %s; pins released (exit %d)", final, self.exit_code)
-        return self.exit_code
+
+    async def _run_until_stopped(self, stack: Stack, api: ControlApi) -> None:
+        """Start the engine, say where to connect, tell systemd, and wait for a stop."""
+        self.engine.start()
+        realtime.leave()  # the event loop itself stays an ordinary thread
+        log.info("✓ Engine initialized, world model ready (actuators in their safe state)")
+        if self.guardian:
+            self._loop.add_reader(self.guardian.watch_fd, self._guardian_gone)
+        safestop.write_record(self.config, self.state, self.config_file)
+        sockets = stack.server.sockets if stack.server else ()
+        self._announce(sockets[0].getsockname()[1] if sockets else 0)
+        # Up (port bound, drivers open): only now is the latch rewritten.
+        await api.save_at_start()
+        watchdog = asyncio.create_task(self._watchdog()) if self.notifier.enabled else None
+        if stack.bridge:
+            stack.mqtt = asyncio.create_task(stack.bridge.run())
+        self.notifier.notify("READY=1\nSTATUS=running")
+        await self._stop.wait()
+        if watchdog:
+            watchdog.cancel()
+
+    async def _shut_down(self, stack: Stack) -> None:
+        """Motors first, then the sinks, then the clients and the port."""
+        self.notifier.notify("STOPPING=1")
+        # Off the loop thread: if a wedged driver holds the engine, the loop
+        # still handles a second signal (which forces the exit).
+        await self._loop.run_in_executor(None, self.engine.close)
+        if stack.bridge:
+            await stack.bridge.close(stack.mqtt)
+        if self.recorder:
+            await self._loop.run_in_executor(None, self.recorder.close)
+        await stack.hub.flush(timeout=1.0)
+        stack.server.close()
+        await stack.server.wait_closed()
 
     def _guard(self) -> None:
         """Start the guardian where nothing else covers a death no handler sees."""
@@ -339,7 +339,7 @@ class Daemon:
             "guardian gone (%s): stopping, as nothing would cover a crash",
             self.guardian.how_it_ended(),
         )
-        self.exit_code = EXIT_FAILURE
+        self.exit_code = FAILURE
         self._stop.set()
 
     def _dismiss_guardian(self) -> None:
@@ -387,6 +387,10 @@ class Daemon:
     def _health(self) -> dict[str, Any]:
         return self.engine.health()
 
+    def _handle_signals(self) -> None:
+        for sig in STOP_SIGNALS:
+            self._loop.add_signal_handler(sig, self._on_signal, sig)
+
     def _on_signal(self, sig: int) -> None:
         name = signal_name(sig)
         if self._stop.is_set():  # a second Ctrl-C: the shutdown itself is stuck
@@ -399,10 +403,10 @@ class Daemon:
                 stopper = threading.Thread(target=self.engine.emergency_stop, daemon=True)
                 stopper.start()
                 stopper.join(2.0)
-            os._exit(EXIT_FAILURE)
+            os._exit(FAILURE)
         log.info("%s received: stopping motors and shutting down", name)
         if sig not in CLEAN_SIGNALS:
-            self.exit_code = EXIT_FAILURE
+            self.exit_code = FAILURE
         self._stop.set()
 
     def request_stop(self) -> None:
@@ -422,7 +426,7 @@ class Daemon:
         )
 
         def fail() -> None:
-            self.exit_code = EXIT_FAILURE
+            self.exit_code = FAILURE
             self._stop.set()
 
         if self._loop is not None and not self._loop.is_closed():

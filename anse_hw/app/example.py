@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from anse_hw.errors import ConfigError
+from anse_hw.errors import OK, ConfigError
 
 DIRECTORY = Path(__file__).resolve().parent.parent / "examples"
 
@@ -32,6 +32,6 @@ def show(name: str | None) -> int:
         for stem in names():
             first = (DIRECTORY / f"{stem}.yaml").read_text().splitlines()[0]
             print(f"{stem:12} {first.lstrip('# ')}")
-        return 0
+        return OK
     sys.stdout.write(path(name).read_text())
-    return 0
+    return OK

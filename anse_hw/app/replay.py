@@ -1,4 +1,4 @@
-"""`anse-hw replay FILE` and `anse-hw recordings DIR` (SPEC §15).
+"""`anse-hw replay FILE` (SPEC §15); `recordings DIR` is in listing.py.
 
 Replay feeds the recorded readings, in their order and (scaled) pace, to the
 same engine on fakes, built from the config stored in the file (or another
@@ -22,7 +22,6 @@ import dataclasses
 import itertools
 import logging
 import math
-import os
 import tempfile
 import threading
 import time
@@ -33,20 +32,19 @@ from pathlib import Path
 from typing import Any
 
 from anse_hw import config as configuration
-from anse_hw import files
-from anse_hw.app.daemon import Daemon, build_actuators
+from anse_hw import files, recording
+from anse_hw.app.daemon import Daemon
+from anse_hw.app.devices import build_actuators
 from anse_hw.config import yamlfile
 from anse_hw.engine import Engine
-from anse_hw.errors import ConfigError, DriverError
+from anse_hw.errors import FAILURE, OK, ConfigError, DriverError
 from anse_hw.model import Config
 from anse_hw.readings import Sample, SensorDriver
-from anse_hw.recording import mcaplog as recording
-from anse_hw.recording.mcaplog import Decision, Reading, Summary
+from anse_hw.recording import Decision, Reading, Summary
 
 log = logging.getLogger("anse_hw")
-EXIT_OK, EXIT_DIFFERENT = 0, 1
-#: `recordings DIR` when a file in it could not be read (the rest is listed).
-EXIT_SKIPPED = 1
+#: --verify when a decision differs.
+EXIT_DIFFERENT = FAILURE
 #: --speed: from a thousandth (slow motion) to as fast as the machine goes.
 SPEEDS = (0.001, 1e6)
 #: What replay leaves out of the config it runs: the recorded robot's broker
@@ -342,7 +340,7 @@ def verify(path: str, config_path: str | None, window: Window) -> int:
     finally:
         recorded.close()
     log.info("replay matches the recording: %d readings, %d decisions", count, comparison.matched)
-    return EXIT_OK
+    return OK
 
 
 def _run_virtual(
@@ -488,57 +486,3 @@ class ReplaySensor(SensorDriver):
 
     def describe(self) -> str:
         return "replayed from the recording"
-
-
-# -- recordings DIR -------------------------------------------------------------
-
-
-def list_recordings(directory: str) -> int:
-    """One line per file; a file that cannot be read is skipped with a note
-    (and EXIT_SKIPPED), the others are still listed."""
-    paths = _mcap_files(directory)
-    if not paths:
-        print(f"no recordings in {directory}")
-        return EXIT_OK
-    skipped = 0
-    for path in paths:
-        try:
-            summary = recording.scan(path)
-        except files.FileProblem as exc:
-            log.warning("skipped: %s", exc)
-            skipped += 1
-            continue
-        print(_listed(summary), flush=True)
-    return EXIT_SKIPPED if skipped else EXIT_OK
-
-
-def _mcap_files(directory: str) -> list[Path]:
-    problem = files.path_problem(directory)
-    if problem:
-        raise ConfigError([f"recordings: the directory {problem}"])
-    try:
-        with os.scandir(directory) as entries:
-            names = sorted(e.name for e in entries if e.name.endswith(".mcap"))
-    except NotADirectoryError:
-        raise ConfigError(
-            [f"{directory} is not a directory: give the directory the recordings are in"]
-        ) from None
-    except OSError as exc:
-        raise ConfigError([f"{directory}: cannot list it ({exc.strerror})"]) from None
-    return [Path(directory) / name for name in names]
-
-
-def _listed(s: Summary) -> str:
-    status = "" if s.complete else "  (cut short)"
-    sensors = ", ".join(_escaped(name) for name in sorted(s.sensors)) or "-"
-    return (
-        f"{_escaped(s.path.name)}  {s.span:.1f} s  sensors: {sensors}  "
-        f"readings {s.readings}, events {sum(s.events.values())} "
-        f"(reflex {s.events['reflex']}, actuator {s.events['actuator']}){status}"
-    )
-
-
-def _escaped(name: str) -> str:
-    """A name from the disk or from a file, escaped as in every file message: a
-    newline or an undecodable byte in it cannot break the one line per file."""
-    return repr(name)[1:-1]

@@ -28,13 +28,15 @@ from anse_hw import statefile
 from anse_hw.config import Salvage, salvage, salvage_file
 from anse_hw.drivers.pins import make_pin_factory
 from anse_hw.drivers.registry import ACTUATOR_DRIVERS, build_actuator, find
+from anse_hw.errors import FAILURE, OK
 from anse_hw.kinds import ACTUATOR_KINDS
 from anse_hw.model import ActuatorConfig, Config, GpioConfig
 
 log = logging.getLogger("anse_hw")
 
 RECORD = "safe-stop.json"
-EXIT_STOPPED, EXIT_NOTHING = 0, 1
+#: Exit codes: something was driven safe, or nothing could be.
+EXIT_STOPPED, EXIT_NOTHING = OK, FAILURE
 #: How many robots' directories --safe-stop looks through for a lost record.
 MAX_ROBOTS = 1000
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from anse_hw import __version__, files
 from anse_hw.config import parse, read
-from anse_hw.errors import ConfigError, DriverError
+from anse_hw.errors import OK, ConfigError, Failure
 from anse_hw.statefile import write_bytes
 
 UNIT = "anse-hw.service"
@@ -144,7 +144,7 @@ class Installer:
             what, undo = self._undo.pop()
             try:
                 undo()
-            except (OSError, DriverError) as exc:
+            except (OSError, Failure) as exc:
                 reason = os_problem(exc) if isinstance(exc, OSError) else str(exc)
                 stuck.append(f"{what} ({reason})")
                 self.say(f"! could not undo: {what} ({reason})")
@@ -207,11 +207,9 @@ class Installer:
         try:
             subprocess.run(command, check=True)
         except FileNotFoundError:
-            raise DriverError(
-                f"{command[0]} is not installed: is this a systemd machine?"
-            ) from None
+            raise Failure(f"{command[0]} is not installed: is this a systemd machine?") from None
         except subprocess.CalledProcessError as exc:
-            raise DriverError(f"`{' '.join(command)}` failed (exit {exc.returncode})") from None
+            raise Failure(f"`{' '.join(command)}` failed (exit {exc.returncode})") from None
 
     @staticmethod
     def succeeds(*command: str) -> bool:
@@ -264,19 +262,19 @@ class Installer:
         data = self.read_config(config_file)  # a config that would not start is refused here
         problem = self.links_problem(self.config_path, self.unit_path)
         if problem:
-            raise DriverError(problem)
+            raise Failure(problem)
         try:
             self._install(data, start)
-        except (OSError, DriverError) as exc:
+        except (OSError, Failure) as exc:
             reason = os_problem(exc) if isinstance(exc, OSError) else str(exc)
             if not self._undo:
-                raise DriverError(f"{reason}; nothing was changed") from None
+                raise Failure(f"{reason}; nothing was changed") from None
             stuck = self.roll_back()
             if stuck:
-                raise DriverError(f"{reason}; could not undo: {'; '.join(stuck)}") from None
-            raise DriverError(f"{reason}; every change of this run was undone") from None
+                raise Failure(f"{reason}; could not undo: {'; '.join(stuck)}") from None
+            raise Failure(f"{reason}; every change of this run was undone") from None
         self.forget_kept()
-        return 0
+        return OK
 
     def _install(self, data: bytes, start: bool) -> None:
         self.ensure_user()
@@ -316,12 +314,12 @@ class Installer:
         removed = (self.config_dir, self.state_dir) if purge else ()
         problem = self.links_problem(self.unit_path, *removed)
         if problem:
-            raise DriverError(problem)
+            raise Failure(problem)
         try:
             self._uninstall(purge)
         except OSError as exc:
-            raise DriverError(os_problem(exc)) from None
-        return 0
+            raise Failure(os_problem(exc)) from None
+        return OK
 
     def _uninstall(self, purge: bool) -> None:
         if self.unit_path.exists():

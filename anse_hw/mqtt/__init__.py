@@ -1,2 +1,9 @@
-"""The MQTT adapter: a bridge that publishes the event stream and Home
-Assistant discovery to a broker and takes the operator's commands from it."""
+"""The MQTT adapter: many robots on one broker, Home Assistant on top.
+
+bridge.py is the sink and its connection, discovery.py Home Assistant's
+payload, inbound.py the bound on what the broker may send us.
+"""
+
+from anse_hw.mqtt.bridge import MqttBridge
+
+__all__ = ["MqttBridge"]

@@ -21,9 +21,8 @@ Topics, under <topic_prefix>/<robot_id>/:
 Home Assistant: one device at <discovery_prefix>/device/<robot_id>/config,
 re-sent when <discovery_prefix>/status says online.
 
-What the broker sends us is bounded: MQTT 5's Maximum Packet Size asks the
-broker not to send more than `max_packet` bytes, and InboundLimit enforces it
-on our side too, for brokers that ignore it or speak only MQTT 3.1.1.
+What the broker sends us is bounded (inbound.py); Home Assistant's discovery
+payload is built in discovery.py.
 """
 
 from __future__ import annotations
@@ -33,8 +32,8 @@ import contextlib
 import json
 import logging
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Coroutine, Generator, Iterable
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import aiomqtt
@@ -44,9 +43,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from anse_hw import __version__, events
-from anse_hw.kinds import SENSOR_KINDS
+from anse_hw import events
+from anse_hw.eventqueue import EventQueue
 from anse_hw.model import Config, MqttConfig
+from anse_hw.mqtt.discovery import discovery
+from anse_hw.mqtt.inbound import OVERSIZED, PACKET_ROOM, limit_inbound
 
 log = logging.getLogger(__name__)
 
@@ -63,142 +64,10 @@ REFUSED_CODES = {
 #: The CONNACK of a broker that does not speak MQTT 5 (paho maps 3.1.1's
 #: "unacceptable protocol version" to it too).
 UNSUPPORTED_PROTOCOL = 132
-#: Room for all we ever receive besides a topic we subscribe to: "online" or
-#: "offline" from Home Assistant, an E-stop button's "PRESS", what MQTT 5
-#: properties a broker adds, and headers.  A few KiB is a hundredfold margin,
-#: and the most a hostile publisher can make us hold at once.
-PACKET_ROOM = 4096
-#: Where InboundLimit reports a message it dropped: a broker never delivers a
-#: topic starting with '$' to a '+'/'#'-free subscription of ours.
-OVERSIZED = "$anse-hw/oversized"
 #: How long close() gives the "offline" status, and then the whole bridge.
 OFFLINE_WITHIN, CLOSE_WITHIN = 1.0, 3.0
 #: The kinds of message the bridge counts and does not act on (/metrics).
 IGNORED = ("ignored_retained_commands", "ignored_empty_commands", "dropped_oversized_messages")
-DEVICE_CLASS = {"distance": "distance", "temperature": "temperature", "humidity": "humidity"}
-HA_UNIT = {"°C": "°C", "%": "%", "cm": "cm"}
-
-
-class InboundLimit:
-    """Keeps every packet from the broker within `limit` bytes before paho
-    buffers it.
-
-    paho reads a whole packet into memory (growing it by bytes concatenation)
-    before it looks at it: one 100 MB message took the daemon to ~450 MB and
-    held the event loop for half a second.  An InboundLimit stands where paho
-    reads its socket and hands paho a filtered byte stream: packets within the
-    limit unchanged; an oversized PUBLISH reduced to the same PUBLISH (same QoS
-    and packet id, so paho still acknowledges it and the broker's in-flight
-    window does not fill up) on the topic OVERSIZED with no properties and no
-    payload, the rest read and discarded in pieces, never held.  Any other
-    oversized packet ends the connection: no broker sends one.
-
-    MQTT 5 says a client disconnects on a packet over its Maximum Packet Size;
-    we drop it instead, because a retained oversized message would otherwise
-    make every reconnect fail again, and the E-stop commands with it.
-
-    It never reads past the packet paho is reading: bytes held here while the
-    socket is quiet would wait for the next packet to arrive.
-    """
-
-    #: A long skip yields to the event loop every this many reads.
-    READS_PER_CALL = 16
-    SKIP_CHUNK = 65536
-
-    def __init__(self, read: Callable[[int], bytes], limit: int, mqtt5: bool) -> None:
-        self._read = read
-        self.limit = limit
-        self._mqtt5 = mqtt5
-        self._ready = bytearray()  # for paho, decided on
-        self._parser = self._packets()
-        self._wanted = next(self._parser)
-
-    def recv(self, size: int) -> bytes:
-        """paho's socket read: up to `size` bytes; b"" at the end of the
-        stream; BlockingIOError when nothing is ready yet."""
-        reads = 0
-        while not self._ready:
-            if reads == self.READS_PER_CALL:
-                raise BlockingIOError  # level-triggered: we are called again
-            data = self._read(self._wanted)
-            if not data:
-                return data
-            reads += 1
-            self._wanted = self._parser.send(data)
-        taken = bytes(self._ready[:size])
-        del self._ready[:size]
-        return taken
-
-    def _packets(self) -> Generator[int, bytes, None]:
-        """Yields how many bytes it needs next, is sent what arrived (maybe
-        fewer), and puts what paho is to see into self._ready."""
-        while True:
-            header = bytearray((yield from self._take(1)))
-            remaining, shift = 0, 0
-            while True:
-                byte = (yield from self._take(1))[0]
-                header.append(byte)
-                remaining += (byte & 0x7F) << shift
-                shift += 7
-                if not byte & 0x80:
-                    break
-                if len(header) == 5:
-                    raise ConnectionAbortedError("malformed packet length from the broker")
-            size = len(header) + remaining
-            if size <= self.limit:
-                self._ready += header
-                self._ready += yield from self._take(remaining)
-                continue
-            command = header[0]
-            if command >> 4 != PacketTypes.PUBLISH:
-                raise ConnectionAbortedError(
-                    f"the broker sent a {size}-byte packet of type {command >> 4}; "
-                    f"the limit is {self.limit}"
-                )
-            topic_length = int.from_bytes((yield from self._take(2)), "big")
-            yield from self._skip(topic_length)
-            packet_id = (yield from self._take(2)) if command & 0x06 else b""
-            rest = remaining - 2 - topic_length - len(packet_id)
-            if rest < 0:
-                raise ConnectionAbortedError("malformed PUBLISH from the broker")
-            self._ready += self._stand_in(command, packet_id)
-            yield from self._skip(rest)
-
-    def _stand_in(self, command: int, packet_id: bytes) -> bytes:
-        topic = OVERSIZED.encode()
-        body = len(topic).to_bytes(2, "big") + topic + packet_id + (b"\0" if self._mqtt5 else b"")
-        return bytes((command, len(body))) + body  # len(body) < 128: a one-byte length
-
-    @staticmethod
-    def _take(count: int) -> Generator[int, bytes, bytes]:
-        got = b""
-        while len(got) < count:
-            got += yield count - len(got)
-        return got
-
-    @classmethod
-    def _skip(cls, count: int) -> Generator[int, bytes, None]:
-        while count:
-            count -= len((yield min(count, cls.SKIP_CHUNK)))
-
-
-def limit_inbound(client: aiomqtt.Client, limit: int, mqtt5: bool) -> None:
-    """Put an InboundLimit between `client`'s socket and its packet reader.
-
-    The one place that reaches inside aiomqtt and paho, which offer no hook
-    for it: aiomqtt's paho client is `_client`, and paho reads every byte it
-    receives through `Client._sock_recv(bufsize)` (paho-mqtt 2.x).
-    tests/test_mqtt_hostile.py sends oversized packets through a real
-    connection, and fails if paho reads past this.
-    """
-    inner = getattr(client, "_client", None)
-    read = getattr(inner, "_sock_recv", None)
-    if not isinstance(inner, paho.Client) or not callable(read):
-        raise RuntimeError(
-            "this aiomqtt/paho-mqtt cannot take the inbound packet-size limit "
-            "(aiomqtt Client._client / paho Client._sock_recv changed)"
-        )
-    inner._sock_recv = InboundLimit(read, limit, mqtt5).recv
 
 
 async def _end(tasks: Iterable[asyncio.Task], within: float, grace: float = 0.0) -> bool:
@@ -256,7 +125,7 @@ class MqttBridge:
         #: The largest packet we take from the broker.
         self.max_packet = PACKET_ROOM + max(len(t.encode()) for t in topics)
         self._protocol = aiomqtt.ProtocolVersion.V5
-        self._queue: deque[dict[str, Any]] = deque()
+        self._queue: EventQueue[dict[str, Any]] = EventQueue(self.mqtt.queue)
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._latest_sensor: dict[str, dict[str, Any]] = {}
@@ -276,24 +145,10 @@ class MqttBridge:
     # -- fed by the daemon (event loop thread) ----------------------------------
 
     def offer(self, batch: list[dict[str, Any]]) -> None:
-        queue = self._queue
         for event in batch:
-            if len(queue) >= self.mqtt.queue:
-                self._drop_one()
-            queue.append(event)
+            if self._queue.put(event, events.is_telemetry(event)):
+                self._count_drop()
         self._wake.set()
-
-    def _drop_one(self) -> None:
-        """Make room: the oldest telemetry first, a reflex/actuator event only if
-        nothing else is left to drop."""
-        queue = self._queue
-        for i, event in enumerate(queue):
-            if event["type"] in (events.SENSOR, events.WORLDMODEL):
-                del queue[i]
-                break
-        else:
-            queue.popleft()
-        self._count_drop()
 
     def _count_drop(self) -> None:
         """One event lost.  Said at 1, 10, 100, 1000... drops of one outage, so a
@@ -488,7 +343,7 @@ class MqttBridge:
                     await self._wake.wait()
             self._wake.clear()
             while self._queue and not self._stopping:
-                event = self._queue.popleft()
+                event = self._queue.get()
                 await self._publish(client, f"{self.base}/events", events.encode(event))
                 await self._state_of(client, event)
             await self._flush_sensors(client)
@@ -553,64 +408,8 @@ class MqttBridge:
 
     async def _announce(self, client: aiomqtt.Client) -> None:
         topic = f"{self.mqtt.discovery_prefix}/device/{self.mqtt.robot_id}/config"
-        await client.publish(topic, json.dumps(self.discovery()), qos=1, retain=True)
-
-    def discovery(self) -> dict[str, Any]:
-        """Home Assistant's device-based discovery payload: one device, its parts."""
-        rid = self.mqtt.robot_id
-        components: dict[str, dict[str, Any]] = {}
-        for sensor in self.config.sensors:
-            kind = SENSOR_KINDS[sensor.type]
-            state = {
-                "state_topic": f"{self.base}/sensor/{sensor.name}",
-                "name": sensor.name,
-                "unique_id": f"anse_{rid}_{sensor.name}",
-            }
-            if kind.binary:
-                components[f"{rid}_{sensor.name}"] = {
-                    "p": "binary_sensor",
-                    **state,
-                    "value_template": "{{ 'ON' if value_json.value >= 0.5 else 'OFF' }}",
-                }
-            else:
-                components[f"{rid}_{sensor.name}"] = {
-                    "p": "sensor",
-                    **state,
-                    "device_class": DEVICE_CLASS[kind.name],
-                    "unit_of_measurement": HA_UNIT[kind.unit],
-                    "state_class": "measurement",
-                    "value_template": "{{ value_json.value }}",
-                }
-        for actuator in self.config.actuators:
-            components[f"{rid}_{actuator.name}"] = {
-                "p": "sensor",
-                "name": actuator.name,
-                "unique_id": f"anse_{rid}_{actuator.name}",
-                "state_topic": f"{self.base}/actuator/{actuator.name}",
-                "value_template": "{{ value_json.state }}",
-            }
-        for action in ("estop", "reset"):
-            components[f"{rid}_{action}"] = {
-                "p": "button",
-                "name": "E-stop" if action == "estop" else "Reset E-stop",
-                "unique_id": f"anse_{rid}_{action}",
-                "command_topic": f"{self.base}/command/{action}",
-                "payload_press": "PRESS",
-            }
-        return {
-            "dev": {
-                "ids": f"anse_{rid}",
-                "name": f"anse-hw {rid}",
-                "mf": "anse-hw",
-                "sw": __version__,
-            },
-            "o": {"name": "anse-hw", "sw": __version__},
-            "cmps": components,
-            "avty_t": f"{self.base}/status",
-            "pl_avail": "online",
-            "pl_not_avail": "offline",
-            "qos": 1,
-        }
+        payload = json.dumps(discovery(self.config, self.base))
+        await client.publish(topic, payload, qos=1, retain=True)
 
     async def close(self, task: asyncio.Task | None) -> None:
         """Stop the bridge within a few seconds, whatever it is doing.  A clean

@@ -36,15 +36,15 @@ def recorded_traces(sensors: Iterable[SensorConfig]) -> dict[str, list[float | N
 def recorded_values(path: Path, name: str) -> list[float | None]:
     """The readings of sensor `name` (or of the only sensor) in an anse-hw
     recording; DriverError (a run-time failure) when there are none."""
-    from anse_hw.recording import mcaplog
+    from anse_hw.recording import reader
 
     try:
-        names = mcaplog.scan(path).sensors
+        names = reader.scan(path).sensors
         chosen = name if name in names else (next(iter(names)) if len(names) == 1 else None)
         if chosen is None:
             have = ", ".join(map(repr, sorted(names))) or "none"
             raise DriverError(f"{path} has no sensor {name!r} (it has: {have})")
-        values = [r.value for r in mcaplog.readings(path) if r.sensor == chosen and r.fault is None]
+        values = [r.value for r in reader.readings(path) if r.sensor == chosen and r.fault is None]
     except files.FileProblem as exc:
         raise DriverError(f"trace: {exc}") from None
     if not values:  # a trace with nothing to play would spin forever

@@ -26,14 +26,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from anse_hw.engine import Engine
 from anse_hw.errors import Refused
 from anse_hw.web.auth import SESSION_COOKIE, SESSION_SECONDS, Gate, Latch, session_from_cookie
+
+if TYPE_CHECKING:
+    from anse_hw.engine import Engine  # only its type: the daemon hands one over
 
 log = logging.getLogger(__name__)
 

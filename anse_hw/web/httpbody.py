@@ -29,9 +29,14 @@ bytes first, in asyncio's own `data_received`:
   up on the connection at once; now the answer goes out first.  One that
   half-closes inside its request gets a 400 saying so.
 
-Only websockets' documented sans-I/O API is used (`ServerProtocol`,
-`receive_data`, `events_received`, `data_to_send`, `handshake_exc`,
-`reject`, `Protocol.state`), no private reader.
+websockets documents `serve(create_connection=...)` ("a wrapper or a subclass
+to customize connection handling") and the sans-I/O `ServerProtocol`
+(`receive_data`, `events_received`, `data_to_send`, `handshake_exc`,
+`reject`, `close_expected`), and these are all the parsing uses: no private
+reader, no patched parser.  The asyncio callbacks it overrides and the
+connection's `protocol` and `transport` are not in websockets' reference;
+they are listed in wsfast.UNDOCUMENTED with the fast path's, and
+tests/test_wsfast.py checks every one on each websockets version we test.
 """
 
 from __future__ import annotations
@@ -173,7 +178,7 @@ class BodyConnection(ServerConnection):
 
     def data_received(self, data: bytes) -> None:
         if self._head is None:
-            if self.protocol.state is not State.CONNECTING:
+            if self.state is not State.CONNECTING:
                 super().data_received(data)
             return  # before the answer: see the module's docstring
         outcome = self._head.feed(data)
@@ -200,7 +205,7 @@ class BodyConnection(ServerConnection):
 
     def _unanswered(self) -> bool:
         """websockets has the request and has not answered it yet."""
-        return self.protocol.state is State.CONNECTING and not self.protocol.close_expected()
+        return self.state is State.CONNECTING and not self.protocol.close_expected()
 
     def _pass_eof_when_answered(self) -> None:
         """Hand websockets the end of the stream once its answer is out

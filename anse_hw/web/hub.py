@@ -1,4 +1,7 @@
-"""One port for everything: the dashboard over HTTP, /healthz, and the event stream.
+"""The event stream: fan-out to every WebSocket client, and their connections.
+
+The same port serves plain HTTP (the dashboard, /healthz, /metrics, the
+control API): web/http.py routes those requests.
 
 Fan-out is decoupled from the engine: `Hub.publish` runs on the event loop
 and encodes each event once.  A client that keeps up gets it written straight
@@ -17,28 +20,24 @@ import heapq
 import itertools
 import json
 import logging
-import math
-import socket
 import time
 from collections.abc import Callable, Hashable
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import State
 
 from anse_hw import events
-from anse_hw.metrics import Sources
+from anse_hw.metrics import EngineStats, Sources
 from anse_hw.model import ServerConfig
+from anse_hw.web import wsfast
 from anse_hw.web.api import ControlApi
-from anse_hw.web.httpbody import BodyConnection
+from anse_hw.web.http import Routes, stream_options, text_response
 from anse_hw.web.outbox import Outbox
+from anse_hw.web.wsfast import StreamConnection
 
 log = logging.getLogger(__name__)
 
@@ -50,69 +49,13 @@ SEND_BUFFER_BYTES = 32 * 1024
 WRITE_LIMIT_BYTES = 16 * 1024
 
 
-#: The dashboard's file types (mimetypes would read the system's tables for three).
-CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
-
-
-def dashboard_dir() -> Path | None:
-    """The dashboard ships inside the package, so every kind of install (venv,
-    `--user`, system, pipx, editable) finds it beside this file.  None only if
-    a repackager stripped it: the server then says so instead of serving 404s."""
-    candidate = Path(__file__).resolve().parent / "dashboard"
-    return candidate if (candidate / "index.html").is_file() else None
-
-
 def conflation_key(event: dict[str, Any]) -> Hashable | None:
     """Telemetry may be replaced by a newer value; reflex/actuator never are."""
+    if not events.is_telemetry(event):
+        return None
     if event["type"] == events.SENSOR:
         return ("sensor", event["data"]["sensor_name"])
-    if event["type"] == events.WORLDMODEL:
-        return "worldmodel"
-    return None
-
-
-class StreamConnection(BodyConnection):
-    """A connection that is dropped once its writes have been blocked for
-    `stall_limit` seconds without a break.
-
-    websockets' keepalive cannot catch a client that stopped reading: its
-    ping waits behind the full buffers and is never sent, so it never times
-    out, and such clients would keep their slots (and `max_clients`) forever,
-    whether or not they keep sending.  The limit is the keepalive's own
-    (`server.ping_interval`, also the time a ping may go unanswered): a client
-    that cannot even be sent a ping for that long is treated as one that did
-    not answer it.  A slow client that still reads resumes the transport now
-    and then, and each resume starts the count again."""
-
-    def __init__(self, protocol: Any, server: Any, *, stall_limit: float, **kwargs: Any) -> None:
-        super().__init__(protocol, server, **kwargs)
-        self.stall_limit = stall_limit
-        #: What dropping it means; the hub names the client here once it joins.
-        self.on_stall: Callable[[], None] = self._abort_stalled
-        self._stall_timer: asyncio.TimerHandle | None = None
-
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        self._stall_timer = self.loop.call_later(self.stall_limit, lambda: self.on_stall())
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        self._cancel_stall_timer()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_stall_timer()
-        super().connection_lost(exc)
-
-    def _cancel_stall_timer(self) -> None:
-        if self._stall_timer is not None:
-            self._stall_timer.cancel()
-            self._stall_timer = None
-
-    def _abort_stalled(self) -> None:
-        log.warning(
-            "✗ Connection from %s dropped: it read nothing for %g s", _peer(self), self.stall_limit
-        )
-        self.transport.abort()
+    return "worldmodel"
 
 
 class Client:
@@ -140,26 +83,19 @@ class Client:
     def keeping_up(self) -> bool:
         """Nothing queued or being sent, and the kernel takes what we write: a
         direct write cannot overtake an older frame or grow a backlog."""
-        ws = self.ws
         return (
             not self.busy
             and not self.outbox  # None, or an empty Outbox (false while empty)
-            and not ws.paused
-            and ws.protocol.state is State.OPEN
+            and wsfast.keeps_up(self.ws)
         )
 
     def write_now(self, wire: Wire, after: int) -> None:
         """The frames with a seq above `after`, as one write."""
-        protocol = self.ws.protocol
-        if not protocol.extensions:
-            data = wire.framed_after(after)
-        else:  # compression: every connection frames its own way
-            for seq, payload in zip(wire.seqs, wire.payloads, strict=True):
-                if seq > after:
-                    protocol.send_text(payload)
-            data = b"".join(protocol.data_to_send())
-        if data:
-            self.ws.transport.write(data)
+        if wsfast.compresses(self.ws):  # every such connection frames its own way
+            payloads = zip(wire.seqs, wire.payloads, strict=True)
+            wsfast.write_texts(self.ws, (p for seq, p in payloads if seq > after))
+        elif data := wire.framed_after(after):
+            wsfast.write_frames(self.ws, data)
 
 
 class Wire:
@@ -189,22 +125,24 @@ class Hub:
         health: Callable[[], dict[str, Any]],
         debug: bool = False,
         api: ControlApi | None = None,
-        metrics: Sources | None = None,
+        stats: Callable[[], EngineStats] | None = None,
+        mqtt: Callable[[], dict[str, float]] | None = None,
     ) -> None:
+        """With `stats` (the engine's counters) it serves /metrics, with the
+        MQTT bridge's `mqtt` state when there is a bridge."""
         self.config = config
         self.api = api
-        self.metrics = metrics
         self.snapshot = snapshot
-        self.health = health
         self.debug = debug
         self.clients: set[Client] = set()
-        self.started = time.monotonic()
-        self.dashboard = dashboard_dir() if config.dashboard else None
-        self.dashboard_files = {
-            file.name: file
-            for file in (self.dashboard.iterdir() if self.dashboard else ())
-            if file.is_file()
-        }
+        self.routes = Routes(
+            dashboard=config.dashboard,
+            health=health,
+            admit=self._admit,
+            figures=self.figures,
+            api=api,
+            metrics=Sources(stats, health, self.figures, mqtt) if stats else None,
+        )
         self._numbers = itertools.count(1)
         #: Connections being set up or served: counted before the snapshot is
         #: taken, so an event the engine makes after it is never skipped.
@@ -276,7 +214,7 @@ class Hub:
         client.dropped = True
         self.clients.discard(client)
         log.warning("✗ Client %d dropped: %s", client.number, reason)
-        client.ws.transport.abort()
+        wsfast.abort(client.ws)
 
     # -- connections ----------------------------------------------------------
 
@@ -286,7 +224,7 @@ class Hub:
             self._serve_client,
             c.host,
             c.port,
-            process_request=self._process_request,
+            process_request=self.routes.process_request,
             compression="deflate" if c.compression else None,
             max_size=c.max_message_bytes,
             ping_interval=c.ping_interval,
@@ -297,11 +235,9 @@ class Hub:
         )
 
     async def _serve_client(self, ws: StreamConnection) -> None:
-        sock = ws.transport.get_extra_info("socket")
-        if sock is not None:
-            # A fixed kernel send buffer instead of autotuning (up to 4 MB per client):
-            # a stalled client's backlog shows up in our outbox, where it is conflated.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+        # A stalled client's backlog shows up in our outbox, where it is
+        # conflated, instead of in an autotuned kernel buffer.
+        wsfast.limit_send_buffer(ws, SEND_BUFFER_BYTES)
         # Counted before the snapshot is taken: see `listening`.
         self._expecting += 1
         try:
@@ -316,7 +252,7 @@ class Hub:
     def _join(self, ws: ServerConnection) -> Client:
         """Snapshot first, then the stream.  Not a coroutine: the snapshot and
         its JSON are freed here instead of living on for the connection."""
-        max_hz = stream_options(ws.request.path)  # validated in _process_request
+        max_hz = stream_options(ws.request.path)  # validated in _admit
         snapshot = self.snapshot()
         client = Client(next(self._numbers), ws, snapshot["seq"], max_hz)
         first = [(conflation_key(snapshot), events.encode(snapshot), client.joined)]
@@ -384,46 +320,22 @@ class Hub:
         while time.monotonic() < deadline and any(c.outbox for c in self.clients):
             await asyncio.sleep(0.01)
 
-    # -- plain HTTP on the same port ----------------------------------------
-
-    async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
-        repeated = repeated_header(request.headers)
-        if repeated:
-            return _response(
-                HTTPStatus.BAD_REQUEST,
-                f"{repeated} is given more than once\n".encode(),
-                "text/plain",
+    def _admit(self, request: Request) -> Response | None:
+        """A WebSocket upgrade: refused while `max_clients` are connected or
+        when its options are wrong, else let through to the handshake."""
+        if len(self.clients) >= self.config.max_clients:
+            log.warning(
+                "refused a connection: %d clients is the limit (server.max_clients)",
+                self.config.max_clients,
             )
-        path = request_path(request.path)
-        if path.startswith("/api/"):
-            if self.api is None:
-                return _response(HTTPStatus.NOT_FOUND, b"operator control is off\n", "text/plain")
-            return await self.api.handle(ws, request, path)
-        if request.method != "GET":
-            return _response(HTTPStatus.METHOD_NOT_ALLOWED, b"GET only here\n", "text/plain")
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            if len(self.clients) >= self.config.max_clients:
-                log.warning(
-                    "refused a connection: %d clients is the limit (server.max_clients)",
-                    self.config.max_clients,
-                )
-                return _response(
-                    HTTPStatus.SERVICE_UNAVAILABLE,
-                    b"too many clients (server.max_clients)\n",
-                    "text/plain",
-                )
-            try:
-                stream_options(request.path)
-            except ValueError as exc:
-                return _response(HTTPStatus.BAD_REQUEST, f"{exc}\n".encode(), "text/plain")
-            return None
-        if path == "/healthz":
-            return self._healthz()
-        if path == "/metrics" and self.metrics is not None:
-            from anse_hw.web.exposition import render  # prometheus_client, on the first scrape
-
-            return _response(HTTPStatus.OK, *render(self.metrics))
-        return self._static(path)
+            return text_response(
+                HTTPStatus.SERVICE_UNAVAILABLE, "too many clients (server.max_clients)"
+            )
+        try:
+            stream_options(request.path)
+        except ValueError as exc:
+            return text_response(HTTPStatus.BAD_REQUEST, str(exc))
+        return None
 
     def figures(self) -> dict[str, float]:
         """The stream's side of /metrics."""
@@ -437,90 +349,6 @@ class Hub:
             ),
         }
 
-    def _healthz(self) -> Response:
-        health = self.health()
-        stale = health.pop("stale_watched")
-        body = {
-            "status": "stale" if stale else "ok",
-            "stale_sensors": sorted(stale),
-            "uptime_s": round(time.monotonic() - self.started, 1),
-            **self.figures(),
-            **health,
-        }
-        status = HTTPStatus.SERVICE_UNAVAILABLE if stale else HTTPStatus.OK
-        return _response(status, json.dumps(body).encode(), "application/json")
-
-    def _static(self, path: str) -> Response:
-        if self.dashboard is None:
-            return _response(
-                HTTPStatus.NOT_FOUND,
-                b"the dashboard is not installed or is "
-                b"turned off (server.dashboard); the event stream is here\n",
-                "text/plain",
-            )
-        # Only the files that were there at start: a request path never reaches
-        # the filesystem, so no traversal, NUL byte or overlong name can either.
-        file = self.dashboard_files.get("index.html" if path in ("/", "") else path[1:])
-        if file is None:
-            return _response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
-        kind = CONTENT_TYPES.get(file.suffix, "application/octet-stream")
-        try:
-            return _response(HTTPStatus.OK, file.read_bytes(), kind)
-        except OSError as exc:
-            log.warning("cannot serve %s: %s", file, exc.strerror)
-            return _response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
-
-
-def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
-    headers = Headers(
-        [
-            ("Content-Type", content_type),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-cache"),
-            ("Connection", "close"),
-        ]
-    )
-    return Response(status.value, status.phrase, headers, body)
-
-
-#: Headers a request may carry once: with two, which one counts (the origin,
-#: the credentials, the host they are compared with) would be up to the client.
-SINGLE_HEADERS = ("Host", "Origin", "Cookie", "Authorization", "Upgrade")
-
-
-def repeated_header(headers: Headers) -> str | None:
-    """The first of SINGLE_HEADERS given more than once, if any."""
-    return next((name for name in SINGLE_HEADERS if len(headers.get_all(name)) > 1), None)
-
 
 def _peer(ws: ServerConnection) -> str:
     return ws.remote_address[0] if ws.remote_address else "?"
-
-
-def request_path(target: str) -> str:
-    """The path of an origin-form request target.  Not urlsplit: it reads
-    `//host/x` as a network location and raises on `//[`."""
-    return target.partition("?")[0].partition("#")[0]
-
-
-#: Telemetry rates a client may ask for with ?max_hz=N.
-MAX_HZ_RANGE = (0.1, 1000.0)
-
-
-def stream_options(path: str) -> float | None:
-    """The stream's one query parameter, `max_hz`; ValueError says what is wrong."""
-    query = parse_qs(path.partition("?")[2], keep_blank_values=True)
-    unknown = sorted(set(query) - {"max_hz"})
-    if unknown:
-        raise ValueError(f"unknown query parameter {unknown[0][:40]!r}; the stream takes max_hz")
-    if "max_hz" not in query:
-        return None
-    low, high = MAX_HZ_RANGE
-    values = query["max_hz"]
-    try:
-        value = float(values[0])
-    except ValueError:
-        value = math.nan
-    if len(values) != 1 or not low <= value <= high:  # also NaN and inf
-        raise ValueError(f"max_hz must be one number of updates per second, {low:g} to {high:g}")
-    return value

@@ -8,6 +8,11 @@ frame replaces the older unsent one with the same key.  A client that falls
 `max_critical` reflex and actuator events behind cannot be helped and is
 marked `overflowed`.
 
+It is not an `eventqueue.EventQueue`, the sinks' queue: a client gets the
+newest value of each telemetry key (a newer frame replaces the older one),
+not whatever telemetry is left after the oldest was dropped, and a client
+too far behind on reflex events is dropped whole rather than trimmed.
+
 All operations are O(1) per frame: 1000 clients × 100 readings/s must not
 turn publishing into the bottleneck.
 """
