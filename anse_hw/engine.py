@@ -5,7 +5,7 @@ Where the reading arrives, the actuators are commanded.  Each driver calls
 world model, decides, and drives the pins, all before a single event is
 handed to the broadcast side (`publish`, which only queues and returns).  No
 WebSocket client, no broadcast work, no log write sits between a reading and
-an actuator (SPEC §7 S4).  A monitor thread turns a guard's silence into its
+an actuator (docs/safety.md S4).  A monitor thread turns a guard's silence into its
 actuators' safe state (S2) and is also the heartbeat the systemd watchdog
 checks (S8).  Which state is safe, and which reflex guards what, comes from
 the config (anse_hw.kinds); nothing here knows about motors or relays.
@@ -341,7 +341,7 @@ class Engine:
                 self._send(batch)
             self.heartbeat = now
 
-    # -- the operator (SPEC §13) ---------------------------------------------
+    # -- the operator (docs/protocol.md, "The control API") -------------------
 
     def operator(
         self,

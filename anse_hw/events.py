@@ -1,4 +1,4 @@
-"""The wire contract (SPEC §3): one JSON object per event.
+"""The wire contract (docs/protocol.md): one JSON object per event.
 
 Events are plain dicts built here and nowhere else, so the key names and JSON
 types of the seed document live in one place.  `seq` is our additive key: a

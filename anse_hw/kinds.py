@@ -1,4 +1,5 @@
-"""What each kind of sensor measures and each kind of actuator does (SPEC §12, §16).
+"""What each kind of sensor measures and each kind of actuator does
+(docs/configuration.md, "Kinds"; docs/architecture.md).
 
 Kinds are data, not `if kind ==` branches: the config validates thresholds
 against `SensorKind.low`/`high` and commands against `ActuatorKind.commands`,
@@ -54,7 +55,7 @@ class ActuatorKind:
     #: Reflex command → the state it drives the actuator to.
     commands: dict[str, str]
     #: `safe:` choices → state; the first is the default.  A reflex that drives
-    #: the actuator to its safe state makes its sensor a guard (SPEC §12).
+    #: the actuator to its safe state makes its sensor a guard (docs/configuration.md, "Kinds").
     safe: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -1,4 +1,4 @@
-"""What the daemon keeps between runs, and where (SPEC §13 `state_dir`).
+"""What the daemon keeps between runs, and where (docs/configuration.md, `state_dir`).
 
 Each robot has a directory of its own under the state base (`state_dir`, or
 the default below), named by its key: its `robot_id`, else its config file's

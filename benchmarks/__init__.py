@@ -1,1 +1,1 @@
-"""The performance harness (SPEC §9): `python -m benchmarks.run`."""
+"""The performance harness (BENCHMARKS.md): `python -m benchmarks.run`."""

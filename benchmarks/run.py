@@ -1,4 +1,4 @@
-"""The performance harness (SPEC §9).  One command, bounded in time, loopback only:
+"""The performance harness (BENCHMARKS.md).  One command, bounded in time, loopback only:
 
     python -m benchmarks.run              # prints the tables and writes BENCHMARKS.md
     python -m benchmarks.run --quick      # fewer samples, for a smoke run

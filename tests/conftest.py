@@ -135,7 +135,7 @@ def wait_for(
 
 
 def check_contract(event: dict[str, Any]) -> None:
-    """SPEC §3: envelope, keys, JSON types, timestamp format."""
+    """docs/protocol.md: envelope, keys, JSON types, timestamp format."""
     assert set(event) >= {"type", "timestamp", "data"}, event
     assert event["type"] in CONTRACT, event
     assert TIMESTAMP.match(event["timestamp"]), event["timestamp"]
@@ -556,7 +556,8 @@ def watch():
         watcher.close()
 
 
-# -- real headless Chromium (Debian's), driven by Playwright (SPEC §10) --------
+# -- real headless Chromium (Debian's), driven by Playwright ------------------
+# (docs/architecture.md, "Testing")
 
 CHROMIUM = os.environ.get("ANSE_HW_CHROMIUM", "/usr/bin/chromium")
 

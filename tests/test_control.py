@@ -1,4 +1,5 @@
-"""Operator control (SPEC §13) through the daemon as a process: the latched
+"""Operator control (docs/protocol.md, "The control API") through the daemon
+as a process: the latched
 E-stop on the mock pin factory, manual commands with a heartbeat, and who may
 command (bearer token, session cookie, same origin)."""
 

@@ -1,4 +1,4 @@
-"""The safety contract, SPEC §7 S1–S8: every way to fail ends with the motor stopped.
+"""The safety contract, docs/safety.md S1–S8: every way to fail ends with the motor stopped.
 
 S9 (the HC-SR04 never blocks, adds no lag) lives in test_gpio_drivers.py.
 """

@@ -1,4 +1,5 @@
-"""Server behaviour under load and abuse (SPEC §8), through a real daemon."""
+"""Server behaviour under load and abuse (docs/protocol.md, "Slow clients"),
+through a real daemon."""
 
 from __future__ import annotations
 

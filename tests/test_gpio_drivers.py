@@ -1,4 +1,4 @@
-"""HC-SR04 and the GPIO motor on gpiozero's own MockFactory (SPEC §10)."""
+"""HC-SR04 and the GPIO motor on gpiozero's own MockFactory (docs/architecture.md, "Testing")."""
 
 from __future__ import annotations
 

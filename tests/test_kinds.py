@@ -1,4 +1,5 @@
-"""Sensor and actuator kinds (SPEC §12) on real parts: a directory laid out like
+"""Sensor and actuator kinds (docs/configuration.md, "Kinds") on real parts: a
+directory laid out like
 /sys for the DS18B20 and the CPU, gpiozero's MockFactory for GPIO, a pty for
 a serial port shared by three sensors; and the config rules for kinds."""
 

@@ -1,4 +1,5 @@
-"""The MQTT bridge and /metrics against a real Mosquitto (SPEC §14)."""
+"""The MQTT bridge and /metrics against a real Mosquitto (README.md, "Many
+robots: MQTT and Home Assistant")."""
 
 from __future__ import annotations
 

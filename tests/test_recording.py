@@ -1,4 +1,5 @@
-"""Recording and replay (SPEC §15): MCAP files from the daemon as a process,
+"""Recording and replay (README.md, "Recording and replay"): MCAP files from
+the daemon as a process,
 read back with the mcap reader, replayed and verified."""
 
 from __future__ import annotations

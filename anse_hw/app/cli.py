@@ -1,4 +1,5 @@
-"""The `anse-hw` command line (SPEC §5): one parser for the daemon and its subcommands.
+"""The `anse-hw` command line (README.md, "Command line"): one parser for the
+daemon and its subcommands.
 
 Without a subcommand it runs (or checks, or safe-stops) the daemon; each
 subcommand names its handler with `set_defaults(handler=...)`, so the list of

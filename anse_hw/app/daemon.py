@@ -1,5 +1,5 @@
 """Running the daemon: build drivers from config, start the engine and server,
-and make sure every way out leaves the motors stopped (SPEC §7 S5).
+and make sure every way out leaves the motors stopped (docs/safety.md S5).
 
 The ways out: a clean stop (any terminating signal a handler can catch, an
 unhandled exception in any thread, the guardian's death) drives every

@@ -1,4 +1,4 @@
-"""`anse-hw replay FILE` (SPEC §15); `recordings DIR` is in listing.py.
+"""`anse-hw replay FILE` (README.md, "Recording and replay"); `recordings DIR` is in listing.py.
 
 Replay feeds the recorded readings, in their order and (scaled) pace, to the
 same engine on fakes, built from the config stored in the file (or another

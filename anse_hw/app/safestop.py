@@ -1,4 +1,4 @@
-"""Stopping every actuator when the daemon cannot (SPEC §7 S6).
+"""Stopping every actuator when the daemon cannot (docs/safety.md S6).
 
 systemd runs `anse-hw --safe-stop` (ExecStopPost) after every exit, including
 SIGKILL and crashes, when a Raspberry Pi kernel still drives the dead

@@ -25,6 +25,7 @@ from anse_hw.config.schema import (
     options_of,
 )
 from anse_hw.drivers import registry
+from anse_hw.kinds import ACTUATOR_KINDS, SENSOR_KINDS
 from anse_hw.model import Config
 from anse_hw.options import REQUIRED, Option
 
@@ -75,6 +76,37 @@ def _drivers(title: str, drivers: tuple[type, ...]) -> list[str]:
     return out
 
 
+def _kinds() -> list[str]:
+    """The kinds table (anse_hw.kinds): what `type:` a sensor or actuator may
+    have, the unit and range a reading must fall in, and the commands."""
+    out = [
+        "",
+        "## Kinds",
+        "",
+        "A sensor's `type`: its unit on the wire, and the range outside which a",
+        "reading is not a reading (docs/safety.md S3) and a threshold is a config error.",
+        "",
+        "| type | unit | range | reflex condition |",
+        "|---|---|---|---|",
+    ]
+    for k in SENSOR_KINDS.values():
+        test = "`active: true\\|false`" if k.binary else "`below` / `above`"
+        out.append(f"| `{k.name}` | {k.unit or '—'} | {k.low:g} to {k.high:g} | {test} |")
+    out += [
+        "",
+        "An actuator's `type`: the commands a reflex or an operator may give, the",
+        "state each drives it to, and the `safe:` choices (the first is the default).",
+        "A reflex that drives an actuator to its safe state is a guard.",
+        "",
+        "| type | commands → state | `safe:` choices |",
+        "|---|---|---|",
+    ]
+    for a in ACTUATOR_KINDS.values():
+        commands = ", ".join(f"`{c}` → {state}" for c, state in a.commands.items())
+        out.append(f"| `{a.name}` | {commands} | {', '.join(f'`{c}`' for c in a.safe)} |")
+    return out
+
+
 def reference() -> str:
     """The whole of docs/configuration.md."""
     out = [
@@ -91,6 +123,7 @@ def reference() -> str:
     ]
     for name, note, options in SECTIONS:
         out += ["", f"## `{name}`", ""] + ([note, ""] if note else []) + _table(options)
+    out += _kinds()
     out += ["", "## The drivers' own keys"]
     out += _drivers("Sensor", registry.SENSOR_DRIVERS)
     out += _drivers("Actuator", registry.ACTUATOR_DRIVERS)

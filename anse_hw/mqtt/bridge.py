@@ -1,4 +1,5 @@
-"""The MQTT bridge (SPEC §14): many robots, one broker, Home Assistant on top.
+"""The MQTT bridge: many robots, one broker, Home Assistant on top
+(README.md, "Many robots: MQTT and Home Assistant").
 
 A sink like the WebSocket hub: the daemon hands it every published batch
 (`offer`, on the event loop, O(1), never blocking), and it forwards them from

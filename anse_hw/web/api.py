@@ -1,4 +1,4 @@
-"""The control API on the stream's port (SPEC §13).
+"""The control API on the stream's port (docs/protocol.md, "The control API").
 
     POST /api/estop                  latched emergency stop
     POST /api/reset                  release the latch (moves nothing)

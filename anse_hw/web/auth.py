@@ -1,4 +1,5 @@
-"""Operator control (SPEC §13): who may command, and the E-stop latch on disk.
+"""Operator control (docs/protocol.md, "The control API"): who may command,
+and the E-stop latch on disk.
 
 The decisions themselves are the engine's (`Engine.operator`, under the same
 lock as the reflexes).  This module keeps what surrounds them: the latch file

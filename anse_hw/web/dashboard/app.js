@@ -1,6 +1,6 @@
 // anse-hw dashboard: plain browser JavaScript, no build step, no CDN.
 //
-// It speaks the SPEC §3 stream: {"type": "sensor"|"worldmodel"|"reflex"|"actuator",
+// It speaks the event stream of docs/protocol.md: {"type": "sensor"|"worldmodel"|"reflex"|"actuator",
 // "timestamp", "seq", "data"}.  Panels are created as events arrive.  Drawing is
 // batched into one requestAnimationFrame per frame, so 100 events/s cost one
 // repaint per screen refresh, not one per event.
