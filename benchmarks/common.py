@@ -49,19 +49,22 @@ def pace(sensor: Sensor, values: list[int], hz: float = SENSOR_HZ) -> list[float
     return written
 
 
+def first_stops(closes: list[float], stops: list[float]) -> list[float | None]:
+    """For each first close frame written: when the forward pin fell to 0
+    (`stops`, on CLOCK_MONOTONIC) before the next one was written, or None."""
+    ends = [*closes[1:], float("inf")]
+    return [
+        next((t for t in stops if written <= t < end), None)
+        for written, end in zip(closes, ends, strict=True)
+    ]
+
+
 def stop_latencies(closes: list[float], stops: list[float]) -> tuple[list[float], int]:
-    """For each first close frame written: ms until the forward pin fell to 0
-    (`stops`, on CLOCK_MONOTONIC) before the next one was written; and how
-    many never got a stop."""
-    latencies, missed = [], 0
-    for i, written in enumerate(closes):
-        end = closes[i + 1] if i + 1 < len(closes) else float("inf")
-        stop = next((t for t in stops if written <= t < end), None)
-        if stop is None:
-            missed += 1
-        else:
-            latencies.append((stop - written) * 1000)
-    return latencies, missed
+    """ms from each first close frame written to its stop; and how many
+    never got one."""
+    pairs = zip(closes, first_stops(closes, stops), strict=True)
+    latencies = [(stop - written) * 1000 for written, stop in pairs if stop is not None]
+    return latencies, len(closes) - len(latencies)
 
 
 def deliveries(arrivals: array.array, writes: dict[float, float]) -> list[float]:

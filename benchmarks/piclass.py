@@ -21,6 +21,7 @@ Needs root, two cores, and the cgroup v1 `cpu` controller at
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import ctypes
 import json
@@ -45,6 +46,7 @@ from benchmarks.common import (
     ROOT,
     Clients,
     deliveries,
+    first_stops,
     machine,
     pace,
     percentile,
@@ -399,6 +401,85 @@ def gil_holders(raw: Path, top: int = 5) -> str:
     return "\n".join(lines)
 
 
+class ReaderStates:
+    """What the daemon's serial thread is doing, sampled every 0.2 ms from
+    /proc (…/task/<tid>/syscall): running, waiting in `futex` (for a lock:
+    the interpreter's or the engine's; the thread takes no other), or in
+    any other system call (waiting for its port).  A stop's time spent in
+    `futex` is time the real-time thread could have run but another thread
+    held the lock it needed."""
+
+    FUTEX = {"x86_64": "202", "aarch64": "98"}[os.uname().machine]
+
+    def __init__(self, pid: int) -> None:
+        self.samples: list[tuple[float, str]] = []
+        self.tid = self._reader(pid)
+        self.path = Path(f"/proc/{pid}/task/{self.tid}/syscall")
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="reader-states", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def _reader(cls, pid: int) -> str:
+        """The serial reader: the SCHED_FIFO thread waiting for its port (the
+        other one, the monitor, waits on a condition: `futex`)."""
+
+        def waiting_for_port(task: Path) -> bool:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            call = (task / "syscall").read_text().split(" ", 1)[0]
+            return fields[38] == str(os.SCHED_FIFO) and call not in (cls.FUTEX, "running", "-1")
+
+        return next(t for t in Path(f"/proc/{pid}/task").iterdir() if waiting_for_port(t)).name
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            call = self.path.read_text().split(" ", 1)[0].strip()
+            # "-1": in user space, between system calls.
+            kind = (
+                "running" if call in ("running", "-1") else "lock" if call == self.FUTEX else "port"
+            )
+            self.samples.append((time.monotonic(), kind))
+            time.sleep(0.0002)
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def split(self, windows: list[tuple[float, float]]) -> dict[str, float]:
+        """ms spent in each state inside the windows, summed."""
+        spent = {"running": 0.0, "lock": 0.0, "port": 0.0}
+        times = [t for t, _ in self.samples]
+        for start, end in windows:
+            first = bisect.bisect_left(times, start)
+            last = bisect.bisect_left(times, end)
+            for (t, kind), (following, _) in zip(
+                self.samples[first:last], self.samples[first + 1 : last + 1], strict=False
+            ):
+                spent[kind] += (min(following, end) - t) * 1000
+        return spent
+
+
+def reader_split(closes: list[float], stops: list[float], states: ReaderStates) -> str:
+    """Where the serial thread was during the stops: all of them, and the
+    slowest tenth."""
+    windows = sorted(
+        ((c, s) for c, s in zip(closes, first_stops(closes, stops), strict=True) if s),
+        key=lambda w: w[1] - w[0],
+    )
+    lines = []
+    for label, chosen in (
+        ("all stops", windows),
+        ("the slowest tenth", windows[-len(windows) // 10 :]),
+    ):
+        spent = states.split(chosen)
+        total = sum(spent.values()) or 1
+        lines.append(
+            f"{label} ({len(chosen)}, {sum(e - s for s, e in chosen) * 1000:.1f} ms): "
+            + ", ".join(f"{k} {v:.1f} ms ({v / total:.0%})" for k, v in spent.items())
+        )
+    return f"serial thread ({states.tid}) during the stops: " + "; ".join(lines)
+
+
 def measure(row: Row, seconds: float, profile: Path | None = None) -> dict:
     """One row, once: a fresh daemon under the row's proxy (and py-spy
     recording it into `profile`, if given)."""
@@ -421,15 +502,19 @@ def measure(row: Row, seconds: float, profile: Path | None = None) -> dict:
                     swarm.start()
                 before, began = event_loop_times(daemon.proc.pid), time.monotonic()
                 spy = profile and py_spy(daemon.proc.pid, seconds, profile)
+                states = profile and ReaderStates(daemon.proc.pid)
                 closes, writes = drive(sensor, row.hz, seconds)
                 if spy:
                     spy.wait()
+                    states.close()
                 time.sleep(1.0)  # what is still on its way
                 summary, arrivals = swarm.finish() if swarm else ({"errors": 0}, [])
                 after, took = event_loop_times(daemon.proc.pid), time.monotonic() - began
             finally:
                 daemon.stop()
         stops, missed = stop_latencies(closes, watch.stops)
+        if profile:
+            print(reader_split(closes, watch.stops, states))
         return {
             "stops": stops,
             "missed": missed,
