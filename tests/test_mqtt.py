@@ -273,7 +273,7 @@ def test_a_stalled_broker_delays_nothing_and_the_queue_stays_bounded(broker, sta
             }
 
         figures = wait_for(
-            lambda: (m := mqtt_figures())["anse_mqtt_dropped_events"] > 0 and m,
+            lambda: (m := mqtt_figures())["anse_mqtt_dropped_events_total"] > 0 and m,
             timeout=30,
             what="drops to be counted",
         )

@@ -195,12 +195,12 @@ class MqttBridge:
             self._outage_drops, self._next_report = 0, 1
 
     def state(self) -> dict[str, float]:
-        """For /metrics."""
+        """For /metrics: a name ending in _total is a count since the start."""
         return {
             "connected": int(self.connected),
             "queue_depth": len(self._queue),
-            "dropped_events": self.dropped,
-            **{kind: self.ignored[kind] for kind in IGNORED},
+            "dropped_events_total": self.dropped,
+            **{f"{kind}_total": self.ignored[kind] for kind in IGNORED},
         }
 
     # -- the connection ---------------------------------------------------------
