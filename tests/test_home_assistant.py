@@ -134,6 +134,14 @@ def test_a_renamed_sensor_is_removed_and_its_retained_state_cleared(
     later = subscribers(broker, "anse/robot1/sensor/#")
     wait_for(lambda: later.on("anse/robot1/sensor/range"), what="the new sensor's state")
     assert later.on("anse/robot1/sensor/distance_sensor") == []
+    # The removal has done its work: the run after does not carry it on.
+    second.stop()
+    start_daemon(before.replace("distance_sensor", "range"))
+    latest = subscribers(broker, "homeassistant/#")
+    wait_for(
+        lambda: (got := latest.on(CONFIG_TOPIC)) and b"robot1_distance_sensor" not in got[-1],
+        what="a config without the removal entry",
+    )
 
 
 @pytest.mark.parametrize(

@@ -141,7 +141,8 @@ def leftovers(
     gone: dict[str, dict[str, str]] = {}
     stale: list[str] = []
     for cid, part in parts.items():
-        if cid in current["cmps"] or not isinstance(part, dict):
+        # A removal entry of the last run has done its work: not carried on.
+        if cid in current["cmps"] or not isinstance(part, dict) or set(part) == {"p"}:
             continue
         platform = part.get("p")
         if not isinstance(platform, str):
