@@ -23,6 +23,7 @@ from anse_hw.options import (
     REQUIRED,
     a_path,
     credential_problem,
+    ha_id_problem,
     host_problem,
     in_range,
     listen_host_problem,
@@ -174,7 +175,7 @@ class MqttConfig:
     robot_id: str = setting(
         "",
         "this robot in topics (default: the top-level robot_id, else the host name)",
-        topic_part_problem,
+        ha_id_problem,
         yaml_default=WORKED_OUT,
     )
     topic_prefix: str = setting(

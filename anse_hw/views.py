@@ -61,6 +61,8 @@ def health(world: WorldModel, operator: Operator, now: float) -> dict[str, Any]:
                 "fresh": s.fresh(),
                 "age_s": round(s.age(now), 3),
                 "value": s.value,
+                "type": s.kind.name,
+                "unit": s.kind.unit,
                 "watched": name in world.watched,
                 "fault": s.fault,
                 "invalid_readings": s.invalid,

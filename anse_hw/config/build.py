@@ -249,8 +249,9 @@ def _password(check: Checker, path: str) -> str | None:
 
 
 def _hostname() -> str:
-    """The default robot_id: this machine's name, made safe for a topic."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "robot"
+    """The default robot_id: this machine's name, made safe for a topic and
+    for Home Assistant's discovery ids (options.ha_id_problem)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:64] or "robot"
 
 
 def state_dir(check: Checker, data: dict) -> str | None:
