@@ -44,6 +44,10 @@ EVENT_SCHEMA = {
 EVENTS_TOPIC = "/events"
 READINGS_TOPIC = "/readings/"
 CONFIG_METADATA, END_METADATA = "anse-hw", "anse-hw-end"
+#: The key, in the CONFIG_METADATA record, of the clock mapping: a message's
+#: log_time (Unix-epoch ns) is this plus its `arrived` seconds.  Files from
+#: before it have none: their log_time counts from the daemon's start.
+CLOCK_ORIGIN = "clock_origin_ns"
 ENDINGS = ("shutdown", "rotated")
 #: Keys whose value is a secret, wherever they are in the config: any key
 #: ending in password, token or secret (`password`, `control_token`).  A key
