@@ -35,16 +35,15 @@ from mcap.records import (
 from mcap.stream_reader import CRCValidationError, StreamReader, breakup_chunk
 
 from anse_hw import events, files
+from anse_hw.channels import EVENTS_TOPIC, READINGS_TOPIC
 from anse_hw.recording.format import (
     CLOCK_ORIGIN,
     CONFIG_METADATA,
     END_METADATA,
     ENDINGS,
-    EVENTS_TOPIC,
     MAGIC,
     MAX_RECORD,
     MAX_SECONDS,
-    READINGS_TOPIC,
     Decision,
 )
 

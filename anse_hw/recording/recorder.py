@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 from mcap.writer import CompressionType, IndexType, Writer
 
 from anse_hw import __version__, events, files
+from anse_hw.channels import EVENT_SCHEMA, EVENTS_TOPIC, READING_SCHEMA, READINGS_TOPIC
 from anse_hw.errors import DriverError
 from anse_hw.eventqueue import EventQueue
 from anse_hw.readings import Sample
@@ -36,11 +37,7 @@ from anse_hw.recording.format import (
     CLOCK_ORIGIN,
     CONFIG_METADATA,
     END_METADATA,
-    EVENT_SCHEMA,
-    EVENTS_TOPIC,
     FILE_NAME,
-    READING_SCHEMA,
-    READINGS_TOPIC,
     redacted,
 )
 
