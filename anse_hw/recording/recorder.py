@@ -52,9 +52,9 @@ QUEUE = 20_000
 
 
 def compression() -> CompressionType:
-    """zstd (JSON this repetitive shrinks about 15 times), or lz4 where the
-    zstandard module is missing (a distribution's mcap without it), or none:
-    a recording is never refused for want of a compressor."""
+    """zstd (our JSON in one-second chunks shrinks about nine times), or lz4
+    where the zstandard module is missing (a distribution's mcap without
+    it), or none: a recording is never refused for want of a compressor."""
     try:
         import zstandard  # noqa: F401
     except ImportError:
