@@ -163,3 +163,26 @@ def test_a_window_checks_the_chunks_it_reads_and_no_others(run, tmp_path):
         path.write_bytes(flipped(data, at, rng.randrange(8)))
         one_line_or_fine(run("replay", path, *window, "--speed", "1000", "--port", "0"), path)
         one_line_or_fine(run("replay", path, *window, "--verify"), path)
+
+
+def test_without_zstandard_the_chunks_are_lz4_and_still_replay(start_daemon, watch, tmp_path):
+    """An install without the zstandard module (a module of that name that
+    fails to import stands in for it) records lz4 chunks, never nothing."""
+    missing = tmp_path / "without-zstd"
+    missing.mkdir()
+    (missing / "zstandard.py").write_text("raise ImportError('zstandard is not installed')\n")
+    daemon = start_daemon(
+        fast_sim_config(0, interval=0.03),
+        args=("--record", str(tmp_path / "rec")),
+        env={"PYTHONPATH": str(missing)},
+    )
+    stream = watch(daemon.url)
+    wait_for(lambda: stream.actuator_states().count("STOPPED") >= 1, what="a stop")
+    assert daemon.signal(signal.SIGTERM) == 0
+    path = one_file(tmp_path / "rec")
+    with open(path, "rb") as handle:
+        summary = make_reader(handle).get_summary()
+    assert summary is not None
+    assert {c.compression for c in summary.chunk_indexes} == {"lz4"}
+    verify = anse("replay", str(path), "--verify", tmp_path=tmp_path)
+    assert verify.returncode == 0, verify.stderr
