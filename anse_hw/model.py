@@ -208,6 +208,21 @@ class RecordingConfig:
     keep: int = setting(10, "how many files to keep, the oldest go (1 to 1000)", in_range(1, 1000))
 
 
+@dataclass(frozen=True)
+class FoxgloveConfig:
+    host: str = setting(
+        "127.0.0.1",
+        "address Foxglove connects to (127.0.0.1: this machine only; the live "
+        "view has no token, so every interface only on a network you trust)",
+        listen_host_problem,
+    )
+    port: int = setting(
+        8765,
+        "TCP port of the live view (8765, Foxglove's own; 0: any free port)",
+        listen_port_problem,
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class SensorConfig:
     """A sensor item.  Its driver's own keys are in `options`; the driver
@@ -308,6 +323,9 @@ class Config:
     mqtt: MqttConfig | None = setting(None, "publish to an MQTT broker (absent: off)")
     recording: RecordingConfig | None = setting(
         None, "record every reading and event to MCAP files (absent: off)"
+    )
+    foxglove: FoxgloveConfig | None = setting(
+        None, "serve the recording's channels live to Foxglove (absent: off)"
     )
     #: The YAML it was read from (kept in recordings, so replay can rebuild it).
     text: str = ""

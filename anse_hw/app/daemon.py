@@ -169,6 +169,15 @@ class Daemon:
 
             self.recorder = Recorder(rec.dir, config.text, rec.max_mb, rec.keep, describe(config))
             self.recorder.claim("--record" if record is not None else "recording.dir")
+        self.live = None
+        if config.foxglove:
+            from anse_hw.foxglove import LiveView
+
+            self.live = LiveView(
+                config.foxglove.host, config.foxglove.port, (s.name for s in config.sensors)
+            )
+            self.live.start()
+            log.info("✓ Foxglove live view: ws://%s:%d", config.foxglove.host, self.live.port)
         self.notifier = Notifier()
         self.exit_code = OK
         self._stop: asyncio.Event | None = None
@@ -250,8 +259,9 @@ class Daemon:
     ) -> Engine:
         """The engine, publishing to every sink; the recorder also gets raw readings."""
         sinks = [stack.hub.publish] + ([stack.bridge.offer] if stack.bridge else [])
-        if self.recorder:
-            sinks.append(self.recorder.offer)
+        # The recorder and the live view also get every raw reading and fault.
+        raw = [sink for sink in (self.recorder, self.live) if sink]
+        sinks += [sink.offer for sink in raw]
         engine = Engine(
             self.config,
             sensors,
@@ -261,13 +271,14 @@ class Daemon:
             debug=self.debug,
             latched=self._latched,
             heartbeat=self.config.server.heartbeat,
-            # The recorder and the bridge see everything; otherwise only a
-            # connected client makes an event worth building.
-            audience=(lambda: True) if stack.bridge or self.recorder else stack.hub.listening,
+            # The recorder, the live view and the bridge see everything;
+            # otherwise only a connected client makes an event worth building.
+            audience=(lambda: True) if stack.bridge or raw else stack.hub.listening,
         )
+        if raw:
+            engine.record_reading = _each([sink.reading for sink in raw])
+            engine.record_fault = _each([sink.fault for sink in raw])
         if self.recorder:
-            engine.record_reading = self.recorder.reading
-            engine.record_fault = self.recorder.fault
             self.recorder.start()
         return engine
 
@@ -313,6 +324,8 @@ class Daemon:
             await stack.bridge.close(stack.mqtt)
         if self.recorder:
             await self._loop.run_in_executor(None, self.recorder.close)
+        if self.live:
+            await self._loop.run_in_executor(None, self.live.close)
         await stack.hub.flush(timeout=1.0)
         stack.server.close()
         await stack.server.wait_closed()
@@ -470,3 +483,16 @@ class Daemon:
         if self._latched:
             log.warning("E-STOP LATCHED from the last run: POST /api/reset to release")
         log.info("Waiting for connections...")
+
+
+def _each(calls: list[Callable[..., None]]) -> Callable[..., None]:
+    """One callable that calls each of `calls` (the engine has one hook for
+    raw readings, and two sinks may want them)."""
+    if len(calls) == 1:
+        return calls[0]
+
+    def every(*args: Any) -> None:
+        for call in calls:
+            call(*args)
+
+    return every

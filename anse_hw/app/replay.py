@@ -12,7 +12,10 @@ are left out of the comparison.
 Files are read as streams (see anse_hw.recording): a first pass checks the
 whole file and finds its span and sensors, so that a damaged file, a window
 outside the recording or a config without the recorded sensors is refused
-before anything runs; then the readings are fed one at a time.
+before anything runs; then the readings are fed one at a time.  A window
+(--from/--to) of a complete, indexed file seeks instead: its summary section
+stands in for the first pass, and only the chunks the window overlaps are
+read, checked first, then fed.
 """
 
 from __future__ import annotations
@@ -123,6 +126,10 @@ class Window:
         """The readings in the window, in file order; no more than the scan
         counted (a file still being written has grown since)."""
         t0 = summary.first or 0.0
+        if summary.from_index:  # only the chunks the window needs are read
+            end = None if self.end is None else t0 + self.end
+            yield from recording.readings_between(summary.path, t0 + self.start, end)
+            return
         for count, reading in enumerate(recording.readings(summary.path)):
             if count >= summary.readings:
                 return
@@ -141,7 +148,9 @@ class Window:
 def load(path: str, config_path: str | None, window: Window) -> tuple[Summary, Config]:
     """The file's summary and the config to replay it with, once both are
     known to fit together."""
-    summary = recording.scan(path)
+    # A window of an indexed file seeks: the summary section stands in for
+    # reading the whole file first, and each chunk read is checked as it is.
+    summary = (window.partial and recording.indexed(path)) or recording.scan(path)
     if not summary.readings:
         cut = f" (cut short at offset {summary.cut_at})" if not summary.complete else ""
         raise ConfigError([f"{path}: no readings recorded{cut}"])
@@ -162,6 +171,8 @@ def load(path: str, config_path: str | None, window: Window) -> tuple[Summary, C
             ]
         )
     window.check(summary)
+    if summary.from_index:  # the window's chunks, checked before anything runs
+        deque(window.readings(summary), maxlen=0)
     if not summary.complete:
         log.warning(
             "%s was cut short at offset %d: replaying what is before it", path, summary.cut_at

@@ -17,6 +17,7 @@ from typing import Any
 from anse_hw import files
 from anse_hw.config import items, rules, yamlfile
 from anse_hw.config.schema import (
+    FOXGLOVE_OPTIONS,
     GPIO_OPTIONS,
     MQTT_OPTIONS,
     RECORDING_OPTIONS,
@@ -29,6 +30,7 @@ from anse_hw.config.schema import (
 from anse_hw.errors import ConfigError
 from anse_hw.model import (
     Config,
+    FoxgloveConfig,
     GpioConfig,
     MqttConfig,
     RecordingConfig,
@@ -148,6 +150,7 @@ def build(
     found_robot_id = robot_id(check, data)
     mqtt = _mqtt(check, data, found_robot_id)
     recording = _recording(check, data)
+    foxglove = _foxglove(check, data)
     if check.problems:
         raise ConfigError(check.problems)
     if sim:
@@ -163,6 +166,7 @@ def build(
         state_dir=found_state_dir,
         mqtt=mqtt,
         recording=recording,
+        foxglove=foxglove,
         lines=lines or {},
     )
 
@@ -214,6 +218,13 @@ def _recording(check: Checker, data: dict) -> RecordingConfig | None:
         return None
     values = check.section(data, "recording", RECORDING_OPTIONS)
     return RecordingConfig(**values) if values and values["dir"] else None
+
+
+def _foxglove(check: Checker, data: dict) -> FoxgloveConfig | None:
+    if "foxglove" not in data:
+        return None
+    values = check.section(data, "foxglove", FOXGLOVE_OPTIONS)
+    return FoxgloveConfig(**values) if values is not None else None
 
 
 def _mqtt(check: Checker, data: dict, robot: str | None) -> MqttConfig | None:

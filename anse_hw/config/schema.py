@@ -19,6 +19,7 @@ from anse_hw.drivers import registry
 from anse_hw.model import (
     ActuatorConfig,
     Config,
+    FoxgloveConfig,
     GpioConfig,
     MqttConfig,
     RecordingConfig,
@@ -32,6 +33,7 @@ from anse_hw.options import REQUIRED, Option
 __all__ = [
     "ACTIVE",
     "ACTUATOR_COMMON",
+    "FOXGLOVE_OPTIONS",
     "GPIO_OPTIONS",
     "MQTT_OPTIONS",
     "RECORDING_OPTIONS",
@@ -81,6 +83,7 @@ SERVER_OPTIONS = options_of(ServerConfig)
 GPIO_OPTIONS = options_of(GpioConfig)
 MQTT_OPTIONS = options_of(MqttConfig)
 RECORDING_OPTIONS = options_of(RecordingConfig)
+FOXGLOVE_OPTIONS = options_of(FoxgloveConfig)
 SENSOR_COMMON = options_of(SensorConfig, driver=" | ".join(registry.names(registry.SENSOR_DRIVERS)))
 ACTUATOR_COMMON = options_of(
     ActuatorConfig, driver=" | ".join(registry.names(registry.ACTUATOR_DRIVERS))
