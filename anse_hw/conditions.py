@@ -324,12 +324,13 @@ def _node(raw: object, path: Path, binary: Mapping[str, bool], depth: int) -> No
 
 
 def _group(given: dict, path: Path, binary: Mapping[str, bool], depth: int) -> Group:
+    if "all" in given and "any" in given:
+        raise ConditionSpecError(path, "expected all or any, not both: nest one inside the other")
+    mode = "all" if "all" in given else "any"
     if len(given) != 1:
-        others = ", ".join(k for k in given if k not in ("all", "any")) or "both all and any"
-        raise ConditionSpecError(
-            path, f"expected all or any alone, got {others} beside it; nest them instead"
-        )
-    ((mode, parts),) = given.items()
+        others = ", ".join(k for k in given if k != mode)
+        raise ConditionSpecError(path, f"expected {mode} alone, got {others} beside it")
+    parts = given[mode]
     if depth >= DEPTH_MAX:
         raise ConditionSpecError((*path, mode), f"nested deeper than {DEPTH_MAX} levels")
     if not isinstance(parts, list) or not parts:

@@ -37,12 +37,18 @@ def shown(value: object) -> str:
 
 
 def number(raw: object, path: Path, error: type[SpecError] = SpecError) -> float:
-    """A finite number.  YAML's `true` is a Python int and `.nan`/`.inf` are
-    floats: neither is a threshold anyone meant, so both are refused here.
-    `error` is the parser's own SpecError subclass."""
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
-        raise error(path, f"expected a number, got {shown(raw)}")
-    return float(raw)
+    """A finite number.  YAML's `true` is a Python int, `.nan`/`.inf` are
+    floats and a 400-digit integer is too big for one: none is a threshold
+    anyone meant, so all are refused here.  `error` is the parser's own
+    SpecError subclass."""
+    if not isinstance(raw, bool) and isinstance(raw, int | float):
+        try:
+            value = float(raw)
+        except OverflowError:
+            value = math.inf
+        if math.isfinite(value):
+            return value
+    raise error(path, f"expected a number, got {shown(raw)}")
 
 
 def mapping(raw: object, path: Path, example: str, error: type[SpecError] = SpecError) -> dict:

@@ -9,6 +9,8 @@ like the YAML; a bad `when:` is one line naming the key.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from anse_hw.conditions import (
     HISTORY_MAX,
@@ -317,8 +319,8 @@ def looped() -> dict:
     ("raw", "path", "reason"),
     [
         ("front < 10", WHERE, "expected a mapping like {all: [...]} or {sensor: front, below: 60}"),
-        ({"all": [], "any": []}, WHERE, "expected all or any alone, got both all and any"),
-        ({"all": [], "for": 1}, WHERE, "got for beside it; nest them instead"),
+        ({"all": [], "any": []}, WHERE, "expected all or any, not both: nest one inside"),
+        ({"all": [], "for": 1}, WHERE, "expected all alone, got for beside it"),
         ({"any": []}, (*WHERE, "any"), "expected a non-empty list of conditions, got []"),
         ({"all": {"sensor": "front"}}, (*WHERE, "all"), "non-empty list"),
         (nested(9), WHERE + ("all", 0) * 8 + ("all",), "nested deeper than 8 levels"),
@@ -379,3 +381,30 @@ def test_a_bad_for_is_one_line(raw: object, reason: str) -> None:
     with pytest.raises(ConditionSpecError, match=reason) as caught:
         parse_hold(raw, ("reflexes", 0, "for"))
     assert caught.value.path == ("reflexes", 0, "for")
+
+
+YAML_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.sampled_from(list(SENSORS)),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                ["all", "any", "sensor", "below", "active", "rate_above", "rate_window"]
+            ),
+            inner,
+        )
+    ),
+    max_leaves=16,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=YAML_VALUES)
+def test_any_yaml_shape_is_a_tree_or_a_one_line_refusal(raw: object) -> None:
+    try:
+        cond = when(raw)
+    except ConditionSpecError as e:
+        assert "\n" not in str(e) and e.path[: len(WHERE)] == WHERE
+    else:
+        assert cond.sensors() <= set(SENSORS)
+        assert cond.text(UNITS)

@@ -8,6 +8,8 @@ bad `filters:` entry is one line naming the key.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from anse_hw.filters import (
     Calibrate,
@@ -203,6 +205,7 @@ def test_parse_builds_the_chain_in_order() -> None:
         ([{"max_jump": 0}], False, (*WHERE, 0, "max_jump"), "greater than 0, got 0"),
         ([{"max_jump": "80cm"}], False, (*WHERE, 0, "max_jump"), "expected a number"),
         ([{"max_jump": float("nan")}], False, (*WHERE, 0, "max_jump"), "got nan"),
+        ([{"max_jump": 10**400}], False, (*WHERE, 0, "max_jump"), "expected a number, got 1000"),
         ([{"ema": 0}], False, (*WHERE, 0, "ema"), "above 0 and at most 1, got 0"),
         ([{"ema": 1.5}], False, (*WHERE, 0, "ema"), "above 0 and at most 1, got 1.5"),
         ([{"ema": None}], False, (*WHERE, 0, "ema"), "expected a number, got None"),
@@ -250,3 +253,22 @@ def test_every_bad_filter_is_one_line_naming_its_key(
     assert reason in str(caught.value)
     assert "\n" not in str(caught.value)
     assert isinstance(caught.value, ValueError)
+
+
+YAML_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(["median", "ema", "calibrate", "scale", "x"]), inner)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=YAML_VALUES, binary=st.booleans())
+def test_any_yaml_shape_is_a_chain_or_a_one_line_refusal(raw: object, binary: bool) -> None:
+    try:
+        parse_filters(raw, WHERE, binary=binary)
+    except FilterSpecError as e:
+        assert "\n" not in str(e) and e.path[: len(WHERE)] == WHERE
