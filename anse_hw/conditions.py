@@ -222,6 +222,7 @@ class Evaluator:
         if missing:
             raise ValueError(f"no max_age for {', '.join(sorted(missing))}")
         self.condition = condition
+        self.leaves = condition.leaves
         self.max_age = dict(max_age)
         self.windows = {s: 0.0 for s in condition.sensors()}
         for leaf in condition.leaves:
@@ -253,7 +254,7 @@ class Evaluator:
     def holds(self, now: float) -> Verdict:
         """The verdict at `now` (the engine passes the reading's timestamp, so
         replay agrees), advancing `for:`."""
-        truths = tuple(self._leaf(leaf, now) for leaf in self.condition.leaves)
+        truths = tuple(self._leaf(leaf, now) for leaf in self.leaves)
         state = _combine(self.condition.root, iter(truths))
         hold = self.condition.hold
         if state is not True:
@@ -278,10 +279,11 @@ def _rate(history: deque[tuple[float, float]], window: float) -> float | None:
     to the newest; None with fewer than two.  Endpoints, not a fit: exact,
     and the readings are already filtered."""
     newest_t, newest_v = history[-1]
-    for taken, value in history:
-        if taken >= newest_t - window - EPSILON:
-            return None if taken >= newest_t else (newest_v - value) / (newest_t - taken)
-    return None
+    start = newest_t - window - EPSILON
+    oldest_t, oldest_v = next((t, v) for t, v in history if t >= start)  # the newest at worst
+    if oldest_t >= newest_t:
+        return None
+    return (newest_v - oldest_v) / (newest_t - oldest_t)
 
 
 def _combine(node: Node, truths: Iterator[bool | None]) -> bool | None:

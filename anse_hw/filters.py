@@ -13,8 +13,9 @@ later its output crosses a threshold than its input did, counted in
 readings at the sensor's nominal interval (an invalid reading, S3, stretches
 that by one interval; S2 bounds the total at `max_age`).  A chain's delay is
 the sum of its filters': each one sees a clean step that the ones before it
-have delayed.  The figures are tight for a clean step, and the tests check
-both that they are reached and never exceeded.
+have delayed.  The median's, max_jump's and debounce's figures are exactly
+what a clean step costs; ema's is the bound `Ema` explains.  The tests check
+on random sequences that no figure is ever exceeded.
 
 The parts:
 - a spec (`Median`, `MaxJump`, `Ema`, `Calibrate`, `Debounce`): frozen,
@@ -53,7 +54,7 @@ __all__ = [
 
 #: The largest median window: 15 readings already delay a 60 ms sensor by 420 ms.
 MEDIAN_MAX = 15
-#: Readings in a row that `max_jump` drops before it accepts them as a new level.
+#: `max_jump` passes the third outlier in a row as the new level (and drops two).
 JUMP_ACCEPT = 3
 #: Timestamps are floats: 0.13 - 0.10 is not quite 0.03.  A nanosecond of
 #: slack lets "held for 30 ms" mean what it says.
