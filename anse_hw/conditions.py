@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
+from anse_hw.kinds import BINARY_THRESHOLD
 from anse_hw.shape import Path, SpecError, mapping, number, shown, unknown_key
 
 __all__ = [
@@ -57,8 +58,6 @@ RATE_WINDOW_MAX = 10.0
 HISTORY_MAX = 4096
 #: How deep `all`/`any` may nest (a YAML alias can make a list contain itself).
 DEPTH_MAX = 8
-#: Binary readings are 0 or 1; at or above this a binary sensor is active.
-ACTIVE_AT = 0.5
 #: Float timestamps: 0.1 + 0.2 is not 0.3.  A nanosecond of slack.
 EPSILON = 1e-9
 
@@ -88,7 +87,7 @@ class Leaf:
     def truth(self, latest: float, rate: float | None) -> bool | None:
         """Whether it holds for the sensor's latest value and rate (None: unknown)."""
         if self.test == "active":
-            return (latest >= ACTIVE_AT) == self.value
+            return (latest >= BINARY_THRESHOLD) == self.value
         if self.test in RATES:
             if rate is None:
                 return None

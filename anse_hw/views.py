@@ -37,12 +37,15 @@ def snapshot_extras(config: Config) -> dict[str, Any]:
             {
                 "name": r.name,
                 "sensor": r.sensor,
-                "actuator": r.actuator,
+                "actuator": r.actuators[0],
                 "command": r.command,
                 "below": r.below,
                 "above": r.above,
                 "condition": r.condition,
                 "guard": r.guard,
+                "sensors": sorted(r.sensors),
+                "actuators": list(r.actuators),
+                "for": r.when.hold,
             }
             for r in config.reflexes
         ],

@@ -227,10 +227,11 @@ class SilenceMonitor:
     A tick changes something only when a sensor that is neither stale nor
     faulted has gone longer than its max_age without a valid reading (it goes
     stale, and a guard stops its actuators), or a manual hold's deadline has
-    passed.  On any other tick `check_silence` finds nothing to do (it only
-    refreshes the heartbeat, which no decision reads).  So rather than tick
-    through a gap of 1e9 s ten thousand million times, the monitor jumps to the
-    first tick at which one of those is due; the decisions are the same."""
+    passed, or a reflex's for: runs out.  On any other tick `check_silence`
+    finds nothing to do (it only refreshes the heartbeat, which no decision
+    reads).  So rather than tick through a gap of 1e9 s ten thousand million
+    times, the monitor jumps to the first tick at which one of those is due;
+    the decisions are the same."""
 
     def __init__(self, engine: Engine, clock: VirtualClock) -> None:
         self.engine = engine
@@ -262,6 +263,9 @@ class SilenceMonitor:
             for hold in self.engine.holds.values()
             if hold.deadline is not None
         ]
+        due = self.engine.next_due()  # a for: running out between readings
+        if due is not None:
+            ticks.append(self._first_tick(lambda t: due <= t, due))
         return min(ticks, default=None)
 
     def _first_tick(self, due: Callable[[float], bool], estimate: float) -> int:

@@ -4,6 +4,7 @@ will do before it drives anything."""
 
 from __future__ import annotations
 
+from anse_hw.config.rules import budget
 from anse_hw.model import Config, MqttConfig
 
 __all__ = ["describe"]
@@ -33,7 +34,14 @@ def describe(config: Config) -> str:
     out.append("reflexes:")
     for r in config.reflexes:
         role = "guard" if r.guard else "resume"
-        out.append(f"  {r.name}: {r.sensor} {r.condition} -> {r.command} {r.actuator} ({role})")
+        # The one-line form's text names the kind ("distance < 10cm"): say which sensor.
+        said = r.condition if r.sensor is None else f"{r.sensor} {r.condition}"
+        out.append(f"  {r.name}: {said} -> {r.command} {', '.join(r.actuators)} ({role})")
+    out.append("stop-delay budget (what filters and for: add to a guard's stop):")
+    for r in config.reflexes:
+        if r.guard:
+            spent = budget(r, list(config.sensors))
+            out.append(f"  {r.name}: {spent.breakdown}; max_delay {r.max_delay * 1000:g} ms")
     if config.mqtt:
         out.append(_mqtt(config.mqtt))
     watched = sorted(config.watched_sensors())

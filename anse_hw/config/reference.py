@@ -40,7 +40,11 @@ SECTIONS = (
     ("recording", "Recording is on when the section is there.", RECORDING_OPTIONS),
     ("sensors[]", "Each sensor, plus the keys of its driver (below).", SENSOR_COMMON),
     ("actuators[]", "Each actuator, plus the keys of its driver (below).", ACTUATOR_COMMON),
-    ("reflexes[]", "Each reflex: exactly one of below, above or active.", REFLEX_OPTIONS),
+    (
+        "reflexes[]",
+        "Each reflex: sensor with exactly one of below, above or active, or when:.",
+        REFLEX_OPTIONS,
+    ),
 )
 
 
