@@ -24,7 +24,7 @@ from anse_hw.conditions import Evaluator
 from anse_hw.errors import Refused
 from anse_hw.metrics import EngineStats
 from anse_hw.model import Config, ReflexConfig
-from anse_hw.operator import Decision, Hold, Operator
+from anse_hw.operator import ESTOP_INPUT, Decision, Hold, Operator
 from anse_hw.readings import ActuatorDriver, Sample, SensorDriver
 from anse_hw.worldmodel import WorldModel
 
@@ -437,6 +437,25 @@ class Engine:
             if batch:
                 self._send(batch)
             return decision.reply(self.world.actuators)
+
+    def estop_circuit(self, opened: bool) -> bool:
+        """The hardwired E-stop circuit changed (from gpiozero's edge callback).
+        Opening latches the E-stop at once, under the reflexes' lock, and
+        holds its events like an operator's `hold` (True: the caller writes
+        the latch and calls `release`).  Closing only allows a reset."""
+        batch: list[dict[str, Any]] = []
+        with self._lock:
+            self.desk.circuit_open = opened
+            latching = opened
+            if latching:
+                self._carry_out(self.desk.estop("the hardwired E-stop", ESTOP_INPUT), batch)
+                self._holding += 1
+            else:
+                log.info("hardwired E-stop circuit closed: POST /api/reset releases the latch")
+                self._emit_world(batch)
+            if batch:
+                self._send(batch)
+        return latching
 
     def _carry_out(self, decision: Decision, batch: list) -> None:
         """An operator decision, on the reflexes' path: its event, then its drives."""

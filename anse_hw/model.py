@@ -25,6 +25,7 @@ from anse_hw.kinds import ACTUATOR_KINDS, SENSOR_KINDS, STOPPED, SensorKind
 from anse_hw.options import (
     REQUIRED,
     a_path,
+    bcm_pin,
     credential_problem,
     host_problem,
     in_range,
@@ -46,6 +47,7 @@ __all__ = [
     "MAX_AGE_RANGE",
     "ActuatorConfig",
     "Config",
+    "EstopConfig",
     "GpioConfig",
     "MqttConfig",
     "RecordingConfig",
@@ -163,6 +165,15 @@ class GpioConfig:
         'pin_factory: mock — drive input pins from this JSON file ({"GPIO5": 0})',
         a_path,
     )
+
+
+@dataclass(frozen=True)
+class EstopConfig:
+    """A hardwired E-stop: a normally-closed button (or a chain of them)
+    between the pin and GND, with the pull-up on.  The pin reading high, the
+    button pressed or the wire cut, latches the E-stop."""
+
+    pin: int = setting(help="BCM number of the input the circuit holds low", check=bcm_pin)
 
 
 @dataclass(frozen=True)
@@ -321,6 +332,9 @@ class Config:
         "where the daemon keeps what outlives a run (default: $STATE_DIRECTORY, "
         "/var/lib/anse-hw for root, else ~/.local/state/anse-hw)",
         a_path,
+    )
+    estop: EstopConfig | None = setting(
+        None, "a hardwired E-stop input (absent: only the dashboard's and MQTT's E-stop)"
     )
     mqtt: MqttConfig | None = setting(None, "publish to an MQTT broker (absent: off)")
     recording: RecordingConfig | None = setting(

@@ -23,6 +23,7 @@ def world_data(
     """The world model as the stream shows it, with the operator's latch."""
     data = world.snapshot(now)
     data["estop_latched"] = operator.latched
+    data["estop_circuit"] = {None: None, True: "open", False: "closed"}[operator.circuit_open]
     data["estop_durable"] = operator.durable
     data["last_stop"] = last_stop
     return data
@@ -49,6 +50,7 @@ def snapshot_extras(config: Config) -> dict[str, Any]:
             }
             for r in config.reflexes
         ],
+        "estop_input": {"pin": config.estop.pin} if config.estop else None,
         "actuator_kinds": {
             a.name: {"type": a.type, "safe": a.safe_state} for a in config.actuators
         },

@@ -25,6 +25,12 @@ def describe(config: Config) -> str:
             f"  {sensor.name}: {sensor.type} via {sensor.driver} every {sensor.interval:g}s,"
             f" stale after {sensor.max_age:g}s ({_options(sensor.options)})"
         )
+    out.append(
+        f"estop: hardwired on GPIO{config.estop.pin} (normally closed to GND; open latches)"
+        if config.estop
+        else "estop: no hardwired E-stop configured (estop: {pin: N}); only the "
+        "dashboard's and MQTT's"
+    )
     out.append("actuators:")
     for act in config.actuators:
         out.append(

@@ -15,6 +15,7 @@ from typing import Any
 
 from anse_hw.config.schema import (
     ACTUATOR_COMMON,
+    ESTOP_OPTIONS,
     GPIO_OPTIONS,
     MQTT_OPTIONS,
     RECORDING_OPTIONS,
@@ -36,6 +37,7 @@ COMMAND = "python -m anse_hw.config.reference > docs/configuration.md"
 SECTIONS = (
     ("server", "", SERVER_OPTIONS),
     ("gpio", "", GPIO_OPTIONS),
+    ("estop", "A hardwired E-stop is on when the section is there.", ESTOP_OPTIONS),
     ("mqtt", "MQTT is on when the section is there (`mqtt: {}` for every default).", MQTT_OPTIONS),
     ("recording", "Recording is on when the section is there.", RECORDING_OPTIONS),
     ("sensors[]", "Each sensor, plus the keys of its driver (below).", SENSOR_COMMON),

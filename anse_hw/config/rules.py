@@ -13,7 +13,7 @@ from typing import Any
 from anse_hw.budget import Budget, stop_delay
 from anse_hw.config.schema import Checker
 from anse_hw.drivers import registry
-from anse_hw.model import ActuatorConfig, ReflexConfig, SensorConfig
+from anse_hw.model import ActuatorConfig, EstopConfig, ReflexConfig, SensorConfig
 from anse_hw.options import bcm_pin
 
 __all__ = ["budget", "check_across"]
@@ -26,11 +26,12 @@ def check_across(
     sensors: list[tuple[tuple, SensorConfig]],
     actuators: list[tuple[tuple, ActuatorConfig]],
     reflexes: list[tuple[tuple, ReflexConfig]],
+    estop: EstopConfig | None = None,
 ) -> None:
     """Every cross-item rule, each problem reported through `check`."""
     for placed in (sensors, actuators, reflexes):
         _unique(check, placed)
-    _pins_used_once(check, [*sensors, *actuators])
+    _pins_used_once(check, [*sensors, *actuators], estop)
     _shared_devices(check, sensors)
     _no_overlapping_pairs(check, reflexes)
     _within_budget(check, [s for _, s in sensors], reflexes)
@@ -100,8 +101,8 @@ def _unique(check: Checker, placed: Placed) -> None:
         seen.add(item.name)
 
 
-def _pins_used_once(check: Checker, placed: Placed) -> None:
-    owners: dict[int, str] = {}
+def _pins_used_once(check: Checker, placed: Placed, estop: EstopConfig | None) -> None:
+    owners: dict[int, str] = {estop.pin: "estop.pin"} if estop else {}
     for at, device in placed:
         sensor = isinstance(device, SensorConfig)
         drivers = registry.SENSOR_DRIVERS if sensor else registry.ACTUATOR_DRIVERS

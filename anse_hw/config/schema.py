@@ -19,6 +19,7 @@ from anse_hw.drivers import registry
 from anse_hw.model import (
     ActuatorConfig,
     Config,
+    EstopConfig,
     GpioConfig,
     MqttConfig,
     RecordingConfig,
@@ -32,6 +33,7 @@ from anse_hw.options import REQUIRED, Option
 __all__ = [
     "ACTIVE",
     "ACTUATOR_COMMON",
+    "ESTOP_OPTIONS",
     "GPIO_OPTIONS",
     "MQTT_OPTIONS",
     "RECORDING_OPTIONS",
@@ -79,6 +81,7 @@ def options_of(cls: type, **help: str) -> tuple[Option, ...]:
 
 SERVER_OPTIONS = options_of(ServerConfig)
 GPIO_OPTIONS = options_of(GpioConfig)
+ESTOP_OPTIONS = options_of(EstopConfig)
 MQTT_OPTIONS = options_of(MqttConfig)
 RECORDING_OPTIONS = options_of(RecordingConfig)
 #: Keys whose values are structures the core's own parsers check (anse_hw.filters,
