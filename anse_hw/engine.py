@@ -72,6 +72,8 @@ class Engine:
         max_age = {s.name: s.max_age for s in config.sensors}
         self.evaluators = {r.name: Evaluator(r.when, max_age) for r in config.reflexes}
         self.by_name = {r.name: r for r in config.reflexes}
+        #: When each actuator last changed state (for min_on/min_off).
+        self.changed_at: dict[str, float] = {}
         self.world = WorldModel(config, clock())
         self._lock = threading.Lock()
         self._seq = 0
@@ -113,10 +115,12 @@ class Engine:
     def prepare(self) -> None:
         """S1: every actuator is in its safe state before the first reading can arrive."""
         with self._lock:
+            now = self.clock()
             for name, actuator in self.actuators.items():
                 actuator.drive(actuator.safe_state)
                 self.world.actuators[name] = actuator.state
-            now = self.clock()
+                # A restart is a change: a compressor rests its min_off first.
+                self.changed_at[name] = now
             for state in self.world.sensors.values():
                 state.since = now
 
@@ -254,6 +258,13 @@ class Engine:
             if verdict.fires:
                 self._reflex_phase(self.by_name[reflex_name], batch)
 
+    def _resting(self, name: str) -> bool:
+        """`name` changed state less than its min_on/min_off ago.  Only a move
+        out of the safe state asks: a change to it is never delayed."""
+        rest = self.config_actuators[name].rest(self.world.actuators[name])
+        since = self.changed_at.get(name)
+        return rest > 0 and since is not None and self.clock() - since < rest
+
     def next_due(self) -> float | None:
         """The earliest moment a pending for: runs out (None: none pending)."""
         return min(
@@ -266,8 +277,13 @@ class Engine:
         not already there (a move only where nothing holds it back)."""
         targets = [a for a in reflex.actuators if self.world.actuators[a] != reflex.target]
         if not reflex.guard:
-            # E-stop latched, an operator holds it, or a guard is not clear
-            targets = [a for a in targets if not self.desk.keeps(a) and self.world.clear_for(a)]
+            # E-stop latched, an operator holds it, a guard is not clear, or
+            # it has not rested its min_on/min_off
+            targets = [
+                a
+                for a in targets
+                if not self.desk.keeps(a) and self.world.clear_for(a) and not self._resting(a)
+            ]
         if not targets:
             return
         self.world.last_reflex = reflex.name
@@ -286,6 +302,7 @@ class Engine:
         if actuator.state == target and self.world.actuators[name] == target:
             return
         actuator.drive(target)
+        self.changed_at[name] = self.clock()
         self.stats.changes[(name, actuator.state)] += 1
         self._made_safe = self._made_safe or safe
         if safe:

@@ -21,7 +21,7 @@ from typing import Any
 from anse_hw.budget import MAX_DELAY
 from anse_hw.conditions import Condition, Leaf
 from anse_hw.filters import FilterChain
-from anse_hw.kinds import ACTUATOR_KINDS, SENSOR_KINDS, STOPPED, SensorKind
+from anse_hw.kinds import ACTUATOR_KINDS, OFF, ON, SENSOR_KINDS, STOPPED, SensorKind
 from anse_hw.options import (
     REQUIRED,
     a_path,
@@ -264,7 +264,23 @@ class ActuatorConfig:
         key="safe",
         yaml_default=WORKED_OUT,
     )
+    min_on: float = setting(
+        0.0,
+        "output: seconds it stays on before a reflex may turn it off (0 to 3600; never "
+        "delays its safe state, so with safe: off it cannot hold it on)",
+        seconds(0, 3600),
+    )
+    min_off: float = setting(
+        0.0,
+        "output: seconds it stays off before a reflex may turn it on (0 to 3600; never "
+        "delays its safe state, so with safe: on it cannot hold it off)",
+        seconds(0, 3600),
+    )
     options: dict[str, Any] = field(default_factory=dict)
+
+    def rest(self, state: str) -> float:
+        """How long it must stay in `state` before a reflex may change it."""
+        return {ON: self.min_on, OFF: self.min_off}.get(state, 0.0)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -276,3 +276,31 @@ def test_a_stale_sensor_in_a_compound_guard_puts_both_motors_in_their_safe_state
     assert "sensor_timeout" in robot.fired()
     robot.read("front", 50, 0.7)
     assert robot.state("left_motor") == "STOPPED", "the bumper is still silent"
+
+
+RELAY = """
+sensors:
+  - {name: tank_temp, type: temperature, driver: sim, interval: 1, max_age: 100}
+actuators:
+  - {name: compressor, type: output, driver: sim, min_on: 10, min_off: 30}
+reflexes:
+  - {name: cool, sensor: tank_temp, above: 30, actuator: compressor, command: "on"}
+  - {name: cooled, sensor: tank_temp, below: 25, actuator: compressor, command: "off"}
+"""
+
+
+def test_min_off_holds_a_relay_off_and_a_guard_still_turns_it_off_at_once():
+    robot = Robot(RELAY)
+    robot.read("tank_temp", 35, 29.0)
+    assert robot.state("compressor") == "OFF", "off since the start: it rests 30 s first"
+    robot.read("tank_temp", 35, 30.0)
+    assert robot.state("compressor") == "ON"
+    robot.read("tank_temp", 20, 31.0)  # min_on 10 never delays the safe state
+    assert robot.state("compressor") == "OFF"
+    robot.read("tank_temp", 35, 32.0)
+    robot.read("tank_temp", 35, 60.9)
+    assert robot.state("compressor") == "OFF", "on again before its 30 s off"
+    robot.read("tank_temp", 35, 61.0)
+    assert robot.state("compressor") == "ON"
+    robot.read("tank_temp", 20, 62.0)
+    assert robot.state("compressor") == "OFF"

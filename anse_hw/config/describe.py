@@ -33,8 +33,13 @@ def describe(config: Config) -> str:
     )
     out.append("actuators:")
     for act in config.actuators:
+        rests = "".join(
+            f", {key} {value:g}s"
+            for key, value in (("min_on", act.min_on), ("min_off", act.min_off))
+            if value
+        )
         out.append(
-            f"  {act.name}: {act.type} via {act.driver}, safe {act.safe_state} "
+            f"  {act.name}: {act.type} via {act.driver}, safe {act.safe_state}{rests} "
             f"({_options(act.options)})"
         )
     out.append("reflexes:")

@@ -126,11 +126,17 @@ def actuator(check: Checker, path: tuple, item: Any) -> ActuatorConfig | None:
             f"'{values['safe']}' must be one of {', '.join(kind.safe)} for a {kind.name}",
         )
         return None
+    for key in ("min_on", "min_off"):
+        if values[key] and values["type"] != "output":
+            check.problem((*path, key), f"is for outputs; a {kind.name} has no on and off")
+            return None
     return ActuatorConfig(
         name=values["name"],
         type=values["type"],
         driver=cls.DRIVER,
         safe_state=kind.safe_state(values["safe"]),
+        min_on=values["min_on"],
+        min_off=values["min_off"],
         options=options,
     )
 
