@@ -99,6 +99,7 @@ class Engine:
         self.record_reading: Callable[[str, Sample, float], None] | None = None
         self.record_fault: Callable[[str, str, bool], None] | None = None
         self._made_safe = False  # set by the actuator phase, for the stop latency
+        self._changed = False  # an actuator changed on this reading (for --debug)
 
     @property
     def latched(self) -> bool:
@@ -140,7 +141,7 @@ class Engine:
         batch: list[dict[str, Any]] = []
         with self._lock:
             for name, actuator in self.actuators.items():
-                self._actuator_phase(name, actuator.safe_state, batch)
+                self._actuator_phase(name, actuator.safe_state, batch, why=reason)
             if batch:
                 self._send(batch)
         if batch:
@@ -180,13 +181,14 @@ class Engine:
         if self.record_reading is not None:
             self.record_reading(name, sample, received)
         batch: list[dict[str, Any]] = []
+        changed = False
         with self._lock:
             state = self.world.sensors[name]
             value = sample.value
             if not sample.valid or not state.kind.plausible(value):
                 state.invalid += 1  # S3: never a value, never fresh
                 return
-            self._made_safe = False
+            self._made_safe = self._changed = False
             taken = received if sample.taken is None else min(sample.taken, received)
             # A for: that came due before this reading fires as it would have
             # at its moment, whoever (the monitor or this reading) gets here first.
@@ -208,7 +210,8 @@ class Engine:
             # Under the lock so batches keep seq order; publish only queues.
             if batch:
                 self._send(batch)
-        if self.debug and len(batch) > 2:
+            changed = self._changed
+        if self.debug and changed:  # also with nobody connected (no batch)
             log.debug(
                 "[reflex] %s: %g%s → actuator driven %.3f ms after the reading",
                 name,
@@ -285,16 +288,25 @@ class Engine:
                 if not self.desk.keeps(a) and self.world.clear_for(a) and not self._resting(a)
             ]
         if not targets:
+            log.debug("%s fired without changing anything (%s)", reflex.name, reflex.condition)
             return
         self.world.last_reflex = reflex.name
         self.stats.firings[reflex.name] += 1
         self._emit(
             batch, events.REFLEX, events.reflex_data(reflex.name, reflex.condition, **reading)
         )
+        why = reflex.condition
+        if reading:
+            unit = self.kinds[reading["sensor"]].unit
+            why += f"; {reading['sensor']} read {reading['value']:g}{unit}"
         for actuator in targets:
-            self._actuator_phase(actuator, reflex.target, batch, cause=reflex.name)
+            self._actuator_phase(actuator, reflex.target, batch, cause=reflex.name, why=why)
 
-    def _actuator_phase(self, name: str, target: str, batch: list, cause: str = "") -> None:
+    def _actuator_phase(
+        self, name: str, target: str, batch: list, cause: str = "", why: str = ""
+    ) -> None:
+        """Drive `name` to `target` (if it is not there), and say which reflex
+        or operator (`cause`) did it and on what condition (`why`)."""
         actuator = self.actuators[name]
         safe = target == actuator.safe_state
         if safe:
@@ -303,6 +315,8 @@ class Engine:
             return
         actuator.drive(target)
         self.changed_at[name] = self.clock()
+        self._changed = True
+        log.info("%s %s by %s (%s)", name, actuator.state, cause or "shutdown", why)
         self.stats.changes[(name, actuator.state)] += 1
         self._made_safe = self._made_safe or safe
         if safe:
@@ -374,7 +388,9 @@ class Engine:
             for guard in self.world.guards:
                 if name in guard.sensors:
                     for actuator in guard.actuators:
-                        self._actuator_phase(actuator, guard.target, batch, cause=reflex)
+                        self._actuator_phase(
+                            actuator, guard.target, batch, cause=reflex, why=condition
+                        )
 
     def _restart(self, name: str) -> None:
         """After a fault or silence, readings from before the gap shape no new
@@ -482,7 +498,13 @@ class Engine:
             self.world.last_reflex = decision.event["reflex_name"]
         self._emit(batch, events.REFLEX, decision.event)
         for name, target in decision.drive:
-            self._actuator_phase(name, target, batch, cause=decision.event["reflex_name"])
+            self._actuator_phase(
+                name,
+                target,
+                batch,
+                cause=decision.event["reflex_name"],
+                why=decision.event["condition"],
+            )
 
     def release(self, durable: bool | None) -> None:
         """End one `hold`: `durable` says whether the write got the latch to

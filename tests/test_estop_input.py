@@ -73,6 +73,9 @@ def test_opening_the_circuit_latches_every_actuator_safe_reset_waits_for_it_to_c
     stream.wait_state("MOVING", after=mark)
     reading_first = [e["type"] for e in stream.events[mark:]]
     assert reading_first.index("sensor") < reading_first.index("actuator")
+    log = daemon.log()
+    assert "movement STOPPED by estop_input (emergency stop from the hardwired E-stop)" in log
+    assert "movement MOVING by go (distance > 15cm; front read 50cm)" in log
 
 
 def test_a_circuit_open_at_start_comes_up_latched(start_daemon, watch, tmp_path):

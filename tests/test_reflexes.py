@@ -8,6 +8,7 @@ readings carry their time, so every "not before" below is exact.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from anse_hw import config as configuration
@@ -304,3 +305,22 @@ def test_min_off_holds_a_relay_off_and_a_guard_still_turns_it_off_at_once():
     assert robot.state("compressor") == "ON"
     robot.read("tank_temp", 20, 62.0)
     assert robot.state("compressor") == "OFF"
+
+
+def test_every_change_is_logged_at_info_with_its_reflex_and_a_firing_that_changes_nothing_at_debug(
+    caplog,
+):
+    caplog.set_level(logging.DEBUG, logger="anse_hw.engine")
+    robot = Robot(TWO_MOTORS)
+    robot.read("bumper", 0, 0.0)
+    robot.read("front", 50, 0.0)
+    robot.read("front", 8.5, 0.1)
+    robot.read("front", 8, 0.2)
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    why = "front < 10cm or bumper active; front read 8.5cm"
+    assert ("INFO", f"left_motor STOPPED by guard ({why})") in said
+    assert ("INFO", f"right_motor STOPPED by guard ({why})") in said
+    assert (
+        "DEBUG",
+        "guard fired without changing anything (front < 10cm or bumper active)",
+    ) in said
