@@ -39,6 +39,7 @@ from anse_hw.config import yamlfile
 from anse_hw.engine import Engine
 from anse_hw.errors import FAILURE, OK, ConfigError, DriverError
 from anse_hw.model import Config
+from anse_hw.operator import ESTOP_INPUT
 from anse_hw.readings import Sample, SensorDriver
 from anse_hw.recording import Decision, Reading, Summary
 
@@ -203,7 +204,13 @@ def deliver(r: Reading, on_sample: Callable, on_fault: Callable) -> None:
 
 
 def _compared(decision: Decision | None) -> bool:
-    return decision is not None and not decision[1].startswith("operator_")
+    """Reflex and actuator decisions; not an operator's, nor the hardwired
+    E-stop's (replay has neither the operator nor the button)."""
+    return (
+        decision is not None
+        and not decision[1].startswith("operator_")
+        and decision[1] != ESTOP_INPUT
+    )
 
 
 # -- --verify -----------------------------------------------------------------

@@ -155,6 +155,7 @@ def build(
         raise ConfigError(check.problems)
     if sim:
         sensors, actuators = items.simulated(sensors), items.simulated(actuators)
+        estop = None  # no real pins under --sim; the dashboard's E-stop remains
     return Config(
         source=source,
         robot_id=found_robot_id,

@@ -28,8 +28,8 @@ def describe(config: Config) -> str:
     out.append(
         f"estop: hardwired on GPIO{config.estop.pin} (normally closed to GND; open latches)"
         if config.estop
-        else "estop: no hardwired E-stop configured (estop: {pin: N}); only the "
-        "dashboard's and MQTT's"
+        else "estop: no hardwired E-stop configured (estop: {pin: N}; --sim never opens "
+        "one); only the dashboard's and MQTT's"
     )
     out.append("actuators:")
     for act in config.actuators:
