@@ -33,6 +33,7 @@ def snapshot_extras(config: Config) -> dict[str, Any]:
     """What only the snapshot a new client gets carries: the reflexes, so a
     dashboard can draw the thresholds without a second request, and each
     actuator's kind and safe state."""
+    units = {s.name: s.kind.unit for s in config.sensors}
     return {
         "reflexes": [
             {
@@ -47,6 +48,7 @@ def snapshot_extras(config: Config) -> dict[str, Any]:
                 "sensors": sorted(r.sensors),
                 "actuators": list(r.actuators),
                 "for": r.when.hold,
+                "parts": [leaf.text(units) for leaf in r.when.leaves],
             }
             for r in config.reflexes
         ],

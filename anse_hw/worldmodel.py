@@ -118,4 +118,12 @@ class WorldModel:
                 }
                 for name, s in self.sensors.items()
             },
+            "verdicts": {
+                name: {
+                    "holds": v.state,
+                    "parts": list(v.leaves),
+                    "for_progress": round(v.progress, 3),
+                }
+                for name, v in self.verdicts.items()
+            },
         }

@@ -7,8 +7,10 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import pytest
+
 from anse_hw import recording
-from tests.conftest import run_cli, wait_for, write_config
+from tests.conftest import run_cli, text, wait_for, write_config
 from tests.test_recording import anse, one_file, stop_made_a_move
 
 GUARDED = """
@@ -138,3 +140,39 @@ def test_replay_verify_reproduces_filtered_compound_decisions_and_catches_an_edi
     result = anse("replay", str(edited), "--verify", tmp_path=tmp_path)
     assert result.returncode == 1
     assert "differs: recorded ('actuator', 'right_motor', 'MOVING')" in result.stderr
+
+
+DASHBOARD = """
+server: {host: 127.0.0.1, port: 0}
+sensors:
+  - {name: front, driver: sim, interval: 0.05, profile: constant, value: 30}
+actuators:
+  - {name: buzzer, type: output, driver: sim}
+reflexes:
+  - name: warn
+    when: {all: [{sensor: front, below: 60}, {sensor: front, above: 40}]}
+    for: 0.2
+    actuators: [buzzer]
+    command: "on"
+  - {name: wait, sensor: front, below: 60, for: 100, actuator: buzzer, command: "on"}
+"""
+
+
+@pytest.mark.browser
+def test_the_dashboard_shows_a_reflexs_whole_condition_which_part_holds_and_for_progress(
+    start_daemon, page
+):
+    port = start_daemon(DASHBOARD).port
+    page.goto(f"http://127.0.0.1:{port}/")
+    row = "[data-reflex='warn']"
+    page.wait_for_selector(f"{row} .verdict")
+    assert "front < 60cm and front > 40cm for 0.2s → on buzzer" in text(page, row)
+    assert page.locator(f"{row} .part[data-holds=true]").inner_text() == "✓ front < 60cm"
+    assert page.locator(f"{row} .part[data-holds=false]").inner_text() == "✗ front > 40cm"
+    assert text(page, f"{row} .for-progress") == "for 0.2s: 0%"
+    page.wait_for_function(
+        "() => Number(document.querySelector(\"[data-reflex='wait'] .for-progress\")"
+        "?.dataset.progress) > 0"
+    )
+    assert text(page, "#estop-input") == "no hardwired E-stop"
+    assert page.errors == []
