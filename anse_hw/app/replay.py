@@ -6,8 +6,8 @@ one: `--config` shows what a different threshold would have done).  Live, it
 is a daemon like any other, dashboard and all.  `--verify` runs on a virtual
 clock as fast as it can, ticking the silence monitor between readings as the
 real one would, and compares every reflex and actuator decision with the
-recorded ones; operator commands are not readings, so `operator_*` decisions
-are left out of the comparison.
+recorded ones; operator commands and the hardwired E-stop are not readings,
+so `operator_*` and `estop_input` decisions are left out of the comparison.
 
 Files are read as streams (see anse_hw.recording): a first pass checks the
 whole file and finds its span and sensors, so that a damaged file, a window
