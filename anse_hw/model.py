@@ -307,7 +307,6 @@ class ReflexConfig:
     actuators: tuple[str, ...] = ()
     #: Human text for the wire, as the seed writes it: "distance < 10cm".
     condition: str = ""
-    kind: SensorKind = SENSOR_KINDS["distance"]
     #: The state the command drives the actuators to.
     target: str = STOPPED
     #: It drives its actuators to their safe state: its sensors guard them

@@ -176,9 +176,9 @@ def _known_actuators(
 
 def _condition(
     check: Checker, path: tuple, values: dict, sensors: list[SensorConfig]
-) -> tuple[Condition, str, SensorKind] | None:
+) -> tuple[Condition, str] | None:
     """The reflex's condition (from `when:` or the one-line form, with its
-    `for:`), its text for the wire and the kind of its first sensor."""
+    `for:`) and its text for the wire."""
     kinds = {s.name: s.kind for s in sensors}
     one_line_keys = [k for k in ("sensor", "below", "above", "active") if values[k] is not None]
     try:
@@ -195,9 +195,7 @@ def _condition(
                 values["when"], (*path, "when"), {n: k.binary for n, k in kinds.items()}
             )
             condition = Condition(root, hold)
-            units = {n: k.unit for n, k in kinds.items()}
-            first = kinds[condition.leaves[0].sensor]
-            return condition, condition.text(units), first
+            return condition, condition.text({n: k.unit for n, k in kinds.items()})
     except SpecError as exc:
         check.problem(exc.path, exc.reason)
         return None
@@ -221,7 +219,7 @@ def _condition(
     condition = Condition(leaf, hold)
     # The seed's wire text names a numeric sensor by its kind: "distance < 10cm".
     names = {} if kind.binary else {values["sensor"]: kind.name}
-    return condition, condition.text({values["sensor"]: kind.unit}, names), kind
+    return condition, condition.text({values["sensor"]: kind.unit}, names)
 
 
 def reflex(
@@ -238,7 +236,7 @@ def reflex(
     built = _condition(check, path, values, sensors)
     if driven is None or built is None or values["name"] is None or values["command"] is None:
         return None
-    condition, text, kind = built
+    condition, text = built
     targets = set()
     for act in driven:
         commands = ACTUATOR_KINDS[act.type].commands
@@ -269,7 +267,6 @@ def reflex(
         when=condition,
         actuators=tuple(a.name for a in driven),
         condition=text,
-        kind=kind,
         target=target,
         guard=guard,
     )
