@@ -25,11 +25,18 @@ from typing import TYPE_CHECKING, Any
 
 from anse_hw import __version__, statefile
 from anse_hw.app import realtime, safestop
-from anse_hw.app.devices import build_actuators, build_sensors, close_all, open_pin_factory
+from anse_hw.app.devices import (
+    build_actuators,
+    build_estop,
+    build_sensors,
+    close_all,
+    open_pin_factory,
+)
 from anse_hw.app.guardian import Guardian, GuardianError
 from anse_hw.app.logsetup import say_now
 from anse_hw.app.sdnotify import Notifier
 from anse_hw.config import describe
+from anse_hw.drivers.estop import EstopInput
 from anse_hw.engine import Engine
 from anse_hw.errors import FAILURE, OK, DriverError
 from anse_hw.model import ANY_ADDRESS, Config, RecordingConfig
@@ -132,6 +139,7 @@ class Stack:
     bridge: MqttBridge | None
     server: Server | None = None
     mqtt: asyncio.Task | None = None
+    estop: EstopInput | None = None
 
 
 class Daemon:
@@ -231,6 +239,11 @@ class Daemon:
         except Exception:
             close_all(actuators.values())
             raise
+        try:
+            estop = build_estop(self.config, pin_factory)
+        except Exception:
+            close_all((*actuators.values(), *sensors.values()))
+            raise
         bridge = None
         if self.config.mqtt:
             from anse_hw.mqtt.bridge import MqttBridge
@@ -245,10 +258,14 @@ class Daemon:
             stats=lambda: self.engine.stats_copy(),
             mqtt=bridge.state if bridge else None,
         )
-        stack = Stack(hub, bridge)
+        stack = Stack(hub, bridge, estop=estop)
         self.engine = self._engine(sensors, actuators, stack)
         for name, device in (*sensors.items(), *actuators.items()):
             log.info("✓ %s: %s", name, device.describe())
+        if estop:
+            log.info("✓ estop: %s", estop.describe())
+        else:
+            log.info("No hardwired E-stop (estop: {pin: N}): only the dashboard's and MQTT's")
         return stack
 
     def _engine(
@@ -297,6 +314,8 @@ class Daemon:
     async def _run_until_stopped(self, stack: Stack, api: ControlApi) -> None:
         """Start the engine, say where to connect, tell systemd, and wait for a stop."""
         self.engine.start()
+        if stack.estop:
+            stack.estop.start(lambda opened: self._estop_edge(api, opened))
         realtime.leave()  # the event loop itself stays an ordinary thread
         log.info("✓ Engine initialized, world model ready (actuators in their safe state)")
         if self.guardian:
@@ -314,12 +333,22 @@ class Daemon:
         if watchdog:
             watchdog.cancel()
 
+    def _estop_edge(self, api: ControlApi, opened: bool) -> None:
+        """The hardwired E-stop circuit changed (gpiozero's thread): the engine
+        latches at once; the latch is written to disk on the loop."""
+        if self.engine.estop_circuit(opened):
+            self._loop.call_soon_threadsafe(
+                lambda: self._loop.create_task(api.persist("estop_input"))
+            )
+
     async def _shut_down(self, stack: Stack) -> None:
         """Motors first, then the sinks, then the clients and the port."""
         self.notifier.notify("STOPPING=1")
         # Off the loop thread: if a wedged driver holds the engine, the loop
         # still handles a second signal (which forces the exit).
         await self._loop.run_in_executor(None, self.engine.close)
+        if stack.estop:
+            stack.estop.close()
         if stack.bridge:
             await stack.bridge.close(stack.mqtt)
         if self.recorder:

@@ -17,6 +17,7 @@ from typing import Any
 from anse_hw import files
 from anse_hw.config import items, rules, yamlfile
 from anse_hw.config.schema import (
+    ESTOP_OPTIONS,
     FOXGLOVE_OPTIONS,
     GPIO_OPTIONS,
     MQTT_OPTIONS,
@@ -30,6 +31,7 @@ from anse_hw.config.schema import (
 from anse_hw.errors import ConfigError
 from anse_hw.model import (
     Config,
+    EstopConfig,
     FoxgloveConfig,
     GpioConfig,
     MqttConfig,
@@ -145,7 +147,8 @@ def build(
             check.problem((key,), unknown(key, TOP_LEVEL))
     server = _server(check, data)
     gpio = _gpio(check, data)
-    sensors, actuators, reflexes = _items(check, data)
+    estop = _estop(check, data)
+    sensors, actuators, reflexes = _items(check, data, estop)
     found_state_dir = state_dir(check, data)
     found_robot_id = robot_id(check, data)
     mqtt = _mqtt(check, data, found_robot_id)
@@ -155,6 +158,7 @@ def build(
         raise ConfigError(check.problems)
     if sim:
         sensors, actuators = items.simulated(sensors), items.simulated(actuators)
+        estop = None  # no real pins under --sim; the dashboard's E-stop remains
     return Config(
         source=source,
         robot_id=found_robot_id,
@@ -163,6 +167,7 @@ def build(
         sensors=tuple(sensors),
         actuators=tuple(actuators),
         reflexes=tuple(reflexes),
+        estop=estop,
         state_dir=found_state_dir,
         mqtt=mqtt,
         recording=recording,
@@ -186,7 +191,14 @@ def _gpio(check: Checker, data: dict) -> GpioConfig:
     return GpioConfig(**gpio)
 
 
-def _items(check: Checker, data: dict) -> tuple[list, list, list]:
+def _estop(check: Checker, data: dict) -> EstopConfig | None:
+    if "estop" not in data:
+        return None
+    values = check.section(data, "estop", ESTOP_OPTIONS)
+    return EstopConfig(**values) if values and values["pin"] is not None else None
+
+
+def _items(check: Checker, data: dict, estop: EstopConfig | None) -> tuple[list, list, list]:
     """The sensors, actuators and reflexes that are valid on their own, after
     the rules between them have been checked."""
     sensor_items = check.items(data, "sensors")
@@ -209,7 +221,7 @@ def _items(check: Checker, data: dict) -> tuple[list, list, list]:
         for at, item in check.items(data, "reflexes")
         if (r := items.reflex(check, at, item, sensors, actuators))
     ]
-    rules.check_across(check, sensors_at, actuators_at, reflexes_at)
+    rules.check_across(check, sensors_at, actuators_at, reflexes_at, estop)
     return sensors, actuators, [r for _, r in reflexes_at]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from anse_hw.config.schema import (
     ACTUATOR_COMMON,
+    ESTOP_OPTIONS,
     FOXGLOVE_OPTIONS,
     GPIO_OPTIONS,
     MQTT_OPTIONS,
@@ -37,6 +38,7 @@ COMMAND = "python -m anse_hw.config.reference > docs/configuration.md"
 SECTIONS = (
     ("server", "", SERVER_OPTIONS),
     ("gpio", "", GPIO_OPTIONS),
+    ("estop", "A hardwired E-stop is on when the section is there.", ESTOP_OPTIONS),
     ("mqtt", "MQTT is on when the section is there (`mqtt: {}` for every default).", MQTT_OPTIONS),
     ("recording", "Recording is on when the section is there.", RECORDING_OPTIONS),
     (
@@ -47,7 +49,11 @@ SECTIONS = (
     ),
     ("sensors[]", "Each sensor, plus the keys of its driver (below).", SENSOR_COMMON),
     ("actuators[]", "Each actuator, plus the keys of its driver (below).", ACTUATOR_COMMON),
-    ("reflexes[]", "Each reflex: exactly one of below, above or active.", REFLEX_OPTIONS),
+    (
+        "reflexes[]",
+        "Each reflex: sensor with exactly one of below, above or active, or when:.",
+        REFLEX_OPTIONS,
+    ),
 )
 
 

@@ -84,6 +84,17 @@ class ControlApi:
         log.error("E-stop %s", warning)
         return {**result, "durable": False, "warning": warning}
 
+    async def persist(self, by: str) -> None:
+        """Write a latch the engine set and holds (the hardwired E-stop's),
+        then let its events out."""
+        durable = None
+        try:
+            durable, problem = await self._save(by)
+            if problem:
+                log.error("E-stop latch held in memory only: %s", problem)
+        finally:
+            self.engine().release(durable)
+
     async def save_at_start(self) -> None:
         """Write the latch the daemon starts with, once it is up (a daemon
         that fails to start leaves the file as it was)."""
