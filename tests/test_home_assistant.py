@@ -25,15 +25,6 @@ CONFIG_TOPIC = "homeassistant/device/robot1/config"
 
 
 @pytest.fixture
-def broker(tmp_path):
-    folder = tmp_path / "broker"
-    folder.mkdir()
-    mosquitto = Mosquitto(folder)
-    yield mosquitto
-    mosquitto.stop()
-
-
-@pytest.fixture
 def subscribers():
     made: list[Subscriber] = []
 

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import urllib.request
 
-import pytest
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
 from prometheus_client.parser import text_string_to_metric_families
 
 from anse_hw import __version__
-from tests.broker import Mosquitto
 from tests.conftest import KINDS, fast_sim_config, stalled_client, wait_for
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -37,15 +35,6 @@ def value(port: int, sample_name: str) -> float:
     return next(
         s.value for f in families(port).values() for s in f.samples if s.name == sample_name
     )
-
-
-@pytest.fixture
-def broker(tmp_path):
-    folder = tmp_path / "broker"
-    folder.mkdir()
-    mosquitto = Mosquitto(folder)
-    yield mosquitto
-    mosquitto.stop()
 
 
 def test_every_count_is_a_counter_and_every_level_a_gauge(broker, start_daemon):

@@ -23,15 +23,6 @@ from tests.serialdev import PtyDevice
 
 
 @pytest.fixture
-def broker(tmp_path):
-    folder = tmp_path / "broker"
-    folder.mkdir()
-    mosquitto = Mosquitto(folder)
-    yield mosquitto
-    mosquitto.stop()
-
-
-@pytest.fixture
 def subscribers():
     made: list[Subscriber] = []
 
