@@ -88,6 +88,23 @@ reflexes:
 """
 
 
+def wait_until_moving(name: str, pins: Path, where: str) -> None:
+    """Wait for the container's motor to run: forward is the PWM pin (speed 0.6),
+    enable is held high while it runs.  A container that exited instead raises
+    PortTaken when its port was taken (the caller tries another), else fails
+    with its log."""
+
+    def moving() -> bool:
+        if pin(pins, "GPIO17") == 0.6:
+            return True
+        if json.loads(podman("inspect", name).stdout)[0]["State"]["Running"]:
+            return False
+        logs = podman("logs", name).stderr
+        raise (PortTaken if "Address already in use" in logs else AssertionError)(logs)
+
+    wait_for(moving, 60, f"the motor to move in {where}", interval=0.5)
+
+
 def test_sigterm_to_the_container_stops_the_motor_and_exits_0(image, tmp_path):
     pins_dir = tmp_path / "pins"
     pins_dir.mkdir()
@@ -106,17 +123,7 @@ def test_sigterm_to_the_container_stops_the_motor_and_exits_0(image, tmp_path):
             "-v", f"{pins_dir}:/pins",
             image,
         )  # fmt: skip
-
-        def moving() -> bool:
-            # Forward is the PWM pin (speed 0.6); enable is held high while it runs.
-            if pin(pins, "GPIO17") == 0.6:
-                return True
-            if json.loads(podman("inspect", names[-1]).stdout)[0]["State"]["Running"]:
-                return False
-            logs = podman("logs", names[-1]).stderr
-            raise (PortTaken if "Address already in use" in logs else AssertionError)(logs)
-
-        wait_for(moving, 60, "the motor to move in the container", interval=0.5)
+        wait_until_moving(names[-1], pins, "the container")
         return port
 
     try:
@@ -236,16 +243,7 @@ def test_the_compose_hardening_runs_the_robot(image, tmp_path):
             "-v", f"{pins_dir}:/pins", "-v", f"{state}:/var/lib/anse-hw",
             image,
         )  # fmt: skip
-
-        def moving() -> bool:
-            if pin(pins, "GPIO17") == 0.6:
-                return True
-            if json.loads(podman("inspect", names[-1]).stdout)[0]["State"]["Running"]:
-                return False
-            logs = podman("logs", names[-1]).stderr
-            raise (PortTaken if "Address already in use" in logs else AssertionError)(logs)
-
-        wait_for(moving, 60, "the motor to move in the hardened container", interval=0.5)
+        wait_until_moving(names[-1], pins, "the hardened container")
         return port
 
     try:
