@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
-from anse_hw.kinds import BINARY_THRESHOLD
+from anse_hw.kinds import BINARY_THRESHOLD, SensorKind
 from anse_hw.shape import Path, SpecError, mapping, number, shown, unknown_key
 
 __all__ = [
@@ -301,12 +301,12 @@ def _combine(node: Node, truths: Iterator[bool | None]) -> bool | None:
 LEAF_EXAMPLE = "{sensor: front, below: 60}"
 
 
-def parse_when(raw: object, where: Path, binary: Mapping[str, bool]) -> Node:
-    """The tree from a reflex's `when:`.  `binary` maps every configured
-    sensor to whether it is binary: a name not in it is refused (with a
-    did-you-mean), and each test must suit the sensor's kind.  Thresholds
-    against the kind's range are the config layer's to check."""
-    return _node(raw, where, binary, 0)
+def parse_when(raw: object, where: Path, kinds: Mapping[str, SensorKind]) -> Node:
+    """The tree from a reflex's `when:`.  `kinds` maps every configured
+    sensor to its kind: a name not in it is refused (with a did-you-mean),
+    each test must suit the kind, and a `below`/`above` threshold must lie
+    inside what the kind can read — the same rules as the one-line form."""
+    return _node(raw, where, kinds, 0)
 
 
 def parse_hold(raw: object, where: Path) -> float:
@@ -317,14 +317,14 @@ def parse_hold(raw: object, where: Path) -> float:
     return seconds
 
 
-def _node(raw: object, path: Path, binary: Mapping[str, bool], depth: int) -> Node:
+def _node(raw: object, path: Path, kinds: Mapping[str, SensorKind], depth: int) -> Node:
     given = _mapping(raw, path, f"{{all: [...]}} or {LEAF_EXAMPLE}")
     if "all" in given or "any" in given:
-        return _group(given, path, binary, depth)
-    return _leaf(given, path, binary)
+        return _group(given, path, kinds, depth)
+    return _leaf(given, path, kinds)
 
 
-def _group(given: dict, path: Path, binary: Mapping[str, bool], depth: int) -> Group:
+def _group(given: dict, path: Path, kinds: Mapping[str, SensorKind], depth: int) -> Group:
     if "all" in given and "any" in given:
         raise ConditionSpecError(path, "expected all or any, not both: nest one inside the other")
     mode = "all" if "all" in given else "any"
@@ -339,33 +339,37 @@ def _group(given: dict, path: Path, binary: Mapping[str, bool], depth: int) -> G
             (*path, mode), f"expected a non-empty list of conditions, got {shown(parts)}"
         )
     return Group(
-        mode, tuple(_node(p, (*path, mode, i), binary, depth + 1) for i, p in enumerate(parts))
+        mode, tuple(_node(p, (*path, mode, i), kinds, depth + 1) for i, p in enumerate(parts))
     )
 
 
-def _leaf(given: dict, path: Path, binary: Mapping[str, bool]) -> Leaf:
+def _leaf(given: dict, path: Path, kinds: Mapping[str, SensorKind]) -> Leaf:
     for key in given:
         if key not in ("sensor", *TESTS, "rate_window"):
             raise ConditionSpecError(
                 (*path, key), unknown_key(key, ("sensor", *TESTS, "rate_window", "all", "any"))
             )
-    sensor = _sensor(given.get("sensor"), path, binary)
+    sensor = _sensor(given.get("sensor"), path, kinds)
     tests = [t for t in TESTS if t in given]
     if len(tests) != 1:
         got = " and ".join(tests) or "none"
         raise ConditionSpecError(path, f"expected exactly one of {', '.join(TESTS)}; got {got}")
     test = tests[0]
-    _suits(test, sensor, binary[sensor], (*path, test))
+    kind = kinds[sensor]
+    _suits(test, sensor, kind.binary, (*path, test))
     value = _threshold(test, given[test], (*path, test))
+    problem = kind.threshold_problem(test, value) if test in ("below", "above") else None
+    if problem:
+        raise ConditionSpecError((*path, test), problem)
     window = _window(given, test, path)
     return Leaf(sensor, test, value, window)
 
 
-def _sensor(raw: object, path: Path, binary: Mapping[str, bool]) -> str:
+def _sensor(raw: object, path: Path, kinds: Mapping[str, SensorKind]) -> str:
     if raw is None:
         raise ConditionSpecError(path, f"expected a sensor, like {LEAF_EXAMPLE}")
-    if not isinstance(raw, str) or raw not in binary:
-        raise ConditionSpecError((*path, "sensor"), unknown_key(str(raw), binary, "sensor"))
+    if not isinstance(raw, str) or raw not in kinds:
+        raise ConditionSpecError((*path, "sensor"), unknown_key(str(raw), kinds, "sensor"))
     return raw
 
 

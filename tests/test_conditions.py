@@ -23,9 +23,11 @@ from anse_hw.conditions import (
     parse_hold,
     parse_when,
 )
+from anse_hw.kinds import SENSOR_KINDS
 
 WHERE = ("reflexes", 0, "when")
-SENSORS = {"front": False, "rear": False, "tank_temp": False, "bumper": True}
+DISTANCE, TEMPERATURE, BINARY = (SENSOR_KINDS[k] for k in ("distance", "temperature", "binary"))
+SENSORS = {"front": DISTANCE, "rear": DISTANCE, "tank_temp": TEMPERATURE, "bumper": BINARY}
 UNITS = {"front": "cm", "rear": "cm", "tank_temp": "°C", "bumper": ""}
 AGES = {"front": 0.5, "rear": 0.5, "tank_temp": 3.0, "bumper": 0.5}
 
@@ -281,7 +283,7 @@ def test_text_of_rates_nesting_and_windows() -> None:
 def test_the_one_line_form_is_the_same_tree_with_the_seeds_text() -> None:
     old = one_line("distance_sensor", below=10)
     assert old == Condition(
-        parse_when({"sensor": "distance_sensor", "below": 10}, WHERE, {"distance_sensor": False})
+        parse_when({"sensor": "distance_sensor", "below": 10}, WHERE, {"distance_sensor": DISTANCE})
     )
     names = {"distance_sensor": "distance"}
     assert old.text({"distance_sensor": "cm"}, names) == "distance < 10cm"
@@ -363,6 +365,17 @@ def looped() -> dict:
             {"sensor": "front", "rate_below": -40, "rate_window": 60},
             (*WHERE, "rate_window"),
             "got 60",
+        ),
+        (
+            {"all": [{"sensor": "bumper", "active": True}, {"sensor": "front", "below": -5}]},
+            (*WHERE, "all", 1, "below"),
+            "-5 is outside what a distance sensor can read (0 to 10000 cm), "
+            "so the reflex would never fire",
+        ),
+        (
+            {"any": [{"sensor": "tank_temp", "above": -200}]},
+            (*WHERE, "any", 0, "above"),
+            "so the reflex would always fire",
         ),
     ],
 )

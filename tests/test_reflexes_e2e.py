@@ -69,6 +69,19 @@ def test_a_bad_filter_or_condition_is_refused_with_its_line(tmp_path):
     assert f"{path}:14: reflexes[0].when.all[0].ab: unknown key" in result.stderr
 
 
+def test_a_threshold_inside_when_that_no_reading_can_cross_is_refused(tmp_path):
+    """A typo like `below: -60` in a compound guard would make a guard that
+    never stops the motor: refused as the one-line form's is."""
+    path = write_config(tmp_path, GUARDED.replace("below: 60}", "below: -60}"))
+    result = run_cli("--config", str(path), "--check")
+    assert result.returncode == 2
+    assert (
+        f"{path}:14: reflexes[0].when.all[0].below: -60 is outside what a distance sensor "
+        "can read (0 to 10000 cm), so the reflex would never fire"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 NEAR, FAR = 5, 50
 #: Far, lone near spikes (a zero among them), three and more near readings,
 #: a lone far spike; then the script ends and the front goes silent.

@@ -191,9 +191,7 @@ def _condition(
                     f"not both; {one_line_keys[0]} is beside when:",
                 )
                 return None
-            root = parse_when(
-                values["when"], (*path, "when"), {n: k.binary for n, k in kinds.items()}
-            )
+            root = parse_when(values["when"], (*path, "when"), kinds)
             condition = Condition(root, hold)
             return condition, condition.text({n: k.unit for n, k in kinds.items()})
     except SpecError as exc:
@@ -295,12 +293,8 @@ def _threshold(
         return None
     key = given[0]
     threshold = values[key]
-    if not kind.low < threshold < kind.high:
-        check.problem(
-            (*path, key),
-            f"{threshold:g} is outside what a {kind.name} sensor can read "
-            f"({kind.low:g} to {kind.high:g} {kind.unit}), so the reflex would "
-            f"{'never' if (key == 'below') == (threshold <= kind.low) else 'always'} fire",
-        )
+    problem = kind.threshold_problem(key, threshold)
+    if problem:
+        check.problem((*path, key), problem)
         return None
     return key, threshold
