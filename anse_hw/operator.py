@@ -26,7 +26,15 @@ from anse_hw import events
 from anse_hw.errors import Refused
 from anse_hw.kinds import ACTUATOR_KINDS
 
-__all__ = ["COMMAND_REFLEX", "ESTOP_INPUT", "ESTOP_REFLEX", "Decision", "Hold", "Operator"]
+__all__ = [
+    "COMMAND_REFLEX",
+    "ESTOP_INPUT",
+    "ESTOP_REFLEX",
+    "RESTORED",
+    "Decision",
+    "Hold",
+    "Operator",
+]
 
 log = logging.getLogger("anse_hw.engine")
 
@@ -34,6 +42,9 @@ ESTOP_REFLEX = "operator_estop"
 COMMAND_REFLEX = "operator_command"
 #: The cause of a latch by the hardwired E-stop circuit opening.
 ESTOP_INPUT = "estop_input"
+
+#: The cause of a latch the daemon started with (kept on disk from before).
+RESTORED = "estop_restored"
 
 #: The reply to the operator, made from the actuators' states once driven.
 Reply = Callable[[dict[str, str]], dict[str, Any]]
@@ -67,6 +78,11 @@ class Operator:
         """`kinds` and `safe`: each actuator's kind and safe state, by name."""
         #: The E-stop latch: while set, nothing leaves its safe state.
         self.latched = latched
+        #: What set the latch: its own cause, source and time (not the last
+        #: actuator change, which may come later), None while released.
+        self.latch: dict[str, str] | None = (
+            _latch(RESTORED, "the state kept from before this start") if latched else None
+        )
         #: Whether the latch as it is now is on disk (False: held in memory only).
         self.durable = True
         #: How long a manual move/on holds without a heartbeat.
@@ -92,6 +108,7 @@ class Operator:
 
     def estop(self, source: str, cause: str = ESTOP_REFLEX) -> Decision:
         self.latched = True
+        self.latch = _latch(cause, source)
         self.holds.clear()
         log.warning("E-STOP from %s: every actuator in its safe state, latched", source)
         return Decision(
@@ -107,6 +124,7 @@ class Operator:
         if self.circuit_open:
             raise Refused(409, "the hardwired E-stop circuit is open: release the button first")
         was, self.latched = self.latched, False
+        self.latch = None
         self.holds.clear()
         log.info("E-stop reset from %s%s", source, "" if was else " (was not latched)")
         return Decision(
@@ -165,3 +183,7 @@ class Operator:
             )
             log.info("%s: manual %s lapsed without a heartbeat", name, hold.state)
         return decisions
+
+
+def _latch(cause: str, source: str) -> dict[str, str]:
+    return {"cause": cause, "source": source, "timestamp": events.timestamp()}

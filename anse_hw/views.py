@@ -23,6 +23,7 @@ def world_data(
     """The world model as the stream shows it, with the operator's latch."""
     data = world.snapshot(now)
     data["estop_latched"] = operator.latched
+    data["latch"] = operator.latch
     data["estop_circuit"] = {None: None, True: "open", False: "closed"}[operator.circuit_open]
     data["estop_durable"] = operator.durable
     data["last_stop"] = last_stop
