@@ -50,6 +50,11 @@ def snapshot_extras(config: Config) -> dict[str, Any]:
                 "actuators": list(r.actuators),
                 "for": r.when.hold,
                 "parts": [leaf.text(units) for leaf in r.when.leaves],
+                "thresholds": [
+                    {"sensor": leaf.sensor, "test": leaf.test, "value": leaf.value}
+                    for leaf in r.when.leaves
+                    if leaf.test in ("below", "above")
+                ],
             }
             for r in config.reflexes
         ],
