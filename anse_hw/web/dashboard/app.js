@@ -539,7 +539,8 @@ class SensorPanel {
     const first = points.length ? points[0][0] : now;
     const kept = restarted ? this.values : this.values.filter((p) => p.t < first);
     const loaded = points.map(([t, v]) => (v === null ? { t, gap: true } : { t, v }));
-    this.values = [...kept, { t: Math.min(first, now), gap: true }, ...loaded];
+    const join = { t: Math.min(first, now), gap: true, restart: restarted };
+    this.values = [...kept, join, ...loaded];
     this.forget(now);
   }
 
