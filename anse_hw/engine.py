@@ -25,7 +25,7 @@ from anse_hw.conditions import Evaluator
 from anse_hw.errors import Refused
 from anse_hw.history import History
 from anse_hw.metrics import EngineStats
-from anse_hw.model import Config, ReflexConfig
+from anse_hw.model import LATCH, Config, ReflexConfig
 from anse_hw.operator import ESTOP_INPUT, Decision, Hold, Operator
 from anse_hw.readings import ActuatorDriver, Sample, SensorDriver
 from anse_hw.worldmodel import WorldModel
@@ -93,6 +93,7 @@ class Engine:
             heartbeat,
             {name: self.config_actuators[name].type for name in actuators},
             {name: a.safe_state for name, a in actuators.items()},
+            frozenset(a.name for a in config.actuators if a.manual == LATCH),
         )
         #: While the latch is being written, batches wait here in seq order
         #: (see `operator(hold=True)` and `release`).

@@ -10,7 +10,9 @@ event, the actuators to drive) on the reflexes' own path.  The rules:
 - A manual command to the safe state always wins and holds until the
   operator commands again (or resets).  A manual command away from it is
   refused while latched or while a guard is not clear, and lasts only as
-  long as heartbeats renew it; then the actuator goes back to safe.
+  long as heartbeats renew it; then the actuator goes back to safe.  An
+  output configured `manual: latch` (no guard drives it) is the exception:
+  switched on, it stays on until switched off, an E-stop or a reset.
 - A guard beats a manual move: the hold is dropped and the operator must
   ask again.
 """
@@ -73,9 +75,15 @@ class Decision:
 
 class Operator:
     def __init__(
-        self, latched: bool, hold_time: float, kinds: dict[str, str], safe: dict[str, str]
+        self,
+        latched: bool,
+        hold_time: float,
+        kinds: dict[str, str],
+        safe: dict[str, str],
+        stays_on: frozenset[str] = frozenset(),
     ) -> None:
-        """`kinds` and `safe`: each actuator's kind and safe state, by name."""
+        """`kinds` and `safe`: each actuator's kind and safe state, by name;
+        `stays_on`: the outputs whose manual on needs no heartbeat."""
         #: The E-stop latch: while set, nothing leaves its safe state.
         self.latched = latched
         #: What set the latch: its own cause, source and time (not the last
@@ -90,6 +98,7 @@ class Operator:
         self.holds: dict[str, Hold] = {}
         self.kinds = kinds
         self.safe = safe
+        self.stays_on = stays_on
         #: The hardwired E-stop circuit: open (True), closed (False), or
         #: None when there is none.  While it is open no reset is accepted.
         self.circuit_open: bool | None = None
@@ -157,11 +166,14 @@ class Operator:
             if not clear(name):
                 raise Refused(409, f"{name} is guarded: a guarding sensor is not clear")
             hold = self.holds.get(name)
-            if hold is not None and hold.state == target:  # a heartbeat
-                hold.deadline = now + self.hold_time
+            deadline = None if name in self.stays_on else now + self.hold_time
+            if hold is not None and hold.state == target:  # a heartbeat, or again
+                hold.deadline = deadline
                 held = {"actuator": name, "state": target, "held_for_s": self.hold_time}
+                if deadline is None:
+                    held = {"actuator": name, "state": target, "stays": True}
                 return Decision(None, reply=lambda states: held)
-            self.holds[name] = Hold(target, now + self.hold_time)
+            self.holds[name] = Hold(target, deadline)
         return Decision(
             events.reflex_data(COMMAND_REFLEX, f"{command} {name} from {source}", True),
             [(name, target)],

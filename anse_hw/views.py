@@ -60,7 +60,8 @@ def snapshot_extras(config: Config) -> dict[str, Any]:
         ],
         "estop_input": {"pin": config.estop.pin} if config.estop else None,
         "actuator_kinds": {
-            a.name: {"type": a.type, "safe": a.safe_state} for a in config.actuators
+            a.name: {"type": a.type, "safe": a.safe_state, "manual": a.manual}
+            for a in config.actuators
         },
     }
 

@@ -707,31 +707,39 @@ class ActuatorPanel {
 
   // Manual control for a logged-in operator: a safe-state button, and a
   // hold-to-run button that sends heartbeats while pressed (the daemon puts
-  // the actuator back in its safe state when they stop).
-  addControls(safe, send) {
+  // the actuator back in its safe state when they stop) — or, for an output
+  // configured `manual: latch`, a plain button that switches it on to stay.
+  addControls(safe, send, manual = 'hold') {
     const { safe: safeCommand, active } = commandsFor(this.kind, safe);
+    const command = (c) => send({ action: 'command', actuator: this.name, command: c });
     const stop = el('button', { type: 'button', class: 'manual-safe command', text: safeCommand,
       'aria-label': `${safeCommand} ${this.name}` });
+    stop.addEventListener('click', () => command(safeCommand));
+    const note = el('span', { class: 'command-state', hidden: '', text: 'not connected' });
+    if (manual === 'latch') {
+      const on = el('button', { type: 'button', class: 'manual-latch command', text: `${active} (stays)`,
+        'aria-label': `${active} ${this.name} until switched ${safeCommand}` });
+      on.addEventListener('click', () => command(active));
+      this.controls.replaceChildren(stop, on, note);
+      return;
+    }
     const hold = el('button', { type: 'button', class: 'manual-hold command', text: `hold to ${active}`,
       'aria-label': `hold to ${active} ${this.name}` });
-    stop.addEventListener('click', () => send({ action: 'command', actuator: this.name, command: safeCommand }));
     let timer = null;
     const release = () => {
       if (timer === null) return;
       clearInterval(timer);
       timer = null;
-      send({ action: 'command', actuator: this.name, command: safeCommand });
+      command(safeCommand);
     };
     hold.addEventListener('pointerdown', (event) => {
       event.preventDefault();
-      const beat = () => send({ action: 'command', actuator: this.name, command: active });
-      beat();
-      timer = setInterval(beat, SETTINGS.heartbeatMs);
+      command(active);
+      timer = setInterval(() => command(active), SETTINGS.heartbeatMs);
     });
     for (const type of ['pointerup', 'pointerleave', 'pointercancel']) hold.addEventListener(type, release);
     window.addEventListener('blur', release);
-    this.controls.replaceChildren(stop, hold,
-      el('span', { class: 'command-state', hidden: '', text: 'not connected' }));
+    this.controls.replaceChildren(stop, hold, note);
   }
 
   setState(state, timestamp, command) {
@@ -1161,7 +1169,7 @@ class Dashboard {
       const info = this.actuatorKinds[name];
       panel.controls.hidden = !(this.operator && info);
       if (this.operator && info && !panel.controls.childElementCount) {
-        panel.addControls(info.safe, (m) => this.command(m));
+        panel.addControls(info.safe, (m) => this.command(m), info.manual);
       }
     }
     this.showCommands();
