@@ -254,3 +254,31 @@ def test_the_log_panel_shows_an_operator_the_actuator_changes_and_a_viewer_nothi
     finally:
         operator.context.close()
         viewer.context.close()
+
+
+LAMP = """
+server: {host: 127.0.0.1, port: 0}
+sensors:
+  - {name: front, driver: sim, interval: 0.05}
+actuators:
+  - {name: lamp, type: output, driver: sim, manual: latch}
+"""
+
+
+def test_an_operator_switches_a_latching_output_on_and_it_stays(start_daemon, page):
+    daemon = start_daemon(LAMP)
+    page.goto(operator_url(daemon))
+    lamp = "[data-panel='actuator:lamp']"
+    page.wait_for_selector(f"{lamp} .manual-latch:not([disabled])")
+    assert page.locator(f"{lamp} .manual-hold").count() == 0, "no hold-to-run for it"
+    page.click(f"{lamp} .manual-latch")
+    page.wait_for_selector(f"{lamp} .state-badge[data-state=ON]")
+    # Well past a heartbeat's 0.5 s on the stream (40 readings at 20 Hz), it is still on.
+    readings = "() => window.dashboard.sensors.get('front').count"
+    start = page.evaluate(readings)
+    page.wait_for_function(f"() => ({readings})() > {start + 40}")
+    assert text(page, f"{lamp} .state-badge") == "ON"
+    assert text(page, "[data-overview='actuator:lamp'] .ov-state") == "ON"
+    page.click(f"{lamp} .manual-safe")
+    page.wait_for_selector(f"{lamp} .state-badge[data-state=OFF]")
+    assert page.errors == []
