@@ -687,22 +687,21 @@ class ActuatorPanel {
     this.commands = 0;
     this.history = [];
     this.state = null;
-    this.node = el('section', {
-      class: 'panel actuator-panel', 'data-panel': `actuator:${name}`, id: panelId('actuator', name),
-    },
-    el('div', { class: 'panel-head' }, el('h2', { text: `Actuator · ${name}` }),
-      this.ageBadge = lastKnownBadge(),
-      el('span', { class: 'kind', text: kind })),
-    this.badgeNode = el('div', { class: 'state-badge', 'data-state': 'UNKNOWN', text: '—' }),
-    this.controls = el('div', { class: 'manual', hidden: '' }),
-    // Further controls for this actuator (a drive pad for a drive) mount
-    // here; give their buttons the class `command` and they are disabled,
-    // with the rest, while the stream is down.
-    this.extras = el('div', { class: 'actuator-extras' }),
+    this.node = el('section', { class: 'panel actuator-panel', 'data-panel': `actuator:${name}` },
+      el('div', { class: 'panel-head' }, el('h2', { text: `Actuator · ${name}` }),
+        this.ageBadge = lastKnownBadge(),
+        el('span', { class: 'kind', text: kind })),
+      this.badgeNode = el('div', { class: 'state-badge', 'data-state': 'UNKNOWN', text: '—' }),
+      this.controls = el('div', { class: 'manual', hidden: '' }),
+      // Further controls for this actuator (a drive pad for a drive) mount
+      // here; buttons with the class `command` are disabled with the rest
+      // while the stream is down.
+      this.extras = el('div', { class: 'actuator-extras' }),
       el('dl', { class: 'figures' },
         el('dt', { text: 'commands' }), this.countNode = el('dd', { class: 'commands', text: '0' })),
       el('h3', { text: 'State history' }),
       this.list = el('ol', { class: 'history' }));
+    this.node.id = panelId('actuator', name); // the overview links here
   }
 
   // Manual control for a logged-in operator: a safe-state button, and a
