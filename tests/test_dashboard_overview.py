@@ -152,8 +152,10 @@ def test_a_reload_shows_the_history_from_before_it(start_daemon, page):
     assert page.errors == []
 
 
-def test_the_latch_banner_names_the_estop_source(start_daemon, page):
-    daemon = start_daemon(fast_sim_config(0, interval=0.1))
+@SCREENS
+def test_the_latch_banner_names_the_estop_source(start_daemon, screen_page, screen):
+    page = screen_page
+    daemon = pi_robot(start_daemon)
     page.goto(operator_url(daemon))
     page.wait_for_selector("#operator[data-operator=true]")
     page.wait_for_selector("#estop-button:not([disabled])")
@@ -165,6 +167,12 @@ def test_the_latch_banner_names_the_estop_source(start_daemon, page):
     page.wait_for_selector("[data-overview='latch'][data-state=danger]")
     assert "dashboard (127.0.0.1)" in latch.inner_text()
     assert "dashboard (127.0.0.1)" in text(page, "[data-panel='worldmodel'] .latch")
+    # Latched, with Reset beside E-STOP: still no sideways scrolling, and the
+    # whole overview on the first screen under the banner.
+    page.wait_for_selector("#reset-button:not([hidden])")
+    assert page.evaluate("document.documentElement.scrollWidth") <= screen["width"]
+    box = page.locator("#overview").bounding_box()
+    assert box["y"] + box["height"] <= screen["height"]
     assert page.errors == []
 
 
