@@ -14,6 +14,7 @@ the config (anse_hw.kinds); nothing here knows about motors or relays.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -22,8 +23,9 @@ from typing import Any
 from anse_hw import events, views
 from anse_hw.conditions import Evaluator
 from anse_hw.errors import Refused
+from anse_hw.history import History
 from anse_hw.metrics import EngineStats
-from anse_hw.model import Config, ReflexConfig
+from anse_hw.model import LATCH, Config, ReflexConfig
 from anse_hw.operator import ESTOP_INPUT, Decision, Hold, Operator
 from anse_hw.readings import ActuatorDriver, Sample, SensorDriver
 from anse_hw.worldmodel import WorldModel
@@ -75,6 +77,10 @@ class Engine:
         #: When each actuator last changed state (for min_on/min_off).
         self.changed_at: dict[str, float] = {}
         self.world = WorldModel(config, clock())
+        #: The last minutes of every sensor, for the connect snapshot.
+        self.history = History(self.kinds)
+        #: This run: a dashboard that sees a new id knows the daemon restarted.
+        self.run = {"id": secrets.token_hex(6), "started": events.timestamp()}
         self._lock = threading.Lock()
         self._seq = 0
         self._closing = threading.Event()
@@ -87,6 +93,7 @@ class Engine:
             heartbeat,
             {name: self.config_actuators[name].type for name in actuators},
             {name: a.safe_state for name, a in actuators.items()},
+            frozenset(a.name for a in config.actuators if a.manual == LATCH),
         )
         #: While the latch is being written, batches wait here in seq order
         #: (see `operator(hold=True)` and `release`).
@@ -222,6 +229,7 @@ class Engine:
 
     def _sensor_phase(self, name: str, value: float, taken: float, batch: list) -> None:
         self.world.record(name, value, taken)
+        self.history.add(name, value, time.time())
         kind = self.kinds[name]
         self._emit(batch, events.SENSOR, events.sensor_data(name, value, kind.name, kind.unit))
 
@@ -383,6 +391,7 @@ class Engine:
     def _fault(self, name: str, reflex: str, condition: str, active: bool, batch: list) -> None:
         if active:
             self.world.last_reflex = reflex
+            self.history.gap(name, time.time())
         self._emit(batch, events.REFLEX, events.reflex_data(reflex, condition, active, sensor=name))
         if active and name in self.world.watched:
             for guard in self.world.guards:
@@ -540,6 +549,8 @@ class Engine:
         """The worldmodel event a new client gets first; its seq marks where it joins."""
         with self._lock:
             data, seq = self._world_data(), self._seq
+            data["history"] = self.history.series(time.time())
+        data["run"] = self.run
         data.update(views.snapshot_extras(self.config))
         return events.make(events.WORLDMODEL, seq, data)
 

@@ -266,6 +266,12 @@ class SensorConfig:
         return SENSOR_KINDS[self.type]
 
 
+#: An operator's manual command away from the safe state: held by heartbeats
+#: (hold-to-run), or left on until switched off (outputs no guard drives).
+HOLD = "hold"
+LATCH = "latch"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ActuatorConfig:
     """An actuator item; its driver's own keys are in `options`."""
@@ -291,6 +297,13 @@ class ActuatorConfig:
         "output: seconds it stays off before a reflex may turn it on (0 to 3600; never "
         "delays its safe state, so with safe: on it cannot hold it off)",
         seconds(0, 3600),
+    )
+    manual: str = setting(
+        HOLD,
+        "output: hold | latch — a manual on lasts while the dashboard holds its button "
+        "(hold), or until switched off, E-stop or reset (latch; refused where a guard "
+        "drives the output)",
+        one_of(HOLD, LATCH),
     )
     options: dict[str, Any] = field(default_factory=dict)
 

@@ -10,7 +10,9 @@ event, the actuators to drive) on the reflexes' own path.  The rules:
 - A manual command to the safe state always wins and holds until the
   operator commands again (or resets).  A manual command away from it is
   refused while latched or while a guard is not clear, and lasts only as
-  long as heartbeats renew it; then the actuator goes back to safe.
+  long as heartbeats renew it; then the actuator goes back to safe.  An
+  output configured `manual: latch` (no guard drives it) is the exception:
+  switched on, it stays on until switched off, an E-stop or a reset.
 - A guard beats a manual move: the hold is dropped and the operator must
   ask again.
 """
@@ -26,7 +28,15 @@ from anse_hw import events
 from anse_hw.errors import Refused
 from anse_hw.kinds import ACTUATOR_KINDS
 
-__all__ = ["COMMAND_REFLEX", "ESTOP_INPUT", "ESTOP_REFLEX", "Decision", "Hold", "Operator"]
+__all__ = [
+    "COMMAND_REFLEX",
+    "ESTOP_INPUT",
+    "ESTOP_REFLEX",
+    "RESTORED",
+    "Decision",
+    "Hold",
+    "Operator",
+]
 
 log = logging.getLogger("anse_hw.engine")
 
@@ -34,6 +44,9 @@ ESTOP_REFLEX = "operator_estop"
 COMMAND_REFLEX = "operator_command"
 #: The cause of a latch by the hardwired E-stop circuit opening.
 ESTOP_INPUT = "estop_input"
+
+#: The cause of a latch the daemon started with (kept on disk from before).
+RESTORED = "estop_restored"
 
 #: The reply to the operator, made from the actuators' states once driven.
 Reply = Callable[[dict[str, str]], dict[str, Any]]
@@ -62,11 +75,22 @@ class Decision:
 
 class Operator:
     def __init__(
-        self, latched: bool, hold_time: float, kinds: dict[str, str], safe: dict[str, str]
+        self,
+        latched: bool,
+        hold_time: float,
+        kinds: dict[str, str],
+        safe: dict[str, str],
+        stays_on: frozenset[str] = frozenset(),
     ) -> None:
-        """`kinds` and `safe`: each actuator's kind and safe state, by name."""
+        """`kinds` and `safe`: each actuator's kind and safe state, by name;
+        `stays_on`: the outputs whose manual on needs no heartbeat."""
         #: The E-stop latch: while set, nothing leaves its safe state.
         self.latched = latched
+        #: What set the latch: its own cause, source and time (not the last
+        #: actuator change, which may come later), None while released.
+        self.latch: dict[str, str] | None = (
+            _latch(RESTORED, "the state kept from before this start") if latched else None
+        )
         #: Whether the latch as it is now is on disk (False: held in memory only).
         self.durable = True
         #: How long a manual move/on holds without a heartbeat.
@@ -74,6 +98,7 @@ class Operator:
         self.holds: dict[str, Hold] = {}
         self.kinds = kinds
         self.safe = safe
+        self.stays_on = stays_on
         #: The hardwired E-stop circuit: open (True), closed (False), or
         #: None when there is none.  While it is open no reset is accepted.
         self.circuit_open: bool | None = None
@@ -92,6 +117,7 @@ class Operator:
 
     def estop(self, source: str, cause: str = ESTOP_REFLEX) -> Decision:
         self.latched = True
+        self.latch = _latch(cause, source)
         self.holds.clear()
         log.warning("E-STOP from %s: every actuator in its safe state, latched", source)
         return Decision(
@@ -107,6 +133,7 @@ class Operator:
         if self.circuit_open:
             raise Refused(409, "the hardwired E-stop circuit is open: release the button first")
         was, self.latched = self.latched, False
+        self.latch = None
         self.holds.clear()
         log.info("E-stop reset from %s%s", source, "" if was else " (was not latched)")
         return Decision(
@@ -139,11 +166,14 @@ class Operator:
             if not clear(name):
                 raise Refused(409, f"{name} is guarded: a guarding sensor is not clear")
             hold = self.holds.get(name)
-            if hold is not None and hold.state == target:  # a heartbeat
-                hold.deadline = now + self.hold_time
+            deadline = None if name in self.stays_on else now + self.hold_time
+            if hold is not None and hold.state == target:  # a heartbeat, or again
+                hold.deadline = deadline
                 held = {"actuator": name, "state": target, "held_for_s": self.hold_time}
+                if deadline is None:
+                    held = {"actuator": name, "state": target, "stays": True}
                 return Decision(None, reply=lambda states: held)
-            self.holds[name] = Hold(target, now + self.hold_time)
+            self.holds[name] = Hold(target, deadline)
         return Decision(
             events.reflex_data(COMMAND_REFLEX, f"{command} {name} from {source}", True),
             [(name, target)],
@@ -165,3 +195,7 @@ class Operator:
             )
             log.info("%s: manual %s lapsed without a heartbeat", name, hold.state)
         return decisions
+
+
+def _latch(cause: str, source: str) -> dict[str, str]:
+    return {"cause": cause, "source": source, "timestamp": events.timestamp()}

@@ -23,6 +23,7 @@ def world_data(
     """The world model as the stream shows it, with the operator's latch."""
     data = world.snapshot(now)
     data["estop_latched"] = operator.latched
+    data["latch"] = operator.latch
     data["estop_circuit"] = {None: None, True: "open", False: "closed"}[operator.circuit_open]
     data["estop_durable"] = operator.durable
     data["last_stop"] = last_stop
@@ -49,12 +50,18 @@ def snapshot_extras(config: Config) -> dict[str, Any]:
                 "actuators": list(r.actuators),
                 "for": r.when.hold,
                 "parts": [leaf.text(units) for leaf in r.when.leaves],
+                "thresholds": [
+                    {"sensor": leaf.sensor, "test": leaf.test, "value": leaf.value}
+                    for leaf in r.when.leaves
+                    if leaf.test in ("below", "above")
+                ],
             }
             for r in config.reflexes
         ],
         "estop_input": {"pin": config.estop.pin} if config.estop else None,
         "actuator_kinds": {
-            a.name: {"type": a.type, "safe": a.safe_state} for a in config.actuators
+            a.name: {"type": a.type, "safe": a.safe_state, "manual": a.manual}
+            for a in config.actuators
         },
     }
 

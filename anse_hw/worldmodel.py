@@ -118,6 +118,7 @@ class WorldModel:
                 }
                 for name, s in self.sensors.items()
             },
+            "guards": {g.name: {"clear": self._clear(g)} for g in self.guards},
             "verdicts": {
                 name: {
                     "holds": v.state,

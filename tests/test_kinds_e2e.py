@@ -161,7 +161,7 @@ def test_pi_robot_yaml_runs_in_sim_with_every_kind(start_daemon, watch):
     daemon = start_daemon(args=("--config", example, "--sim", "--host", "127.0.0.1", "--port", "0"))
     stream = watch(daemon.url)
     snapshot = stream.events[0]["data"]
-    assert snapshot["actuator_kinds"]["fan"] == {"type": "output", "safe": "OFF"}
+    assert snapshot["actuator_kinds"]["fan"] == {"type": "output", "safe": "OFF", "manual": "hold"}
     assert {s: v["type"] for s, v in snapshot["sensors"].items()} == {
         "front": "distance",
         "bumper": "binary",

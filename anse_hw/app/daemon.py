@@ -41,7 +41,16 @@ from anse_hw.engine import Engine
 from anse_hw.errors import FAILURE, OK, DriverError
 from anse_hw.model import ANY_ADDRESS, Config, RecordingConfig
 from anse_hw.readings import ActuatorDriver, SensorDriver
-from anse_hw.web import TOKEN_FILE, ControlApi, Gate, Hub, Latch, load_token, operator_hint
+from anse_hw.web import (
+    TOKEN_FILE,
+    ControlApi,
+    Gate,
+    Hub,
+    Latch,
+    LogFeed,
+    load_token,
+    operator_hint,
+)
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import Server
@@ -191,6 +200,7 @@ class Daemon:
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.engine: Engine | None = None
+        self.log_feed: LogFeed | None = None
 
     async def run(self) -> int:
         self._loop = asyncio.get_running_loop()
@@ -211,6 +221,15 @@ class Daemon:
 
     async def _serve(self, api: ControlApi) -> int:
         """Open the drivers, serve until told to stop, then stop everything."""
+        # The log's recent lines, for operators' dashboards (from here on).
+        self.log_feed = LogFeed()
+        logging.getLogger().addHandler(self.log_feed)
+        try:
+            return await self._serve_composed(api)
+        finally:
+            logging.getLogger().removeHandler(self.log_feed)
+
+    async def _serve_composed(self, api: ControlApi) -> int:
         stack = self._compose(api)
         stack.server = await self._listen(stack.hub)
         previous_hook = threading.excepthook
@@ -257,6 +276,7 @@ class Daemon:
             api,
             stats=lambda: self.engine.stats_copy(),
             mqtt=bridge.state if bridge else None,
+            log_feed=self.log_feed,
         )
         stack = Stack(hub, bridge, estop=estop)
         self.engine = self._engine(sensors, actuators, stack)

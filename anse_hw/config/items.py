@@ -22,7 +22,7 @@ from anse_hw.config.schema import (
 from anse_hw.drivers import registry
 from anse_hw.filters import FilterChain, parse_filters
 from anse_hw.kinds import ACTUATOR_KINDS, SENSOR_KINDS, SensorKind
-from anse_hw.model import DEFAULT_MAX_AGE, ActuatorConfig, ReflexConfig, SensorConfig
+from anse_hw.model import DEFAULT_MAX_AGE, HOLD, ActuatorConfig, ReflexConfig, SensorConfig
 from anse_hw.options import REQUIRED, Option
 from anse_hw.shape import SpecError
 
@@ -126,8 +126,8 @@ def actuator(check: Checker, path: tuple, item: Any) -> ActuatorConfig | None:
             f"'{values['safe']}' must be one of {', '.join(kind.safe)} for a {kind.name}",
         )
         return None
-    for key in ("min_on", "min_off"):
-        if values[key] and values["type"] != "output":
+    for key in ("min_on", "min_off", "manual"):
+        if values[key] and values[key] != HOLD and values["type"] != "output":
             check.problem((*path, key), f"is for outputs; a {kind.name} has no on and off")
             return None
     return ActuatorConfig(
@@ -137,6 +137,7 @@ def actuator(check: Checker, path: tuple, item: Any) -> ActuatorConfig | None:
         safe_state=kind.safe_state(values["safe"]),
         min_on=values["min_on"],
         min_off=values["min_off"],
+        manual=values["manual"],
         options=options,
     )
 

@@ -13,7 +13,7 @@ from typing import Any
 from anse_hw.budget import Budget, stop_delay
 from anse_hw.config.schema import Checker
 from anse_hw.drivers import registry
-from anse_hw.model import ActuatorConfig, EstopConfig, ReflexConfig, SensorConfig
+from anse_hw.model import LATCH, ActuatorConfig, EstopConfig, ReflexConfig, SensorConfig
 from anse_hw.options import bcm_pin
 
 __all__ = ["budget", "check_across"]
@@ -34,6 +34,7 @@ def check_across(
     _pins_used_once(check, [*sensors, *actuators], estop)
     _shared_devices(check, sensors)
     _no_overlapping_pairs(check, reflexes)
+    _latched_only_unguarded(check, actuators, [r for _, r in reflexes])
     _within_budget(check, [s for _, s in sensors], reflexes)
 
 
@@ -83,6 +84,23 @@ def _no_overlapping_pairs(check: Checker, placed: list[tuple[tuple, ReflexConfig
                     f"{', '.join(sorted(set(stop.actuators) & set(move.actuators)))} would flap; "
                     "the resume threshold must lie beyond the stop threshold (hysteresis)",
                 )
+
+
+def _latched_only_unguarded(
+    check: Checker, actuators: list[tuple[tuple, ActuatorConfig]], reflexes: list[ReflexConfig]
+) -> None:
+    """A manual on that stays on is for outputs no guard drives: where a
+    guard does, the guard must stay in charge, so its manual on is held."""
+    for at, actuator in actuators:
+        if actuator.manual != LATCH:
+            continue
+        guards = [r.name for r in reflexes if r.guard and actuator.name in r.actuators]
+        if guards:
+            check.problem(
+                (*at, "manual"),
+                f"'{actuator.name}' is driven to its safe state by {', '.join(guards)}: "
+                "manual: latch is only for outputs no guard drives (use manual: hold)",
+            )
 
 
 def _shared_devices(check: Checker, placed: list[tuple[tuple, SensorConfig]]) -> None:

@@ -7,11 +7,22 @@ metrics), api.py (the control API), auth.py (token, sessions, the E-stop
 latch's file), httpbody.py (the request head and body before websockets),
 wsfast.py (all that is used of websockets beyond its documented API),
 outbox.py (a slow client's conflating buffer), exposition.py (the /metrics
-text format).  The composition root uses what `__all__` lists.
+text format), logfeed.py (the daemon's log for operators' dashboards).
+The composition root uses what `__all__` lists.
 """
 
 from anse_hw.web.api import ControlApi
 from anse_hw.web.auth import TOKEN_FILE, Gate, Latch, load_token, operator_hint
 from anse_hw.web.hub import Hub
+from anse_hw.web.logfeed import LogFeed
 
-__all__ = ["TOKEN_FILE", "ControlApi", "Gate", "Hub", "Latch", "load_token", "operator_hint"]
+__all__ = [
+    "TOKEN_FILE",
+    "ControlApi",
+    "Gate",
+    "Hub",
+    "Latch",
+    "LogFeed",
+    "load_token",
+    "operator_hint",
+]

@@ -36,6 +36,7 @@ from anse_hw.model import ServerConfig
 from anse_hw.web import wsfast
 from anse_hw.web.api import ControlApi
 from anse_hw.web.http import Routes, stream_options, text_response
+from anse_hw.web.logfeed import LogFeed
 from anse_hw.web.outbox import Outbox
 from anse_hw.web.wsfast import StreamConnection
 
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 #: kernel memory instead of autotuning towards 4 MB each.
 SEND_BUFFER_BYTES = 32 * 1024
 WRITE_LIMIT_BYTES = 16 * 1024
+#: How often an operator's connection is sent the log lines that came since.
+LOG_PERIOD = 0.25
 #: The figures() that only ever grow: /metrics types them as counters.
 COUNTED = frozenset({"frames_conflated"})
 
@@ -129,13 +132,16 @@ class Hub:
         api: ControlApi | None = None,
         stats: Callable[[], EngineStats] | None = None,
         mqtt: Callable[[], dict[str, float]] | None = None,
+        log_feed: LogFeed | None = None,
     ) -> None:
         """With `stats` (the engine's counters) it serves /metrics, with the
-        MQTT bridge's `mqtt` state when there is a bridge."""
+        MQTT bridge's `mqtt` state when there is a bridge.  With `log_feed`,
+        operators' connections also get the daemon's log."""
         self.config = config
         self.api = api
         self.snapshot = snapshot
         self.debug = debug
+        self.log_feed = log_feed
         self.clients: set[Client] = set()
         self.routes = Routes(
             dashboard=config.dashboard,
@@ -278,6 +284,8 @@ class Hub:
     async def _serve(self, client: Client) -> None:
         ws = client.ws
         operator = self.api is not None and self.api.ws_operator(ws.request)
+        if operator and self.log_feed is not None:  # never to a read-only client
+            client.tasks.append(asyncio.create_task(self._forward_log(ws, self.log_feed)))
         try:
             async for message in ws:  # only an operator's dashboard sends anything
                 if self.api is None:
@@ -309,6 +317,19 @@ class Hub:
                         await client.ws.send(frame)  # waits while the transport is paused
                 finally:
                     client.busy = False
+        except ConnectionClosed:
+            pass
+
+    async def _forward_log(self, ws: ServerConnection, feed: LogFeed) -> None:
+        """The log's last lines, then each new one, to an operator's
+        connection; a slow one waits on its own socket only."""
+        seen = 0
+        try:
+            while True:
+                seen, frames = feed.after(seen)
+                for frame in frames:
+                    await ws.send(frame)
+                await asyncio.sleep(LOG_PERIOD)
         except ConnectionClosed:
             pass
 

@@ -8,8 +8,9 @@
 
 const SETTINGS = {
   logSize: 100,
+  daemonLogSize: 200,
   sparkPoints: 50,
-  chartSeconds: 60,
+  keepSeconds: 900, // the longest time range, as long as the daemon's history
   historySize: 12,
   backoffMinMs: 1000,
   backoffMaxMs: 10000,
@@ -37,11 +38,58 @@ function clock(timestamp) {
     String(date.getMilliseconds()).padStart(3, '0');
 }
 
-// A value in its kind's unit ("23.4 °C", "41.0 %", "42.5 cm"); the unit comes
-// from the stream (sensor.data.unit), never from here.
+// ---------------------------------------------------------------- preferences
+
+// Kept in this browser (localStorage): the chart's time range and the units
+// to show.  The wire stays metric; only what is drawn and written converts.
+const PREFS_KEY = 'anse-hw.preferences';
+const CHOICES = { range: [60, 300, 900], temperature: ['°C', '°F'], distance: ['cm', 'in'] };
+const prefs = { range: 60, temperature: '°C', distance: 'cm' };
+
+function loadPrefs() {
+  let saved = {};
+  try {
+    saved = JSON.parse(localStorage.getItem(PREFS_KEY)) || {};
+  } catch (error) {
+    // none saved, or storage is off: the defaults
+  }
+  for (const [key, allowed] of Object.entries(CHOICES)) {
+    if (allowed.includes(saved[key])) prefs[key] = saved[key];
+  }
+}
+
+function savePrefs() {
+  try {
+    localStorage.setItem(PREFS_KEY, JSON.stringify(prefs));
+  } catch (error) {
+    // storage is off: the choice lasts as long as the page
+  }
+}
+
+// The unit a value the daemon sends in `unit` is shown in.
+function shownUnit(unit) {
+  if (unit === '°C') return prefs.temperature;
+  if (unit === 'cm') return prefs.distance;
+  return unit;
+}
+
+function convert(value, unit) {
+  if (unit === '°C' && prefs.temperature === '°F') return value * 9 / 5 + 32;
+  if (unit === 'cm' && prefs.distance === 'in') return value / 2.54;
+  return value;
+}
+
+// A value in its kind's unit ("23.4 °C", "41.0 %", "42.5 cm"), or the unit
+// the user chose for it; the unit comes from the stream (sensor.data.unit).
 function fmt(value, unit = '') {
   if (value === null || value === undefined) return '—';
-  return unit ? `${Number(value).toFixed(1)} ${unit}` : Number(value).toFixed(1);
+  const shown = convert(Number(value), unit).toFixed(1);
+  return unit ? `${shown} ${shownUnit(unit)}` : shown;
+}
+
+// A threshold as configured: no needless decimals ("10 cm", "113 °F").
+function fmtThreshold(value, unit) {
+  return `${Number(convert(value, unit).toFixed(1))} ${shownUnit(unit)}`;
 }
 
 function cm(value) {
@@ -274,34 +322,59 @@ function sizeCanvas(canvas) {
 
 // The vertical range: every point and threshold, with a margin; a distance
 // chart keeps its floor at 0 and at least 60 cm of height, as it always had.
-function valueRange(points, lines, unit) {
-  const all = [...points.map((p) => p.v), ...lines.map((l) => l.value)];
-  let low = all.length ? Math.min(...all) : 0;
-  let high = all.length ? Math.max(...all) : 1;
-  if (unit === 'cm') return { low: 0, high: Math.max(60, high) * 1.1 };
+// Values are in the unit shown.
+function valueRange(values, unit) {
+  let low = values.length ? Math.min(...values) : 0;
+  let high = values.length ? Math.max(...values) : 1;
+  if (unit === 'cm') return { low: 0, high: Math.max(convert(60, unit), high) * 1.1 };
   const margin = Math.max((high - low) * 0.1, 5);
   low -= margin;
   high += margin;
   return { low, high };
 }
 
+// Pixels between two threshold labels: they never overlap.
+const LABEL_PX = 12;
+
+// Where each threshold's label goes: beside its line, then pushed apart
+// (top to bottom) so that labels of close thresholds never overlap, and kept
+// inside the chart.
+function labelRows(lines, y, height) {
+  const rows = lines.map((line) => ({ line, at: y(line.value) + (line.below ? 12 : -3) }))
+    .sort((a, b) => a.at - b.at);
+  let floor = LABEL_PX - 1;
+  for (const row of rows) {
+    row.at = Math.max(row.at, floor);
+    floor = row.at + LABEL_PX;
+  }
+  let ceiling = height - 2;
+  for (const row of rows.reverse()) {
+    row.at = Math.min(row.at, ceiling);
+    ceiling = row.at - LABEL_PX;
+  }
+  return rows;
+}
+
 // `gap` points break the line; `gapFrom` shades the time since the stream went
-// down, so a chart never draws a silence as a steady value.
-function drawSeries(canvas, series, { xOf, lines = [], axis = false, unit = '', gapFrom = null }) {
+// down, so a chart never draws a silence as a steady value; `marks` are
+// vertical lines at moments (a daemon restart) with their text.
+function drawSeries(canvas, series, { xOf, lines = [], axis = false, unit = '', gapFrom = null, marks = [] }) {
   const { ctx, width, height } = sizeCanvas(canvas);
   const points = series.filter((p) => !p.gap);
-  const { low, high } = valueRange(points, lines, unit);
+  const value = (v) => convert(v, unit);
+  const { low, high } = valueRange(
+    [...points.map((p) => value(p.v)), ...lines.map((l) => value(l.value))], unit);
+  ctx.font = '11px system-ui, sans-serif';
   if (gapFrom) {
     const x = Math.max(0, gapFrom(width));
     ctx.fillStyle = 'rgba(138, 148, 166, 0.22)';
     ctx.fillRect(x, 0, width - x, height);
     if (axis) {
       ctx.fillStyle = '#8a94a6';
-      ctx.font = '11px system-ui, sans-serif';
       ctx.fillText('no data', Math.min(x + 4, width - 48), height / 2);
     }
   }
-  const y = (v) => height - ((v - low) / (high - low)) * (height - 4) - 2;
+  const y = (v) => height - ((value(v) - low) / (high - low)) * (height - 4) - 2;
   for (const line of lines) {
     ctx.strokeStyle = line.color;
     ctx.setLineDash([6, 4]);
@@ -310,18 +383,33 @@ function drawSeries(canvas, series, { xOf, lines = [], axis = false, unit = '', 
     ctx.moveTo(0, y(line.value));
     ctx.lineTo(width, y(line.value));
     ctx.stroke();
-    if (axis) {
+  }
+  if (axis) {
+    for (const { line, at } of labelRows(lines, y, height)) {
       ctx.fillStyle = line.color;
-      ctx.font = '11px system-ui, sans-serif';
-      ctx.fillText(line.label, 4, y(line.value) + (line.below ? 12 : -3));
+      ctx.fillText(line.label, 4, at);
+    }
+  }
+  for (const mark of marks) {
+    const x = xOf(mark, 0, width);
+    if (x < 0 || x > width) continue;
+    ctx.strokeStyle = '#ffb020';
+    ctx.setLineDash([2, 3]);
+    ctx.beginPath();
+    ctx.moveTo(x, 0);
+    ctx.lineTo(x, height);
+    ctx.stroke();
+    if (axis) {
+      ctx.fillStyle = '#ffb020';
+      ctx.fillText(mark.label, Math.min(x + 3, width - 60), height - 4);
     }
   }
   ctx.setLineDash([]);
   if (axis) {
     ctx.fillStyle = '#8a94a6';
-    ctx.font = '11px system-ui, sans-serif';
-    ctx.fillText(`${Math.round(high)} ${unit}`, width - 48, 12);
-    if (low !== 0) ctx.fillText(`${Math.round(low)} ${unit}`, width - 48, height - 4);
+    const shown = shownUnit(unit);
+    ctx.fillText(`${Math.round(high)} ${shown}`, width - 48, 12);
+    if (low !== 0) ctx.fillText(`${Math.round(low)} ${shown}`, width - 48, height - 4);
   }
   if (points.length < 2) return;
   ctx.strokeStyle = '#4da3ff';
@@ -341,6 +429,54 @@ function drawSeries(canvas, series, { xOf, lines = [], axis = false, unit = '', 
   ctx.stroke();
 }
 
+// At most about two points per pixel column: 15 minutes of a 20 Hz sensor
+// drawn every frame would be 18 000 segments.  Gaps are always kept.
+function thin(series, columns) {
+  const step = Math.floor(series.length / Math.max(1, columns * 2));
+  if (step < 2) return series;
+  return series.filter((p, i) => p.gap || i % step === 0 || i === series.length - 1);
+}
+
+// One line per threshold on a sensor's chart, labelled once with every
+// reflex that uses it: "stop left_motor, right_motor · on buzzer < 10 cm".
+// Red when a guard uses it (something stops there), green otherwise.
+function thresholdLines(sensor, reflexes, unit) {
+  const lines = new Map();
+  for (const r of reflexes) {
+    for (const t of r.thresholds ?? legacyThresholds(r)) {
+      if (t.sensor !== sensor) continue;
+      const op = t.test === 'below' ? '<' : '>';
+      const key = `${op}${t.value}`;
+      if (!lines.has(key)) lines.set(key, { value: t.value, op, uses: [] });
+      lines.get(key).uses.push(r);
+    }
+  }
+  return [...lines.values()].map(({ value, op, uses }) => {
+    const actuators = new Map(); // command → its actuators, each once
+    for (const r of uses) {
+      const list = actuators.get(r.command) ?? [];
+      for (const a of r.actuators ?? [r.actuator]) if (!list.includes(a)) list.push(a);
+      actuators.set(r.command, list);
+    }
+    const does = [...actuators].map(([command, names]) => `${command} ${names.join(', ')}`);
+    const guard = uses.some((r) => r.guard ?? r.command === 'stop');
+    return {
+      value,
+      color: guard ? '#ff5d5d' : '#3ecf8e',
+      below: guard, // label under a guard's line, over a resume line
+      reflexes: uses.map((r) => r.name),
+      label: `${does.join(' · ')} ${op} ${fmtThreshold(value, unit)}`,
+    };
+  });
+}
+
+// A daemon from before `thresholds` was in the snapshot: the plain reflexes.
+function legacyThresholds(r) {
+  const value = r.below ?? r.above;
+  if (!r.sensor || value === null || value === undefined) return [];
+  return [{ sensor: r.sensor, test: r.below !== null && r.below !== undefined ? 'below' : 'above', value }];
+}
+
 // ---------------------------------------------------------------- panels
 
 class SensorPanel {
@@ -348,38 +484,64 @@ class SensorPanel {
     this.name = name;
     this.kind = kind;
     this.unit = unit;
-    this.values = []; // {t, v}: the last chartSeconds of readings
+    this.values = []; // {t, v}, or {t, gap: true}: the last keepSeconds of readings
     this.count = 0;
     this.sum = 0;
     this.min = Infinity;
     this.max = -Infinity;
     this.thresholds = [];
-    this.node = el('section', { class: 'panel sensor-panel', 'data-panel': `sensor:${name}` },
-      el('div', { class: 'panel-head' },
-        el('h2', { text: `Sensor · ${name}` }),
-        this.ageBadge = lastKnownBadge(),
-        this.badge = el('span', { class: 'badge fault-badge', hidden: '' })),
-      el('div', { class: 'reading' },
-        this.value = el('span', { class: 'value big', text: '—' }),
-        el('span', { class: 'kind', text: unit ? `${kind} · ${unit}` : kind })),
-      this.spark = el('canvas', { class: 'spark', 'aria-label': 'last 50 readings' }),
-      el('dl', { class: 'figures' },
-        el('dt', { text: 'min' }), this.minNode = el('dd', { class: 'min', text: '—' }),
-        el('dt', { text: 'max' }), this.maxNode = el('dd', { class: 'max', text: '—' }),
-        el('dt', { text: 'avg' }), this.avgNode = el('dd', { class: 'avg', text: '—' }),
-        el('dt', { text: 'readings' }), this.countNode = el('dd', { class: 'count', text: '0' })),
-      this.chart = el('canvas', { class: 'chart', 'aria-label': `${kind} over the last minute` }));
+    this.node = el('section', {
+      class: 'panel sensor-panel', 'data-panel': `sensor:${name}`, id: panelId('sensor', name),
+    },
+    el('div', { class: 'panel-head' },
+      el('h2', { text: `Sensor · ${name}` }),
+      this.ageBadge = lastKnownBadge(),
+      this.badge = el('span', { class: 'badge fault-badge', hidden: '' })),
+    el('div', { class: 'reading' },
+      this.value = el('span', { class: 'value big', text: '—' }),
+      this.kindNode = el('span', { class: 'kind' })),
+    this.spark = el('canvas', { class: 'spark', 'aria-label': 'last 50 readings', role: 'img' }),
+    el('dl', { class: 'figures' },
+      el('dt', { text: 'min' }), this.minNode = el('dd', { class: 'min', text: '—' }),
+      el('dt', { text: 'max' }), this.maxNode = el('dd', { class: 'max', text: '—' }),
+      el('dt', { text: 'avg' }), this.avgNode = el('dd', { class: 'avg', text: '—' }),
+      el('dt', { text: 'readings' }), this.countNode = el('dd', { class: 'count', text: '0' })),
+    this.chart = el('canvas', { class: 'chart', role: 'img' }),
+    this.spanNode = el('p', { class: 'chart-span' }),
+    // What the chart's labels say, for screen readers and tests: the canvas
+    // has no text of its own.
+    this.labelList = el('ul', { class: 'threshold-labels visually-hidden' }));
   }
 
   reading(value, now) {
     this.values.push({ t: now, v: value });
-    const cutoff = now - SETTINGS.chartSeconds * 1000;
-    while (this.values.length && this.values[0].t < cutoff) this.values.shift();
+    this.forget(now);
     this.count += 1;
     this.sum += value;
     this.min = Math.min(this.min, value);
     this.max = Math.max(this.max, value);
     this.latest = value;
+  }
+
+  forget(now) {
+    const cutoff = now - SETTINGS.keepSeconds * 1000;
+    let old = 0;
+    while (old < this.values.length && this.values[old].t < cutoff) old += 1;
+    if (old) this.values.splice(0, old);
+  }
+
+  // The daemon's history of this sensor ([ms, mean or null]), from the
+  // snapshot.  It replaces what this page drew of the same run since its
+  // first point; with `restarted`, the old run's lines are kept before it
+  // and end there, never joined to the new run's.
+  history(points, restarted, now) {
+    if (!Array.isArray(points)) return;
+    const first = points.length ? points[0][0] : now;
+    const kept = restarted ? this.values : this.values.filter((p) => p.t < first);
+    const loaded = points.map(([t, v]) => (v === null ? { t, gap: true } : { t, v }));
+    const join = { t: Math.min(first, now), gap: true, restart: restarted };
+    this.values = [...kept, join, ...loaded];
+    this.forget(now);
   }
 
   health(fresh, fault) {
@@ -391,9 +553,10 @@ class SensorPanel {
     if (this.values.length && !this.values.at(-1).gap) this.values.push({ t: now, gap: true });
   }
 
-  render(now, lostAt) {
+  render(now, lostAt, marks) {
     const unit = this.unit;
     this.value.textContent = fmt(this.latest, unit);
+    this.kindNode.textContent = unit ? `${this.kind} · ${shownUnit(unit)}` : this.kind;
     showLastKnown(this, lostAt, now);
     if (this.count) {
       this.minNode.textContent = fmt(this.min, unit);
@@ -408,17 +571,37 @@ class SensorPanel {
       lines: this.thresholds,
       unit,
     });
-    // The last minute; until a minute has passed, the time since the first reading.
-    const first = this.values.length ? this.values[0].t : now;
-    const span = Math.min(SETTINGS.chartSeconds * 1000, Math.max(10000, now - first));
-    drawSeries(this.chart, this.values, {
-      xOf: (p, i, width) => width - ((now - p.t) / span) * width,
+    // The chosen range; until it has passed, the time since the first reading.
+    const range = prefs.range * 1000;
+    const shown = this.values.filter((p) => p.t >= now - range);
+    const first = shown.length ? shown[0].t : now;
+    const span = Math.min(range, Math.max(10000, now - first));
+    const xOf = (p, i, width) => width - ((now - p.t) / span) * width;
+    drawSeries(this.chart, thin(shown, this.chart.clientWidth), {
+      xOf,
       lines: this.thresholds,
       axis: true,
       unit,
+      marks,
       gapFrom: lostAt ? (width) => width - ((now - lostAt) / span) * width : null,
     });
+    const oldest = shown.find((p) => !p.gap);
+    this.chart.dataset.oldest = oldest ? String(oldest.t) : '';
+    this.chart.setAttribute('aria-label', `${this.kind} over the last ${prefs.range / 60} min`);
+    this.spanNode.textContent = oldest ? `from ${clock(oldest.t)} to now` : 'no readings yet';
   }
+
+  // The threshold lines, and their labels as a list (one item per line).
+  setThresholds(lines) {
+    this.thresholds = lines;
+    this.labelList.replaceChildren(...lines.map((line) =>
+      el('li', { 'data-reflexes': line.reflexes.join(' '),
+        text: `${line.label} (${line.reflexes.join(', ')})` })));
+  }
+}
+
+function panelId(kind, name) {
+  return `panel-${kind}-${name}`.replace(/[^A-Za-z0-9_-]/g, '_');
 }
 
 // While the stream is down every panel says its values are the last known
@@ -453,7 +636,9 @@ class BinaryPanel {
     this.activations = 0;
     this.history = [];
     this.thresholds = []; // a binary sensor has no threshold lines
-    this.node = el('section', { class: 'panel sensor-panel binary-panel', 'data-panel': `sensor:${name}` },
+    this.node = el('section', {
+      class: 'panel sensor-panel binary-panel', 'data-panel': `sensor:${name}`, id: panelId('sensor', name),
+    },
       el('div', { class: 'panel-head' },
         el('h2', { text: `Sensor · ${name}` }),
         this.ageBadge = lastKnownBadge(),
@@ -508,36 +693,52 @@ class ActuatorPanel {
         el('span', { class: 'kind', text: kind })),
       this.badgeNode = el('div', { class: 'state-badge', 'data-state': 'UNKNOWN', text: '—' }),
       this.controls = el('div', { class: 'manual', hidden: '' }),
+      // Further controls for this actuator (a drive pad for a drive) mount
+      // here; buttons with the class `command` are disabled with the rest
+      // while the stream is down.
+      this.extras = el('div', { class: 'actuator-extras' }),
       el('dl', { class: 'figures' },
         el('dt', { text: 'commands' }), this.countNode = el('dd', { class: 'commands', text: '0' })),
       el('h3', { text: 'State history' }),
       this.list = el('ol', { class: 'history' }));
+    this.node.id = panelId('actuator', name); // the overview links here
   }
 
   // Manual control for a logged-in operator: a safe-state button, and a
   // hold-to-run button that sends heartbeats while pressed (the daemon puts
-  // the actuator back in its safe state when they stop).
-  addControls(safe, send) {
+  // the actuator back in its safe state when they stop) — or, for an output
+  // configured `manual: latch`, a plain button that switches it on to stay.
+  addControls(safe, send, manual = 'hold') {
     const { safe: safeCommand, active } = commandsFor(this.kind, safe);
-    const stop = el('button', { type: 'button', class: 'manual-safe', text: safeCommand });
-    const hold = el('button', { type: 'button', class: 'manual-hold', text: `hold to ${active}` });
-    stop.addEventListener('click', () => send({ action: 'command', actuator: this.name, command: safeCommand }));
+    const command = (c) => send({ action: 'command', actuator: this.name, command: c });
+    const stop = el('button', { type: 'button', class: 'manual-safe command', text: safeCommand,
+      'aria-label': `${safeCommand} ${this.name}` });
+    stop.addEventListener('click', () => command(safeCommand));
+    const note = el('span', { class: 'command-state', hidden: '', text: 'not connected' });
+    if (manual === 'latch') {
+      const on = el('button', { type: 'button', class: 'manual-latch command', text: `${active} (stays)`,
+        'aria-label': `${active} ${this.name} until switched ${safeCommand}` });
+      on.addEventListener('click', () => command(active));
+      this.controls.replaceChildren(stop, on, note);
+      return;
+    }
+    const hold = el('button', { type: 'button', class: 'manual-hold command', text: `hold to ${active}`,
+      'aria-label': `hold to ${active} ${this.name}` });
     let timer = null;
     const release = () => {
       if (timer === null) return;
       clearInterval(timer);
       timer = null;
-      send({ action: 'command', actuator: this.name, command: safeCommand });
+      command(safeCommand);
     };
     hold.addEventListener('pointerdown', (event) => {
       event.preventDefault();
-      const beat = () => send({ action: 'command', actuator: this.name, command: active });
-      beat();
-      timer = setInterval(beat, SETTINGS.heartbeatMs);
+      command(active);
+      timer = setInterval(() => command(active), SETTINGS.heartbeatMs);
     });
     for (const type of ['pointerup', 'pointerleave', 'pointercancel']) hold.addEventListener(type, release);
     window.addEventListener('blur', release);
-    this.controls.replaceChildren(stop, hold);
+    this.controls.replaceChildren(stop, hold, note);
   }
 
   setState(state, timestamp, command) {
@@ -564,7 +765,7 @@ class WorldPanel {
     this.states = [];
     this.trend = 'STABLE';
     this.previous = null;
-    this.node = el('section', { class: 'panel world-panel', 'data-panel': 'worldmodel' },
+    this.node = el('section', { class: 'panel world-panel', 'data-panel': 'worldmodel', id: 'panel-worldmodel' },
       el('div', { class: 'panel-head' }, el('h2', { text: 'World model' }),
         this.ageBadge = lastKnownBadge(),
         this.safeNode = el('span', { class: 'safety', text: '—' })),
@@ -574,6 +775,7 @@ class WorldPanel {
         el('dt', { text: 'actuator' }), this.actuatorNode = el('dd', { class: 'actuator', text: '—' }),
         el('dt', { text: 'last reflex' }), this.reflexNode = el('dd', { class: 'last-reflex', text: '—' }),
         el('dt', { text: 'last stop' }), this.stopNode = el('dd', { class: 'last-stop', text: '—' }),
+        el('dt', { text: 'E-stop latch' }), this.latchNode = el('dd', { class: 'latch', text: '—' }),
         el('dt', { text: 'events' }), this.eventsNode = el('dd', { class: 'total-events', text: '0' })),
       el('h3', { text: 'Last five states' }),
       this.list = el('ol', { class: 'states' }));
@@ -611,6 +813,7 @@ class WorldPanel {
     this.reflexNode.textContent = d.last_reflex || '—';
     const stop = d.last_stop;
     this.stopNode.textContent = stop ? `${stop.actuator} ${stop.state} by ${stop.cause} at ${clock(stop.timestamp)}` : '—';
+    this.latchNode.textContent = latchText(d);
     this.eventsNode.textContent = String(d.total_events);
     this.trendNode.textContent = this.trend;
     this.trendNode.dataset.trend = this.trend;
@@ -624,7 +827,7 @@ class ReflexPanel {
     this.configured = [];
     this.counts = new Map();
     this.recent = [];
-    this.node = el('section', { class: 'panel reflex-panel', 'data-panel': 'reflexes' },
+    this.node = el('section', { class: 'panel reflex-panel', 'data-panel': 'reflexes', id: 'panel-reflexes' },
       el('div', { class: 'panel-head' }, el('h2', { text: 'Reflexes' })),
       el('h3', { text: 'Active reflexes' }),
       this.activeList = el('ul', { class: 'active-reflexes' }),
@@ -652,7 +855,10 @@ class ReflexPanel {
       items.push(el('span', { class: 'for-progress', 'data-progress': String(v.for_progress),
         text: `for ${r.for}s: ${Math.round(v.for_progress * 100)}%` }));
     }
-    return [el('div', { class: 'verdict', 'data-holds': String(v.holds) }, ...items)];
+    // Coloured by what the reflex does when it holds: a guard's holding part
+    // is danger, a move or an on that may go ahead is not.
+    const effect = (r.guard ?? r.command === 'stop') ? 'guard' : 'resume';
+    return [el('div', { class: 'verdict', 'data-holds': String(v.holds), 'data-effect': effect }, ...items)];
   }
 
   triggered(data, timestamp) {
@@ -671,7 +877,7 @@ class ReflexPanel {
       ...extra.map((n) => [n, 'fail-safe', []]),
     ];
     this.activeList.replaceChildren(...rows.map(([name, text, parts]) =>
-      el('li', { 'data-reflex': name }, el('strong', { text: name }), ` ${text} `,
+      el('li', { 'data-reflex': name, id: panelId('reflex', name) }, el('strong', { text: name }), ` ${text} `,
         el('span', { class: 'count', text: `×${this.counts.get(name) || 0}` }), ...parts)));
     this.recentList.replaceChildren(...this.recent.map((r) =>
       el('li', { 'data-triggered': String(r.triggered) },
@@ -718,6 +924,153 @@ class EventLog {
   }
 }
 
+// The daemon's own log, for a logged-in operator only (the daemon sends it
+// to no one else): INFO and up, the newest first, filtered by level.
+const LEVELS = ['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'];
+
+class DaemonLog {
+  constructor(panel, list, level) {
+    this.panel = panel;
+    this.list = list;
+    this.level = level;
+    this.lines = [];
+    level.addEventListener('change', () => this.render());
+  }
+
+  add(line) {
+    this.panel.hidden = false;
+    this.lines.unshift(line);
+    if (this.lines.length > SETTINGS.daemonLogSize) this.lines.length = SETTINGS.daemonLogSize;
+    this.dirty = true;
+  }
+
+  render() {
+    if (!this.dirty && this.shownLevel === this.level.value) return;
+    this.dirty = false;
+    this.shownLevel = this.level.value;
+    const least = LEVELS.indexOf(this.level.value);
+    this.list.replaceChildren(...this.lines
+      .filter((line) => LEVELS.indexOf(line.level) >= least)
+      .map((line) => el('li', { 'data-level': line.level },
+        el('span', { class: 'time', text: clock(line.timestamp) }),
+        el('span', { class: `level level-${line.level}`, text: line.level }),
+        el('span', { class: 'text', text: line.message }))));
+  }
+}
+
+// What set the E-stop latch, in words: its own cause, source and time.
+function latchText(d) {
+  if (!d.estop_latched) return 'released';
+  const latch = d.latch;
+  if (!latch) return 'LATCHED';
+  return `LATCHED: ${latch.cause} from ${latch.source} at ${clock(latch.timestamp)}`;
+}
+
+// The robot at a glance: one line per actuator, guard, sensor and the
+// latch, each a link to its card.  State is in words (and a symbol), never
+// in colour alone.
+class Overview {
+  constructor(list, safeNode) {
+    this.list = list;
+    this.safeNode = safeNode;
+    this.lines = new Map();
+  }
+
+  line(key, target) {
+    if (!this.lines.has(key)) {
+      const node = el('li', { 'data-overview': key },
+        el('a', { href: `#${target}` },
+          el('span', { class: 'ov-name' }), el('span', { class: 'ov-state' }),
+          el('span', { class: 'ov-detail' })));
+      this.list.querySelector('.waiting')?.remove();
+      this.lines.set(key, node);
+      this.list.append(node);
+    }
+    return this.lines.get(key);
+  }
+
+  set(key, target, { name, state, mark, detail }) {
+    const node = this.line(key, target);
+    node.dataset.state = mark;
+    const [nameNode, stateNode, detailNode] = node.firstChild.children;
+    nameNode.textContent = name;
+    stateNode.textContent = state;
+    detailNode.textContent = detail || '';
+  }
+
+  render(board, now, lostAt) {
+    const d = board.world?.data;
+    if (!d) return;
+    this.safeNode.textContent = (d.safe ? 'SAFE' : 'DANGER') + (lostAt ? '?' : '');
+    this.safeNode.dataset.safe = lostAt ? 'unknown' : String(d.safe);
+    this.set('latch', 'panel-worldmodel', {
+      name: 'E-stop',
+      state: d.estop_latched ? '✗ LATCHED' : 'released',
+      mark: d.estop_latched ? 'danger' : 'ok',
+      detail: d.estop_latched && d.latch
+        ? `${d.latch.cause} from ${d.latch.source} at ${clock(d.latch.timestamp)}`
+        : (d.estop_circuit === 'open' ? 'the button is pressed' : ''),
+    });
+    for (const [name, panel] of board.actuators) {
+      const kind = board.actuatorKinds[name];
+      const safe = kind ? panel.state === kind.safe : null;
+      this.set(`actuator:${name}`, panelId('actuator', name), {
+        name, state: panel.state || '—', mark: safe === null ? 'unknown' : (safe ? 'safe' : 'active'),
+        detail: `${panel.kind}${board.latched ? ' · latched' : ''}`,
+      });
+    }
+    for (const r of board.reflexConfig.filter((x) => x.guard)) {
+      const clear = d.guards?.[r.name]?.clear ?? d.safe;
+      this.set(`guard:${r.name}`, panelId('reflex', r.name), {
+        name: r.name,
+        state: clear ? '✓ clear' : '✗ BLOCKING',
+        mark: clear ? 'ok' : 'danger',
+        detail: clear ? `${r.command} ${r.actuators.join(', ')} when ${r.condition}`
+          : this.blocking(r, d, board.reflexConfig),
+      });
+    }
+    for (const [name, panel] of board.sensors) {
+      const s = d.sensors?.[name] || {};
+      const age = s.age_ms === undefined ? '' : `${(s.age_ms / 1000).toFixed(1)} s ago`;
+      this.set(`sensor:${name}`, panelId('sensor', name), {
+        name,
+        state: panel.kind === 'binary'
+          ? (panel.active === null ? '—' : (panel.active ? 'ACTIVE' : 'INACTIVE'))
+          : fmt(panel.latest, panel.unit),
+        mark: s.fresh === false ? 'danger' : 'ok',
+        detail: s.fresh === false ? `⚠ ${s.fault === 'stale' || !s.fault ? 'no fresh reading' : s.fault}` : age,
+      });
+    }
+  }
+
+  // Why a guard keeps its actuators stopped: a silent sensor, the part of
+  // its condition that holds with the reading behind it, or the band before
+  // its resume reflex holds.
+  blocking(r, d, reflexes) {
+    const sensors = d.sensors || {};
+    const silent = r.sensors.filter((s) => !sensors[s]?.fresh);
+    if (silent.length) return silent.map((s) => `${s}: no fresh reading`).join(', ');
+    const verdict = d.verdicts?.[r.name];
+    const reading = (s) => {
+      const value = sensors[s]?.value;
+      return sensors[s]?.type === 'binary' ? '' : ` (${s} ${fmt(value, sensors[s]?.unit)})`;
+    };
+    const holding = (r.parts || []).filter((_, i) => verdict?.parts?.[i] === true);
+    if (holding.length) {
+      return holding.map((text) => {
+        const sensor = r.sensors.find((s) => text.startsWith(`${s} `));
+        return text + (sensor ? reading(sensor) : '');
+      }).join(', ');
+    }
+    if (!verdict || verdict.holds !== false) return 'not known yet';
+    const waits = reflexes.filter((x) => !x.guard && x.sensors.some((s) => r.sensors.includes(s)) &&
+      x.actuators.some((a) => r.actuators.includes(a)));
+    const missing = waits.flatMap((x) =>
+      (x.parts || []).filter((_, i) => d.verdicts?.[x.name]?.parts?.[i] !== true));
+    return missing.length ? `until ${missing.join(' and ')}` : 'until its resume reflex holds';
+  }
+}
+
 function describe(event) {
   const d = event.data;
   switch (event.type) {
@@ -748,8 +1101,16 @@ class Dashboard {
       document.getElementById('log-paused'), document.getElementById('log-missed'));
     this.operator = false;
     this.own = true;
+    this.connected = false;
     this.actuatorKinds = {};
+    this.reflexConfig = [];
     this.latched = false;
+    this.overview = new Overview(document.getElementById('overview-list'),
+      document.getElementById('overview-safe'));
+    this.daemonLog = new DaemonLog(document.getElementById('daemon-log-panel'),
+      document.getElementById('daemon-log'), document.getElementById('daemon-log-level'));
+    this.run = null; // the daemon run the shown history belongs to
+    this.restarts = []; // {t, label}: where a new run began
     this.bindControls();
   }
 
@@ -760,8 +1121,21 @@ class Dashboard {
     document.getElementById('operator').dataset.operator = String(operator);
     document.getElementById('operator-text').textContent =
       this.latched ? 'LATCHED' : (operator ? 'operator' : 'view only');
-    document.getElementById('estop-button').disabled = !operator;
     this.showControls();
+  }
+
+  // Every command control is disabled, and says "not connected", while the
+  // stream is down: a command could not be sent, so nothing looks ready.
+  // Buttons with the class `command` anywhere on the page count.
+  showCommands() {
+    const offline = !this.connected;
+    for (const button of document.querySelectorAll('button.command')) {
+      button.disabled = offline || (button.id === 'estop-button' && !this.operator);
+      if (offline) button.setAttribute('aria-description', 'not connected');
+      else button.removeAttribute('aria-description');
+    }
+    document.getElementById('command-state').hidden = !offline;
+    for (const note of document.querySelectorAll('.manual .command-state')) note.hidden = !offline;
   }
 
   // Which robot the E-STOP reaches, always on screen beside it; on a page
@@ -794,9 +1168,10 @@ class Dashboard {
       const info = this.actuatorKinds[name];
       panel.controls.hidden = !(this.operator && info);
       if (this.operator && info && !panel.controls.childElementCount) {
-        panel.addControls(info.safe, (m) => this.command(m));
+        panel.addControls(info.safe, (m) => this.command(m), info.manual);
       }
     }
+    this.showCommands();
   }
 
   showLatch(d) {
@@ -807,9 +1182,10 @@ class Dashboard {
     const banner = document.getElementById('latch-banner');
     banner.hidden = this.latched === false && durable;
     if (this.latched) {
-      const stop = d.last_stop;
+      // What latched, not the last actuator change (which can come after).
+      const latch = d.latch;
       banner.textContent = 'E-STOP LATCHED — nothing moves until Reset' +
-        (stop ? ` (${stop.cause} at ${clock(stop.timestamp)})` : '') +
+        (latch ? ` (${latch.cause} from ${latch.source} at ${clock(latch.timestamp)})` : '') +
         (durable ? '' : ' — held in memory only: the state disk cannot be written');
     } else if (!durable) {
       banner.textContent =
@@ -858,7 +1234,32 @@ class Dashboard {
       else this.stream.connect();
     });
     document.getElementById('estop-button').addEventListener('click', () => this.command({ action: 'estop' }));
+    for (const button of document.querySelectorAll('[data-range]')) {
+      button.addEventListener('click', () => this.choose('range', Number(button.dataset.range)));
+    }
+    for (const button of document.querySelectorAll('[data-unit]')) {
+      button.addEventListener('click', () => this.choose(button.dataset.kind, button.dataset.unit));
+    }
+    this.showChoices();
     document.getElementById('reset-button').addEventListener('click', () => this.command({ action: 'reset' }));
+  }
+
+  // A display preference: kept in this browser, applied at once.
+  choose(key, value) {
+    prefs[key] = value;
+    savePrefs();
+    this.showChoices();
+    this.applyThresholds();
+    this.invalidate();
+  }
+
+  showChoices() {
+    for (const button of document.querySelectorAll('[data-range]')) {
+      button.setAttribute('aria-pressed', String(Number(button.dataset.range) === prefs.range));
+    }
+    for (const button of document.querySelectorAll('[data-unit]')) {
+      button.setAttribute('aria-pressed', String(prefs[button.dataset.kind] === button.dataset.unit));
+    }
   }
 
   start(url) {
@@ -872,7 +1273,8 @@ class Dashboard {
     const box = document.getElementById('connection');
     box.dataset.state = state;
     document.getElementById('connection-text').textContent = text;
-    document.getElementById('stat-status').textContent = state;
+    this.connected = state === 'connected';
+    this.showCommands();
     document.getElementById('connect-button').textContent =
       state === 'disconnected' ? 'Connect' : 'Disconnect';
     if (state !== 'connected') {
@@ -910,6 +1312,10 @@ class Dashboard {
       case 'reply': // to this dashboard's own command
         if (!d.ok) this.message(`Refused: ${d.error}`);
         return;
+      case 'log': // the daemon's log: only an operator's stream has it
+        this.daemonLog.add(d);
+        this.invalidate();
+        return;
       default:
         return;
     }
@@ -923,6 +1329,7 @@ class Dashboard {
       this.addPanel(this.world);
     }
     this.world.update(d, timestamp);
+    const snapshot = Array.isArray(d.reflexes);
     // Per-sensor entries carry their kind and unit (older daemons: distance in cm).
     for (const [name, s] of Object.entries(d.sensors || {})) {
       this.sensor(name, s.type ?? 'distance', s.unit ?? 'cm').health(s.fresh, s.fault);
@@ -934,27 +1341,39 @@ class Dashboard {
     }
     this.showControls();
     this.showLatch(d);
-    if (Array.isArray(d.reflexes)) { // only in the snapshot
+    if (snapshot) { // only the snapshot has these
       this.reflexPanel().configure(d.reflexes);
-      this.applyThresholds(d.reflexes);
+      this.reflexConfig = d.reflexes;
+      this.applyThresholds();
+      this.history(d);
     }
     if (d.verdicts) this.reflexPanel().verdicts(d.verdicts);
   }
 
-  // Guards (they drive an actuator to its safe state) in red, resumes in green.
-  applyThresholds(reflexes) {
-    for (const r of reflexes) {
-      const panel = this.sensors.get(r.sensor);
-      const value = r.below ?? r.above;
-      if (!panel || panel.kind === 'binary' || value === null || value === undefined) continue;
-      const guard = r.guard ?? r.command === 'stop';
-      const op = r.below !== null && r.below !== undefined ? '<' : '>';
-      panel.thresholds.push({
-        value,
-        color: guard ? '#ff5d5d' : '#3ecf8e',
-        below: guard, // label under the guard's line, over the resume line
-        label: `${r.command} ${r.actuator} ${op} ${value} ${panel.unit}`,
-      });
+  // Each sensor's threshold lines, one per threshold (thresholdLines).
+  applyThresholds() {
+    for (const [name, panel] of this.sensors) {
+      if (panel.kind !== 'binary') panel.setThresholds(thresholdLines(name, this.reflexConfig, panel.unit));
+    }
+  }
+
+  // The snapshot's history: drawn at once.  A new run id means the daemon
+  // restarted while this page was away: say so, and mark it on the charts.
+  history(d) {
+    const now = Date.now();
+    const run = d.run;
+    const restarted = Boolean(run && this.run && run.id !== this.run.id);
+    if (restarted) {
+      const at = Date.parse(run.started) || now;
+      this.restarts.push({ t: at, label: 'restart' });
+      const note = document.getElementById('restart-note');
+      note.textContent = `The daemon restarted at ${clock(run.started)}: the charts break there.`;
+      note.hidden = false;
+    }
+    if (run) this.run = run;
+    for (const [name, points] of Object.entries(d.history || {})) {
+      const panel = this.sensors.get(name);
+      if (panel && panel.kind !== 'binary') panel.history(points, restarted, now);
     }
   }
 
@@ -985,12 +1404,10 @@ class Dashboard {
   }
 
   addPanel(panel) {
-    document.getElementById('waiting')?.remove();
     // Sensors, then actuators, world model and reflexes, whatever arrives first.
     const rank = ['sensor', 'actuator', 'world', 'reflex'];
     panel.node.style.order = String(rank.findIndex((r) => panel.node.className.includes(r)));
     this.panels.append(panel.node);
-    document.getElementById('stat-panels').textContent = String(this.panels.children.length + 1);
   }
 
   invalidate() {
@@ -1003,11 +1420,13 @@ class Dashboard {
     this.dirty = false;
     const now = Date.now();
     const lostAt = this.stream.open ? null : this.stream.lastMessage || null;
-    for (const panel of this.sensors.values()) panel.render(now, lostAt);
+    for (const panel of this.sensors.values()) panel.render(now, lostAt, this.restarts);
     for (const panel of this.actuators.values()) panel.render(now, lostAt);
     this.world?.render(now, lostAt);
     this.reflexes?.render();
+    this.overview.render(this, now, lostAt);
     this.log.render();
+    this.daemonLog.render();
     document.getElementById('stat-events').textContent = String(this.events);
   }
 
@@ -1030,6 +1449,7 @@ class Dashboard {
 }
 
 window.addEventListener('DOMContentLoaded', async () => {
+  loadPrefs();
   window.dashboard = new Dashboard();
   // Before the stream opens: its WebSocket may command only if the session
   // cookie is there at the handshake.  The session is this page's robot's:
