@@ -48,6 +48,11 @@ class FakeChip(ABC):
             return f"{key} must be from {low:g} to {high:g}"
         return None
 
+    @abstractmethod
+    def power_on(self) -> None:
+        """Registers as after a power cycle (a brown-out): what a driver must
+        notice and set up again."""
+
     def update(self, values: dict[str, float]) -> None:
         """Set physical values (already checked with `value_problem`);
         those not given go back to their defaults."""
@@ -270,10 +275,14 @@ class FakeVL53L1X(FakeChip):
 
     def __init__(self) -> None:
         super().__init__()
+        self.pointer = 0
+        self.power_on()
+
+    def power_on(self) -> None:
+        """Booted, unconfigured, not ranging."""
         self.memory = bytearray(0x200)
         self.memory[vl53l1x.REG_MODEL_ID : vl53l1x.REG_MODEL_ID + 2] = b"\xea\xcc"
         self.memory[vl53l1x.REG_FIRMWARE_STATUS] = 0x01
-        self.pointer = 0
 
     @classmethod
     def value_problem(cls, key: str, value: Any) -> str | None:
@@ -320,6 +329,11 @@ class FakePCA9685(FakeChip):
 
     def __init__(self) -> None:
         super().__init__()
+        self.pointer = 0
+        self.power_on()
+
+    def power_on(self) -> None:
+        """Asleep at 200 Hz with every output off: servos limp."""
         self.memory = bytearray(256)
         self.memory[pca9685.REG_MODE1] = pca9685.MODE1_SLEEP | pca9685.MODE1_ALLCALL
         self.memory[pca9685.REG_MODE2] = pca9685.MODE2_OUTDRV
@@ -327,7 +341,6 @@ class FakePCA9685(FakeChip):
         self.memory[pca9685.REG_PRE_SCALE] = 0x1E
         for channel in range(pca9685.CHANNELS):
             self.memory[pca9685.REG_LED0_ON_L + 4 * channel + 3] = 0x10  # full off
-        self.pointer = 0
 
     def _auto_increment(self) -> bool:
         return bool(self.memory[pca9685.REG_MODE1] & pca9685.MODE1_AI)

@@ -11,6 +11,7 @@ gpiozero's AngularServo) repeated every 20 ms.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass
 
@@ -126,6 +127,9 @@ class PCA9685:
         self.bus = bus
         self.address = address
         self.prescale = prescale_for(frequency)
+        # Servos on one board may be commanded from different threads; the
+        # check-and-set-up before each command must not interleave.
+        self._lock = threading.Lock()
 
     def configure(self) -> None:
         """Set the update rate (asleep, as PRE_SCALE demands), then wake and restart."""
@@ -150,11 +154,12 @@ class PCA9685:
     def _write_channel(self, channel: int, on: int, off: int) -> None:
         if not 0 <= channel < CHANNELS:
             raise ValueError(f"channel {channel} is not 0..{CHANNELS - 1}")
-        self._ensure_running()
-        with talking_to(self.address):
-            self.bus.write_i2c_block_data(
-                self.address, REG_LED0_ON_L + 4 * channel, channel_bytes(on, off)
-            )
+        with self._lock:
+            self._ensure_running()
+            with talking_to(self.address):
+                self.bus.write_i2c_block_data(
+                    self.address, REG_LED0_ON_L + 4 * channel, channel_bytes(on, off)
+                )
 
     def set_pulse(self, channel: int, pulse_us: float) -> None:
         """Drive `channel` with a pulse of `pulse_us` every period."""
