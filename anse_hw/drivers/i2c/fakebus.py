@@ -121,6 +121,8 @@ class FakeBus:
     def __init__(
         self, fake_file: str | None = None, chips: dict[int, FakeChip] | None = None
     ) -> None:
+        if fake_file is not None and chips:
+            raise ValueError("give a fake file or chips, not both: the file says what is present")
         self._lock = threading.RLock()
         self._known: dict[int, FakeChip] = dict(chips or {})
         self._present: set[int] = set(self._known)

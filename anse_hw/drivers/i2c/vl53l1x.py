@@ -163,8 +163,9 @@ class VL53L1X:
         write_reg16(self.bus, self.address, register, values)
 
     def _ready(self) -> bool:
-        mux = self._byte(REG_GPIO_HV_MUX_CTRL)
-        return data_ready(mux, self._byte(REG_GPIO_TIO_HV_STATUS))
+        # GPIO_HV_MUX__CTRL and GPIO__TIO_HV_STATUS are adjacent: one transfer.
+        mux, status = read_reg16(self.bus, self.address, REG_GPIO_HV_MUX_CTRL, 2)
+        return data_ready(mux, status)
 
     def _start(self) -> None:
         """Write the default configuration and start the calibration run."""
