@@ -243,11 +243,7 @@ class BME280:
             return bytes(self.bus.read_i2c_block_data(self.address, register, length))
 
     def configure(self) -> None:
-        """Check the chip, read its trimming and start normal mode.
-        Raises ValueError when the chip is not a BME280."""
-        problem = self.identify(self.bus, self.address)
-        if problem:
-            raise ValueError(problem)
+        """Read the chip's trimming and start normal mode."""
         trimming = parse_trimming(
             self._block(REG_CALIB_TP, CALIB_TP_LEN), self._block(REG_CALIB_H, CALIB_H_LEN)
         )
@@ -259,8 +255,15 @@ class BME280:
         self.trimming = trimming
 
     def read(self) -> EnvReading:
-        """The latest measurement; raises BusFault when the chip does not answer."""
+        """The latest measurement; raises BusFault when the chip does not answer.
+
+        A chip that is not a BME280 is no reading (and is checked again at
+        the next read), never an exception: `--check` refuses it before the
+        daemon runs, and at run time a wrong chip is a sensor fault."""
         if self.trimming is None:
+            problem = self.identify(self.bus, self.address)
+            if problem:
+                return EnvReading(None, None, None, problem)
             self.configure()
         assert self.trimming is not None
         burst = self._block(REG_CTRL_HUM, BURST_LEN)
