@@ -185,27 +185,13 @@ def compensate_humidity(trim: Trimming, adc_h: int, t_fine: int) -> int:
     """bme280_compensate_H_int32: relative humidity in % as Q22.10 (%RH × 1024),
     clamped to 0..100 % as the datasheet's formula does."""
     x = t_fine - 76800
-    x = (((adc_h << 14) - (trim.h4 << 20) - (trim.h5 * x)) + 16384) >> 15
-    x = x * (
-        (
-            (
-                (
-                    (
-                        (((t_fine - 76800) * trim.h6) >> 10)
-                        * ((((t_fine - 76800) * trim.h3) >> 11) + 32768)
-                    )
-                    >> 10
-                )
-                + 2097152
-            )
-            * trim.h2
-            + 8192
-        )
-        >> 14
-    )
-    x = x - (((((x >> 15) * (x >> 15)) >> 7) * trim.h1) >> 4)
-    x = min(max(x, 0), 419430400)
-    return x >> 12
+    # The datasheet's one expression, in its two factors and the correction.
+    scaled = (((adc_h << 14) - (trim.h4 << 20) - (trim.h5 * x)) + 16384) >> 15
+    heat = ((((x * trim.h6) >> 10) * (((x * trim.h3) >> 11) + 32768)) >> 10) + 2097152
+    v = scaled * ((heat * trim.h2 + 8192) >> 14)
+    v = v - (((((v >> 15) * (v >> 15)) >> 7) * trim.h1) >> 4)
+    v = min(max(v, 0), 419430400)
+    return v >> 12
 
 
 def compensate(trim: Trimming, raw: RawSample) -> EnvReading:
