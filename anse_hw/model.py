@@ -44,6 +44,7 @@ __all__ = [
     "ActuatorConfig",
     "Config",
     "GpioConfig",
+    "I2cConfig",
     "MqttConfig",
     "RecordingConfig",
     "ReflexConfig",
@@ -158,6 +159,17 @@ class GpioConfig:
     mock_input_file: str | None = setting(
         None,
         'pin_factory: mock — drive input pins from this JSON file ({"GPIO5": 0})',
+        a_path,
+    )
+
+
+@dataclass(frozen=True)
+class I2cConfig:
+    bus: int = setting(1, "the I2C adapter: /dev/i2c-<bus> (1 on a Raspberry Pi)", in_range(0, 255))
+    fake_file: str | None = setting(
+        None,
+        "drive a register-level fake bus from this JSON file instead of /dev/i2c-<bus> "
+        '(for tests and demos: {"0x41": {"device": "ina219", "bus_voltage": 12.1}})',
         a_path,
     )
 
@@ -295,6 +307,7 @@ class Config:
     )
     server: ServerConfig = setting(ServerConfig(), "the dashboard and the event stream")
     gpio: GpioConfig = setting(GpioConfig(), "the GPIO backend (gpiozero's pin factory)")
+    i2c: I2cConfig = setting(I2cConfig(), "the I2C bus of the ina219, bme280 and vl53l1x sensors")
     sensors: tuple[SensorConfig, ...] = setting(help="a list of at least one sensor")
     actuators: tuple[ActuatorConfig, ...] = setting((), "a list of actuators")
     reflexes: tuple[ReflexConfig, ...] = setting((), "a list of reflexes")

@@ -47,12 +47,15 @@ class SensorDriver(ABC):
     """A sensor that reports every measurement from its own thread.
 
     `DRIVER` is the YAML `driver:` name, `KINDS` the sensor kinds it can read
-    (`type:`), `USES_GPIO` whether it needs a gpiozero pin factory.
+    (`type:`), `USES_GPIO` whether it needs a gpiozero pin factory,
+    `USES_I2C` whether it needs the shared I2C bus (its `address` option is
+    then checked against the other devices on that bus).
     """
 
     DRIVER: ClassVar[str]
     KINDS: ClassVar[tuple[str, ...]]
     USES_GPIO: ClassVar[bool] = False
+    USES_I2C: ClassVar[bool] = False
     OPTIONS: ClassVar[tuple[Option, ...]] = ()
     DEFAULT_INTERVAL: ClassVar[float] = 0.1
 

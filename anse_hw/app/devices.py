@@ -11,6 +11,9 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from anse_hw.drivers.i2c.bus import I2CBus, open_bus
+from anse_hw.drivers.i2c.fakebus import FakeBus, FakeFileError
+from anse_hw.drivers.i2c.sensors import SharedBus
 from anse_hw.drivers.pins import make_pin_factory
 from anse_hw.drivers.registry import (
     ACTUATOR_DRIVERS,
@@ -19,6 +22,7 @@ from anse_hw.drivers.registry import (
     build_sensor,
     find,
 )
+from anse_hw.errors import DriverError
 from anse_hw.model import Config
 from anse_hw.readings import ActuatorDriver, SensorDriver
 from anse_hw.recording import trace
@@ -39,13 +43,44 @@ def open_pin_factory(config: Config) -> Any:
     return make_pin_factory(gpio.pin_factory, gpio.mock_state_file, gpio.mock_input_file)
 
 
+def needs_i2c(config: Config) -> bool:
+    return any(find(SENSOR_DRIVERS, s.type, s.driver).USES_I2C for s in config.sensors)
+
+
+def open_i2c_bus(config: Config) -> I2CBus:
+    """`/dev/i2c-<bus>`, or the fake bus `i2c.fake_file` describes; a
+    DriverError naming the key when it cannot be opened."""
+    i2c = config.i2c
+    if i2c.fake_file is not None:
+        try:
+            return FakeBus(i2c.fake_file)
+        except FakeFileError as exc:
+            raise DriverError(str(exc), ("i2c", "fake_file")) from None
+    try:
+        return open_bus(i2c.bus)
+    except OSError as exc:
+        hint = (
+            " (is I2C enabled: raspi-config, or dtparam=i2c_arm=on?)"
+            if isinstance(exc, FileNotFoundError)
+            else " (is the user in group i2c?)"
+            if isinstance(exc, PermissionError)
+            else ""
+        )
+        raise DriverError(f"/dev/i2c-{i2c.bus}: {exc.strerror}{hint}", ("i2c", "bus")) from None
+
+
 def build_actuators(config: Config, pin_factory: Any) -> dict[str, ActuatorDriver]:
     return _build_all(config.actuators, lambda a: build_actuator(a, pin_factory))
 
 
 def build_sensors(config: Config, pin_factory: Any) -> dict[str, SensorDriver]:
+    """Every sensor; the I2C ones share one bus, opened here and closed by
+    the last of them to close."""
     recorded = trace.recorded_traces(config.sensors)
-    return _build_all(config.sensors, lambda s: build_sensor(s, pin_factory, recorded.get(s.name)))
+    i2c = SharedBus(open_i2c_bus(config)) if needs_i2c(config) else None
+    return _build_all(
+        config.sensors, lambda s: build_sensor(s, pin_factory, recorded.get(s.name), i2c)
+    )
 
 
 def _build_all(configs: Iterable[Any], make: Callable[[Any], Any]) -> dict[str, Any]:

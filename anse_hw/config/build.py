@@ -18,6 +18,7 @@ from anse_hw import files
 from anse_hw.config import items, rules, yamlfile
 from anse_hw.config.schema import (
     GPIO_OPTIONS,
+    I2C_OPTIONS,
     MQTT_OPTIONS,
     RECORDING_OPTIONS,
     SERVER_OPTIONS,
@@ -30,6 +31,7 @@ from anse_hw.errors import ConfigError
 from anse_hw.model import (
     Config,
     GpioConfig,
+    I2cConfig,
     MqttConfig,
     RecordingConfig,
     ServerConfig,
@@ -143,6 +145,7 @@ def build(
             check.problem((key,), unknown(key, TOP_LEVEL))
     server = _server(check, data)
     gpio = _gpio(check, data)
+    i2c = I2cConfig(**(check.section(data, "i2c", I2C_OPTIONS) or {}))
     sensors, actuators, reflexes = _items(check, data)
     found_state_dir = state_dir(check, data)
     found_robot_id = robot_id(check, data)
@@ -157,6 +160,7 @@ def build(
         robot_id=found_robot_id,
         server=server,
         gpio=gpio,
+        i2c=i2c,
         sensors=tuple(sensors),
         actuators=tuple(actuators),
         reflexes=tuple(reflexes),

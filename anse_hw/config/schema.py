@@ -20,6 +20,7 @@ from anse_hw.model import (
     ActuatorConfig,
     Config,
     GpioConfig,
+    I2cConfig,
     MqttConfig,
     RecordingConfig,
     ReflexConfig,
@@ -33,6 +34,7 @@ __all__ = [
     "ACTIVE",
     "ACTUATOR_COMMON",
     "GPIO_OPTIONS",
+    "I2C_OPTIONS",
     "MQTT_OPTIONS",
     "RECORDING_OPTIONS",
     "REFLEX_OPTIONS",
@@ -79,6 +81,7 @@ def options_of(cls: type, **help: str) -> tuple[Option, ...]:
 
 SERVER_OPTIONS = options_of(ServerConfig)
 GPIO_OPTIONS = options_of(GpioConfig)
+I2C_OPTIONS = options_of(I2cConfig)
 MQTT_OPTIONS = options_of(MqttConfig)
 RECORDING_OPTIONS = options_of(RecordingConfig)
 SENSOR_COMMON = options_of(SensorConfig, driver=" | ".join(registry.names(registry.SENSOR_DRIVERS)))
