@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from anse_hw.drivers.i2c.bus import I2CBus, open_bus
+from anse_hw.drivers.i2c.chips import check_device
 from anse_hw.drivers.i2c.fakebus import FakeBus, FakeFileError
 from anse_hw.drivers.i2c.sensors import SharedBus
 from anse_hw.drivers.pins import make_pin_factory
@@ -67,6 +68,34 @@ def open_i2c_bus(config: Config) -> I2CBus:
             else ""
         )
         raise DriverError(f"/dev/i2c-{i2c.bus}: {exc.strerror}{hint}", ("i2c", "bus")) from None
+
+
+def i2c_problems(config: Config) -> list[str]:
+    """What `--check` finds on the bus, as i2cdetect would and then by each
+    chip's ID: nothing at a configured address, or another chip there, is a
+    config error at that item's `address` line.  Nothing is programmed."""
+    placed = [
+        (("sensors", index), sensor.options["address"], cls.CHIP)
+        for index, sensor in enumerate(config.sensors)
+        if (cls := find(SENSOR_DRIVERS, sensor.type, sensor.driver)).USES_I2C
+    ]
+    if not placed:
+        return []
+    try:
+        bus = open_i2c_bus(config)
+    except DriverError as exc:
+        return [config.problem(exc.key, exc.reason)]
+    problems: list[str] = []
+    checked: set[int] = set()
+    try:
+        for at, address, chip in placed:
+            problem = None if address in checked else check_device(bus, chip, address)
+            checked.add(address)
+            if problem:
+                problems.append(config.problem((*at, "address"), problem))
+    finally:
+        bus.close()
+    return problems
 
 
 def build_actuators(config: Config, pin_factory: Any) -> dict[str, ActuatorDriver]:

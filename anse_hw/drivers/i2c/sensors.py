@@ -107,6 +107,8 @@ class I2CSensor(ThreadedSensor):
     USES_I2C = True
     #: The chip's name in anse_hw.drivers.i2c.chips (what `--check` identifies).
     CHIP: ClassVar[str]
+    #: The options that program the chip: sensors sharing it must agree on them.
+    CHIP_OPTIONS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -173,6 +175,7 @@ class INA219Sensor(I2CSensor):
     CHIP = INA219.CHIP
     KINDS = ("voltage", "current")
     DEFAULT_INTERVAL = 0.5
+    CHIP_OPTIONS = ("shunt_ohms", "max_current", "bus_range")
     OPTIONS: ClassVar[tuple[Option, ...]] = (
         _address_option(0x40),
         Option(
