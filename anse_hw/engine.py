@@ -47,8 +47,13 @@ class Engine:
         latched: bool = False,
         heartbeat: float = 0.5,
         audience: Callable[[], bool] = lambda: True,
+        on_latch: Callable[[str], None] = lambda source: None,
     ) -> None:
-        """`audience` says whether anything (a client, the recorder, the MQTT
+        """`on_latch(reflex)` is told (on the sensor's thread, under the lock:
+        it must only hand the work on) that a reflex latched the E-stop, so
+        the latch gets written to disk.
+
+        `audience` says whether anything (a client, the recorder, the MQTT
         bridge) will see an event; asked under the lock for each one, so that
         with nobody there an event costs no dict, no JSON and no wake-up of the
         event loop, only its seq number."""
@@ -58,6 +63,7 @@ class Engine:
         self.actuators = actuators
         self.publish = publish
         self.on_crash = on_crash
+        self.on_latch = on_latch
         self.clock = clock
         self.debug = debug
         self.kinds = {s.name: s.kind for s in config.sensors}
@@ -218,6 +224,9 @@ class Engine:
             )
 
     def _reflex_phase(self, reflex: ReflexConfig, value: float, batch: list) -> None:
+        if reflex.latch:
+            self._latching_reflex(reflex, value, batch)
+            return
         if not reflex.holds(value) or self.world.actuators[reflex.actuator] == reflex.target:
             return
         if not reflex.guard and (
@@ -234,6 +243,24 @@ class Engine:
             ),
         )
         self._actuator_phase(reflex.actuator, reflex.target, batch, cause=reflex.name)
+
+    def _latching_reflex(self, reflex: ReflexConfig, value: float, batch: list) -> None:
+        """`command: estop`: fires once, when it holds and the E-stop is not
+        latched yet, even if a gentler guard has already stopped its actuator
+        (a battery first low, then critical)."""
+        if not reflex.holds(value) or self.desk.latched:
+            return
+        self.world.last_reflex = reflex.name
+        self.stats.firings[reflex.name] += 1
+        self._emit(
+            batch,
+            events.REFLEX,
+            events.reflex_data(
+                reflex.name, reflex.condition, sensor=reflex.sensor, value=round(value, 2)
+            ),
+        )
+        self._carry_out(self.desk.estop(reflex.name), batch)
+        self.on_latch(reflex.name)
 
     def _actuator_phase(self, name: str, target: str, batch: list, cause: str = "") -> None:
         actuator = self.actuators[name]

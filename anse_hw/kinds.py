@@ -72,6 +72,10 @@ class ActuatorKind:
         return self.safe[choice] if choice is not None else next(iter(self.safe.values()))
 
 
+#: The reflex command that latches the E-stop (every actuator to its safe
+#: state until an operator resets it), whatever the actuator's kind.
+ESTOP = "estop"
+
 MOVING, STOPPED = "MOVING", "STOPPED"
 ON, OFF = "ON", "OFF"
 

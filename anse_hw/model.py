@@ -268,7 +268,10 @@ class ReflexConfig:
     name: str = setting(help="shown on the stream as reflex_name", check=name_problem)
     sensor: str = setting(help="name of a configured sensor")
     actuator: str = setting(help="name of a configured actuator")
-    command: str = setting(help="motor: stop | move; output: on | off")
+    command: str = setting(
+        help="motor: stop | move; output: on | off; any actuator: estop (stop it and "
+        "latch the E-stop until an operator resets it)"
+    )
     below: float | None = setting(None, "numeric sensors: fires when the reading is below this")
     above: float | None = setting(None, "numeric sensors: fires when the reading is above this")
     kind: SensorKind = SENSOR_KINDS["distance"]
@@ -277,6 +280,8 @@ class ReflexConfig:
     #: It drives the actuator to its safe state: its sensor guards the actuator
     #: (silence or a fault puts the actuator in its safe state; S1, S2, S5, S6).
     guard: bool = True
+    #: `command: estop`: firing latches the E-stop (every actuator safe until a reset).
+    latch: bool = False
 
     @property
     def condition(self) -> str:

@@ -47,6 +47,7 @@ actuators:
   - {{name: movement, driver: gpio, forward: 17, backward: 18, speed: 0.5}}
 reflexes:
   - {{name: battery_low, sensor: battery, below: 10.8, actuator: movement, command: stop}}
+  - {{name: battery_critical, sensor: battery, below: 10.2, actuator: movement, command: estop}}
   - {{name: tof_near, sensor: tof, below: 10, actuator: movement, command: stop}}
   - {{name: clear_to_move, sensor: tof, above: 20, actuator: movement, command: move}}
 """
@@ -87,6 +88,27 @@ def test_the_battery_falling_below_the_guard_stops_the_motor(robot):
     low = wait_for(lambda: [r for r in readings(stream, "battery") if r["value"] < 10.8])
     assert low[-1]["value"] == pytest.approx(10.6, abs=0.01)
     assert not moving(stream)
+
+
+def test_the_battery_falling_below_the_critical_level_latches_the_estop(robot):
+    daemon, stream, tmp_path = robot
+    wait_for(lambda: moving(stream), what="the motor to move")
+    set_devices(tmp_path / "i2c.json", devices(volts=10.6))
+    stream.wait_state("STOPPED", len(stream.events))
+    assert not world(stream)["estop_latched"], "low is a stop, not yet an E-stop"
+    set_devices(tmp_path / "i2c.json", devices(volts=10.0))
+    wait_for(lambda: world(stream)["estop_latched"], what="the E-stop to latch")
+    names = [e["data"]["reflex_name"] for e in stream.of_type("reflex")]
+    assert "battery_critical" in names and "operator_estop" in names
+    wait_for(lambda: world(stream)["estop_durable"], what="the latch to be on disk")
+    # A charged battery does not release it: only an operator's reset does.
+    set_devices(tmp_path / "i2c.json", devices(volts=12.6))
+    count = len(readings(stream, "battery"))
+    wait_for(lambda: len(readings(stream, "battery")) > count + 5, what="charged readings")
+    assert readings(stream, "battery")[-1]["value"] > 12
+    assert world(stream)["estop_latched"] and not moving(stream)
+    assert pin(tmp_path / "pins.json", "GPIO17") == 0.0
+    assert "E-STOP from battery_critical" in daemon.log()
 
 
 def test_each_i2c_kind_arrives_with_its_unit_and_one_ina219_serves_two_sensors(robot):

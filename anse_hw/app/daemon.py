@@ -173,6 +173,8 @@ class Daemon:
         self.exit_code = OK
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Latch writes a reflex started (kept: the loop holds tasks weakly).
+        self._latch_writes: set[asyncio.Task] = set()
         self.engine: Engine | None = None
 
     async def run(self) -> int:
@@ -264,12 +266,25 @@ class Daemon:
             # The recorder and the bridge see everything; otherwise only a
             # connected client makes an event worth building.
             audience=(lambda: True) if stack.bridge or self.recorder else stack.hub.listening,
+            on_latch=lambda reflex: self._save_latch(stack.hub.api, reflex),
         )
         if self.recorder:
             engine.record_reading = self.recorder.reading
             engine.record_fault = self.recorder.fault
             self.recorder.start()
         return engine
+
+    def _save_latch(self, api: ControlApi, reflex: str) -> None:
+        """A reflex latched the E-stop, on a sensor's thread: the latch is
+        written from the loop, so the reflex path never waits for the disk."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._start_latch_write, api, reflex)
+
+    def _start_latch_write(self, api: ControlApi, reflex: str) -> None:
+        task = asyncio.ensure_future(api.save(reflex))
+        self._latch_writes.add(task)
+        task.add_done_callback(self._latch_writes.discard)
 
     async def _listen(self, hub: Hub) -> Server:
         """The port, or one line saying why not (the engine is closed again)."""

@@ -19,7 +19,7 @@ from anse_hw.config.schema import (
     nearest,
 )
 from anse_hw.drivers import registry
-from anse_hw.kinds import ACTUATOR_KINDS, BINARY_THRESHOLD, SensorKind
+from anse_hw.kinds import ACTUATOR_KINDS, BINARY_THRESHOLD, ESTOP, SensorKind
 from anse_hw.model import DEFAULT_MAX_AGE, ActuatorConfig, ReflexConfig, SensorConfig
 from anse_hw.options import REQUIRED, Option
 
@@ -154,7 +154,8 @@ def reflex(
         return None
     kind = next(s.kind for s in sensors if s.name == values["sensor"])
     driven = next(a for a in actuators if a.name == values["actuator"])
-    commands = ACTUATOR_KINDS[driven.type].commands
+    # E-stop drives the actuator to its safe state, whatever its kind.
+    commands = {**ACTUATOR_KINDS[driven.type].commands, ESTOP: driven.safe_state}
     if values["command"] not in commands:
         check.problem(
             (*path, "command"),
@@ -176,6 +177,7 @@ def reflex(
         kind=kind,
         target=target,
         guard=target == driven.safe_state,
+        latch=values["command"] == ESTOP,
     )
 
 

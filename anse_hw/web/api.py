@@ -87,7 +87,13 @@ class ControlApi:
     async def save_at_start(self) -> None:
         """Write the latch the daemon starts with, once it is up (a daemon
         that fails to start leaves the file as it was)."""
-        durable, problem = await self._save("start")
+        await self.save("start")
+
+    async def save(self, by: str) -> None:
+        """Write the latch as it is now, after a change made outside `run`
+        (the start, a reflex's `command: estop`); the world model's
+        `estop_durable` says whether it reached the disk."""
+        durable, problem = await self._save(by)
         if problem:
             log.warning("E-stop state held in memory only: %s", problem)
         self.engine().set_durable(durable)
