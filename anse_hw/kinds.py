@@ -45,7 +45,7 @@ SENSOR_KINDS: dict[str, SensorKind] = {
     "humidity": SensorKind("humidity", "%", 0.0, 100.0, (40.0, 88.0, 6.0)),
     "binary": SensorKind("binary", "", 0.0, 1.0, (0.0, 1.0, 1.0), binary=True),
     # A battery or supply rail: an INA219 measures up to 26 V, a 48 V pack is the most we expect.
-    "voltage": SensorKind("voltage", "V", -100.0, 100.0, (12.6, 10.6, 0.25)),
+    "voltage": SensorKind("voltage", "V", -100.0, 100.0, (12.6, 11.2, 0.2)),
     # Negative while charging; an INA219 with a 0.1 Ω shunt reads up to ±3.2 A.
     "current": SensorKind("current", "A", -100.0, 100.0, (0.2, 2.6, 0.3)),
     # Sea level is 1013 hPa; a BME280 reads 300 to 1100.
