@@ -42,6 +42,7 @@ def test_the_devices_where_they_are_configured_pass(tmp_path):
     )
     assert code == 0, out
     assert "config OK" in out
+    assert "battery: voltage via ina219" in out and "address=0x41" in out
 
 
 def test_nothing_at_the_address_is_an_error_at_its_line(tmp_path):
