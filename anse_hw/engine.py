@@ -47,11 +47,12 @@ class Engine:
         latched: bool = False,
         heartbeat: float = 0.5,
         audience: Callable[[], bool] = lambda: True,
-        on_latch: Callable[[str], None] = lambda source: None,
+        on_latch: Callable[[str], None] | None = None,
     ) -> None:
         """`on_latch(reflex)` is told (on the sensor's thread, under the lock:
         it must only hand the work on) that a reflex latched the E-stop, so
-        the latch gets written to disk.
+        the latch gets written to disk; the stream waits, as for an
+        operator's E-stop, until it calls `release`.
 
         `audience` says whether anything (a client, the recorder, the MQTT
         bridge) will see an event; asked under the lock for each one, so that
@@ -260,7 +261,9 @@ class Engine:
             ),
         )
         self._carry_out(self.desk.estop(reflex.name), batch)
-        self.on_latch(reflex.name)
+        if self.on_latch is not None:
+            self._holding += 1
+            self.on_latch(reflex.name)
 
     def _actuator_phase(self, name: str, target: str, batch: list, cause: str = "") -> None:
         actuator = self.actuators[name]

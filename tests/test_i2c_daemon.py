@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -98,9 +99,12 @@ def test_the_battery_falling_below_the_critical_level_latches_the_estop(robot):
     assert not world(stream)["estop_latched"], "low is a stop, not yet an E-stop"
     set_devices(tmp_path / "i2c.json", devices(volts=10.0))
     wait_for(lambda: world(stream)["estop_latched"], what="the E-stop to latch")
+    # As for an operator's E-stop, the stream shows it once it is on disk.
+    state = re.search(r"State: (\S+)", daemon.log()).group(1)
+    assert json.loads((Path(state) / "estop.json").read_text())["latched"] is True
+    assert world(stream)["estop_durable"]
     names = [e["data"]["reflex_name"] for e in stream.of_type("reflex")]
     assert "battery_critical" in names and "operator_estop" in names
-    wait_for(lambda: world(stream)["estop_durable"], what="the latch to be on disk")
     # A charged battery does not release it: only an operator's reset does.
     set_devices(tmp_path / "i2c.json", devices(volts=12.6))
     count = len(readings(stream, "battery"))

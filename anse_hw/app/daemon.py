@@ -275,14 +275,15 @@ class Daemon:
         return engine
 
     def _save_latch(self, api: ControlApi, reflex: str) -> None:
-        """A reflex latched the E-stop, on a sensor's thread: the latch is
-        written from the loop, so the reflex path never waits for the disk."""
+        """A reflex latched the E-stop, on a sensor's thread under the
+        engine's lock: the latch is written from the loop, so the reflex path
+        never waits for the disk (a loop already closed: the daemon is ending)."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._start_latch_write, api, reflex)
 
     def _start_latch_write(self, api: ControlApi, reflex: str) -> None:
-        task = asyncio.ensure_future(api.save(reflex))
+        task = asyncio.ensure_future(api.save_latched_by(reflex))
         self._latch_writes.add(task)
         task.add_done_callback(self._latch_writes.discard)
 

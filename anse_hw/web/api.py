@@ -87,16 +87,22 @@ class ControlApi:
     async def save_at_start(self) -> None:
         """Write the latch the daemon starts with, once it is up (a daemon
         that fails to start leaves the file as it was)."""
-        await self.save("start")
-
-    async def save(self, by: str) -> None:
-        """Write the latch as it is now, after a change made outside `run`
-        (the start, a reflex's `command: estop`); the world model's
-        `estop_durable` says whether it reached the disk."""
-        durable, problem = await self._save(by)
+        durable, problem = await self._save("start")
         if problem:
             log.warning("E-stop state held in memory only: %s", problem)
         self.engine().set_durable(durable)
+
+    async def save_latched_by(self, reflex: str) -> None:
+        """A reflex latched the E-stop and the engine holds the stream (the
+        pins are already safe): release it once the latch is on disk, or the
+        write failed and the world model says it is held in memory only."""
+        durable = None
+        try:
+            durable, problem = await self._save(reflex)
+            if problem:
+                log.error("E-stop from %s: latch held in memory only: %s", reflex, problem)
+        finally:
+            self.engine().release(durable)
 
     async def _save(self, by: str) -> tuple[bool, str | None]:
         """(durable, problem): the latch as it is now, written by the one
