@@ -115,7 +115,7 @@ def test_the_battery_falling_below_the_critical_level_latches_the_estop(robot):
     assert "E-STOP from battery_critical" in daemon.log()
 
 
-def test_each_i2c_kind_arrives_with_its_unit_and_one_ina219_serves_two_sensors(robot):
+def test_each_i2c_kind_arrives_with_its_unit_and_the_fake_chips_values(robot):
     _, stream, _ = robot
     wanted = {"battery": "V", "motor_current": "A", "tof": "cm", "air": "hPa"}
     wait_for(lambda: all(readings(stream, name) for name in wanted), what="every sensor")
