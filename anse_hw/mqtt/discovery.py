@@ -12,8 +12,15 @@ from anse_hw import __version__
 from anse_hw.kinds import SENSOR_KINDS
 from anse_hw.model import Config
 
-DEVICE_CLASS = {"distance": "distance", "temperature": "temperature", "humidity": "humidity"}
-HA_UNIT = {"°C": "°C", "%": "%", "cm": "cm"}
+DEVICE_CLASS = {
+    "distance": "distance",
+    "temperature": "temperature",
+    "humidity": "humidity",
+    "voltage": "voltage",
+    "current": "current",
+    "pressure": "atmospheric_pressure",
+}
+HA_UNIT = {"°C": "°C", "%": "%", "cm": "cm", "V": "V", "A": "A", "hPa": "hPa"}
 
 
 def discovery(config: Config, base: str) -> dict[str, Any]:
