@@ -20,10 +20,11 @@ from collections.abc import Callable
 from typing import Any
 
 from anse_hw import events, views
+from anse_hw.conditions import Evaluator
 from anse_hw.errors import Refused
 from anse_hw.metrics import EngineStats
 from anse_hw.model import Config, ReflexConfig
-from anse_hw.operator import Decision, Hold, Operator
+from anse_hw.operator import ESTOP_INPUT, Decision, Hold, Operator
 from anse_hw.readings import ActuatorDriver, Sample, SensorDriver
 from anse_hw.worldmodel import WorldModel
 
@@ -49,10 +50,11 @@ class Engine:
         audience: Callable[[], bool] = lambda: True,
         on_latch: Callable[[str], None] | None = None,
     ) -> None:
-        """`on_latch(reflex)` is told (on the sensor's thread, under the lock:
-        it must only hand the work on) that a reflex latched the E-stop, so
-        the latch gets written to disk; the stream waits, as for an
-        operator's E-stop, until it calls `release`.
+        """`on_latch(by)` is told (on the sensor's or the E-stop input's
+        thread, under the lock: it must only hand the work on) that a reflex
+        or the hardwired circuit latched the E-stop, so the latch gets written
+        to disk; the stream waits, as for an operator's E-stop, until it
+        calls `release`.
 
         `audience` says whether anything (a client, the recorder, the MQTT
         bridge) will see an event; asked under the lock for each one, so that
@@ -69,9 +71,17 @@ class Engine:
         self.debug = debug
         self.kinds = {s.name: s.kind for s in config.sensors}
         self.config_actuators = {a.name: a for a in config.actuators}
-        self.reflexes: dict[str, list[ReflexConfig]] = {name: [] for name in sensors}
-        for reflex in config.reflexes:
-            self.reflexes[reflex.sensor].append(reflex)
+        #: The reflexes whose condition names each sensor, in config order.
+        self.reflexes: dict[str, list[ReflexConfig]] = {
+            name: [r for r in config.reflexes if name in r.sensors] for name in sensors
+        }
+        self.chains = {s.name: s.filters for s in config.sensors}
+        self.filtering = {name: chain.start() for name, chain in self.chains.items()}
+        max_age = {s.name: s.max_age for s in config.sensors}
+        self.evaluators = {r.name: Evaluator(r.when, max_age) for r in config.reflexes}
+        self.by_name = {r.name: r for r in config.reflexes}
+        #: When each actuator last changed state (for min_on/min_off).
+        self.changed_at: dict[str, float] = {}
         self.world = WorldModel(config, clock())
         self._lock = threading.Lock()
         self._seq = 0
@@ -97,6 +107,7 @@ class Engine:
         self.record_reading: Callable[[str, Sample, float], None] | None = None
         self.record_fault: Callable[[str, str, bool], None] | None = None
         self._made_safe = False  # set by the actuator phase, for the stop latency
+        self._changed = False  # an actuator changed on this reading (for --debug)
 
     @property
     def latched(self) -> bool:
@@ -113,10 +124,12 @@ class Engine:
     def prepare(self) -> None:
         """S1: every actuator is in its safe state before the first reading can arrive."""
         with self._lock:
+            now = self.clock()
             for name, actuator in self.actuators.items():
                 actuator.drive(actuator.safe_state)
                 self.world.actuators[name] = actuator.state
-            now = self.clock()
+                # A restart is a change: a compressor rests its min_off first.
+                self.changed_at[name] = now
             for state in self.world.sensors.values():
                 state.since = now
 
@@ -136,7 +149,7 @@ class Engine:
         batch: list[dict[str, Any]] = []
         with self._lock:
             for name, actuator in self.actuators.items():
-                self._actuator_phase(name, actuator.safe_state, batch)
+                self._actuator_phase(name, actuator.safe_state, batch, why=reason)
             if batch:
                 self._send(batch)
         if batch:
@@ -176,30 +189,37 @@ class Engine:
         if self.record_reading is not None:
             self.record_reading(name, sample, received)
         batch: list[dict[str, Any]] = []
+        changed = False
         with self._lock:
             state = self.world.sensors[name]
             value = sample.value
             if not sample.valid or not state.kind.plausible(value):
                 state.invalid += 1  # S3: never a value, never fresh
                 return
-            self._made_safe = False
+            self._made_safe = self._changed = False
             taken = received if sample.taken is None else min(sample.taken, received)
-            if self.clock() - taken > state.max_age:
+            # A for: that came due before this reading fires as it would have
+            # at its moment, whoever (the monitor or this reading) gets here first.
+            self._run_due(taken, batch)
+            filtered = self.filtering[name].step(value, taken)
+            if filtered is None:
+                pass  # a filter swallowed it: no value, not fresh
+            elif self.clock() - taken > state.max_age:
                 # It sat in a buffer or waited out a stall of the control path:
                 # old input may still stop an actuator, never move one.
                 state.invalid += 1
-                self._old_reading(name, value, batch)
+                self._old_reading(name, filtered, batch)
             else:
                 self.stats.readings[name] += 1
-                self._sensor_phase(name, value, taken, batch)
-                for reflex in self.reflexes[name]:
-                    self._reflex_phase(reflex, value, batch)
+                self._sensor_phase(name, filtered, taken, batch)
+                self._decide(name, filtered, taken, batch, guards_only=False)
             if self._made_safe:
                 self.stats.stop_latency(self.clock() - received)
             # Under the lock so batches keep seq order; publish only queues.
             if batch:
                 self._send(batch)
-        if self.debug and len(batch) > 2:
+            changed = self._changed
+        if self.debug and changed:  # also with nobody connected (no batch)
             log.debug(
                 "[reflex] %s: %g%s → actuator driven %.3f ms after the reading",
                 name,
@@ -214,9 +234,8 @@ class Engine:
         self._emit(batch, events.SENSOR, events.sensor_data(name, value, kind.name, kind.unit))
 
     def _old_reading(self, name: str, value: float, batch: list) -> None:
-        for reflex in self.reflexes[name]:
-            if reflex.guard:
-                self._reflex_phase(reflex, value, batch)
+        # Judged as of now: it is the latest word from its sensor, however late.
+        self._decide(name, value, self.clock(), batch, guards_only=True)
         state = self.world.sensors[name]
         if not state.old:
             state.old = True
@@ -224,48 +243,105 @@ class Engine:
                 "%s: readings older than %gs arrive; they can stop, not move", name, state.max_age
             )
 
-    def _reflex_phase(self, reflex: ReflexConfig, value: float, batch: list) -> None:
-        if reflex.latch:
-            self._latching_reflex(reflex, value, batch)
-            return
-        if not reflex.holds(value) or self.world.actuators[reflex.actuator] == reflex.target:
-            return
-        if not reflex.guard and (
-            self.desk.keeps(reflex.actuator) or not self.world.clear_for(reflex.actuator)
-        ):
-            return  # E-stop latched, an operator holds it, or a guard is not clear
-        self.world.last_reflex = reflex.name
-        self.stats.firings[reflex.name] += 1
-        self._emit(
-            batch,
-            events.REFLEX,
-            events.reflex_data(
-                reflex.name, reflex.condition, sensor=reflex.sensor, value=round(value, 2)
-            ),
-        )
-        self._actuator_phase(reflex.actuator, reflex.target, batch, cause=reflex.name)
+    def _decide(
+        self, name: str, value: float, taken: float, batch: list, guards_only: bool
+    ) -> None:
+        """Every reflex that names `name`, on its filtered reading at its own time
+        (so replay, on the same readings, decides the same).  All verdicts are
+        brought up to date before any fires: a resume asks whether its guards
+        are clear on this same reading."""
+        for reflex in self.reflexes[name]:
+            evaluator = self.evaluators[reflex.name]
+            evaluator.update(name, value, taken)
+            self.world.verdicts[reflex.name] = evaluator.holds(taken)
+        for reflex in self.reflexes[name]:
+            if self.world.verdicts[reflex.name].fires and (reflex.guard or not guards_only):
+                self._reflex_phase(reflex, batch, sensor=name, value=round(value, 2))
 
-    def _latching_reflex(self, reflex: ReflexConfig, value: float, batch: list) -> None:
-        """`command: estop`: fires once, when it holds and the E-stop is not
-        latched yet, even if a gentler guard has already stopped its actuator
-        (a battery first low, then critical)."""
-        if not reflex.holds(value) or self.desk.latched:
+    def _run_due(self, now: float, batch: list) -> None:
+        """Re-evaluate, at its due moment, every condition whose for: has run
+        out by `now` without a reading since: for: costs exactly its seconds."""
+        for reflex_name, verdict in list(self.world.verdicts.items()):
+            if verdict.fires or verdict.due is None or verdict.due > now:
+                continue
+            verdict = self.evaluators[reflex_name].holds(verdict.due)
+            self.world.verdicts[reflex_name] = verdict
+            if verdict.fires:
+                self._reflex_phase(self.by_name[reflex_name], batch)
+
+    def _resting(self, name: str) -> bool:
+        """`name` changed state less than its min_on/min_off ago.  Only a move
+        out of the safe state asks: a change to it is never delayed."""
+        rest = self.config_actuators[name].rest(self.world.actuators[name])
+        since = self.changed_at.get(name)
+        return rest > 0 and since is not None and self.clock() - since < rest
+
+    def next_due(self) -> float | None:
+        """The earliest moment a pending for: runs out (None: none pending)."""
+        return min(
+            (v.due for v in self.world.verdicts.values() if v.due is not None and not v.fires),
+            default=None,
+        )
+
+    def _reflex_phase(self, reflex: ReflexConfig, batch: list, **reading: Any) -> None:
+        """A reflex whose condition fires: its command to each of its actuators
+        not already there (a move only where nothing holds it back)."""
+        if reflex.latch:
+            self._latching_reflex(reflex, batch, reading)
             return
+        targets = [a for a in reflex.actuators if self.world.actuators[a] != reflex.target]
+        if not reflex.guard:
+            # E-stop latched, an operator holds it, a guard is not clear, or
+            # it has not rested its min_on/min_off
+            targets = [
+                a
+                for a in targets
+                if not self.desk.keeps(a) and self.world.clear_for(a) and not self._resting(a)
+            ]
+        if not targets:
+            log.debug("%s fired without changing anything (%s)", reflex.name, reflex.condition)
+            return
+        self._fired(reflex, batch, reading)
+        why = reflex.condition
+        if reading:
+            unit = self.kinds[reading["sensor"]].unit
+            why += f"; {reading['sensor']} read {reading['value']:g}{unit}"
+        for actuator in targets:
+            self._actuator_phase(actuator, reflex.target, batch, cause=reflex.name, why=why)
+
+    def _fired(self, reflex: ReflexConfig, batch: list, reading: dict[str, Any]) -> None:
+        """A reflex acts: counted, and its event on the stream."""
         self.world.last_reflex = reflex.name
         self.stats.firings[reflex.name] += 1
         self._emit(
-            batch,
-            events.REFLEX,
-            events.reflex_data(
-                reflex.name, reflex.condition, sensor=reflex.sensor, value=round(value, 2)
-            ),
+            batch, events.REFLEX, events.reflex_data(reflex.name, reflex.condition, **reading)
         )
-        self._carry_out(self.desk.estop(reflex.name), batch)
+
+    def _latching_reflex(self, reflex: ReflexConfig, batch: list, reading: dict[str, Any]) -> None:
+        """`command: estop`: fires once, when it holds and the E-stop is not
+        latched yet, even if a gentler guard has already stopped its actuators
+        (a battery first low, then critical)."""
+        if self.desk.latched:
+            return
+        self._fired(reflex, batch, reading)
+        self._latch(self.desk.estop(reflex.name), reflex.name, batch)
+
+    def _latch(self, decision: Decision, by: str, batch: list) -> None:
+        """The E-stop latched here, not by an operator (the hardwired circuit,
+        a reflex): the pins go safe at once, and the stream holds everything
+        from here on until the daemon has the latch on disk (`on_latch(by)`
+        starts that write, which ends in `release`), as for an operator's
+        E-stop.  Under the lock, so on_latch must only hand the work on."""
+        self._carry_out(decision, batch)
         if self.on_latch is not None:
             self._holding += 1
-            self.on_latch(reflex.name)
+            self.on_latch(by)
 
-    def _actuator_phase(self, name: str, target: str, batch: list, cause: str = "") -> None:
+    def _actuator_phase(
+        self, name: str, target: str, batch: list, cause: str = "", why: str = ""
+    ) -> None:
+        """Drive `name` to `target` (if it is not there), and say which reflex
+        or operator (`cause`) did it and on what condition (`why`)."""
         actuator = self.actuators[name]
         safe = target == actuator.safe_state
         if safe:
@@ -273,6 +349,9 @@ class Engine:
         if actuator.state == target and self.world.actuators[name] == target:
             return
         actuator.drive(target)
+        self.changed_at[name] = self.clock()
+        self._changed = True
+        log.info("%s %s by %s (%s)", name, actuator.state, cause or "shutdown", why)
         self.stats.changes[(name, actuator.state)] += 1
         self._made_safe = self._made_safe or safe
         if safe:
@@ -329,6 +408,7 @@ class Engine:
         with self._lock:
             state = self.world.sensors[name]
             state.fault = text if active else None
+            self._restart(name)
             if not active:
                 state.since, state.last_valid, state.value = self.clock(), None, None
             self._fault(name, FAULT_REFLEX, f"{name}: {text}", active, batch)
@@ -341,27 +421,45 @@ class Engine:
         self._emit(batch, events.REFLEX, events.reflex_data(reflex, condition, active, sensor=name))
         if active and name in self.world.watched:
             for guard in self.world.guards:
-                if guard.sensor == name:
-                    self._actuator_phase(guard.actuator, guard.target, batch, cause=reflex)
+                if name in guard.sensors:
+                    for actuator in guard.actuators:
+                        self._actuator_phase(
+                            actuator, guard.target, batch, cause=reflex, why=condition
+                        )
+
+    def _restart(self, name: str) -> None:
+        """After a fault or silence, readings from before the gap shape no new
+        value: the filters start afresh and no rate spans the gap."""
+        self.filtering[name] = self.chains[name].start()
+        for reflex in self.reflexes[name]:
+            self.evaluators[reflex.name].forget(name)
 
     def _watch(self) -> None:
         """S2: a sensor silent for max_age is stale, and a guard puts its actuators in
         their safe state."""
         try:
-            while not self._closing.wait(self.tick):
+            while not self._closing.wait(self._wait()):
                 self.check_silence()
         except Exception as exc:
             self.on_crash(exc)
+
+    def _wait(self) -> float:
+        """Until the next tick, or the next for: that runs out if sooner."""
+        with self._lock:
+            due = self.next_due()
+        return self.tick if due is None else min(self.tick, max(0.0, due - self.clock()))
 
     def check_silence(self) -> None:
         """One monitor tick (replay calls it on its own clock)."""
         batch: list[dict[str, Any]] = []
         with self._lock:
             now = self.clock()
+            self._run_due(now, batch)
             for name, state in self.world.sensors.items():
                 if state.stale or state.fault or state.age(now) <= state.max_age:
                     continue
                 state.stale = True
+                self._restart(name)
                 condition = f"no valid reading from {name} for {state.max_age * 1000:g}ms"
                 self._fault(name, TIMEOUT_REFLEX, condition, True, batch)
                 log.warning("%s", condition)
@@ -408,6 +506,24 @@ class Engine:
                 self._send(batch)
             return decision.reply(self.world.actuators)
 
+    def estop_circuit(self, opened: bool) -> None:
+        """The hardwired E-stop circuit changed (from gpiozero's edge callback).
+        Opening latches the E-stop at once, under the reflexes' lock, its
+        events held until the latch is on disk (`_latch`).  Closing only
+        allows a reset."""
+        batch: list[dict[str, Any]] = []
+        with self._lock:
+            self.desk.circuit_open = opened
+            if opened:
+                self._latch(
+                    self.desk.estop("the hardwired E-stop", ESTOP_INPUT), ESTOP_INPUT, batch
+                )
+            else:
+                log.info("hardwired E-stop circuit closed: POST /api/reset releases the latch")
+                self._emit_world(batch)
+            if batch:
+                self._send(batch)
+
     def _carry_out(self, decision: Decision, batch: list) -> None:
         """An operator decision, on the reflexes' path: its event, then its drives."""
         if decision.event is None:
@@ -416,7 +532,13 @@ class Engine:
             self.world.last_reflex = decision.event["reflex_name"]
         self._emit(batch, events.REFLEX, decision.event)
         for name, target in decision.drive:
-            self._actuator_phase(name, target, batch, cause=decision.event["reflex_name"])
+            self._actuator_phase(
+                name,
+                target,
+                batch,
+                cause=decision.event["reflex_name"],
+                why=decision.event["condition"],
+            )
 
     def release(self, durable: bool | None) -> None:
         """End one `hold`: `durable` says whether the write got the latch to

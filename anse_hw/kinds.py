@@ -30,6 +30,21 @@ class SensorKind:
     def plausible(self, value: float) -> bool:
         return self.low <= value <= self.high
 
+    def threshold_problem(self, test: str, threshold: float) -> str | None:
+        """Why a `below`/`above` threshold can never mean anything, or None.
+
+        Outside the range no reading can be valid, so the reflex would
+        either never fire or fire on every reading: both are a typo, and a
+        guard that never fires is a motor that never stops."""
+        if self.low < threshold < self.high:
+            return None
+        never = (test == "below") == (threshold <= self.low)
+        return (
+            f"{threshold:g} is outside what a {self.name} sensor can read "
+            f"({self.low:g} to {self.high:g} {self.unit}), so the reflex would "
+            f"{'never' if never else 'always'} fire"
+        )
+
     def condition(self, sensor: str, op: str, threshold: float) -> str:
         """Human text for the wire, as the seed writes it: "distance < 10cm"."""
         if self.binary:

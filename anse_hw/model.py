@@ -18,11 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from anse_hw.kinds import ACTUATOR_KINDS, SENSOR_KINDS, STOPPED, SensorKind
+from anse_hw.budget import MAX_DELAY
+from anse_hw.conditions import Condition, Leaf
+from anse_hw.filters import FilterChain
+from anse_hw.kinds import ACTUATOR_KINDS, OFF, ON, SENSOR_KINDS, STOPPED, SensorKind
 from anse_hw.options import (
     REQUIRED,
     a_path,
+    bcm_pin,
     credential_problem,
+    ha_id_problem,
     host_problem,
     in_range,
     listen_host_problem,
@@ -43,6 +48,7 @@ __all__ = [
     "MAX_AGE_RANGE",
     "ActuatorConfig",
     "Config",
+    "EstopConfig",
     "GpioConfig",
     "I2cConfig",
     "MqttConfig",
@@ -175,6 +181,15 @@ class I2cConfig:
 
 
 @dataclass(frozen=True)
+class EstopConfig:
+    """A hardwired E-stop: a normally-closed button (or a chain of them)
+    between the pin and GND, with the pull-up on.  The pin reading high, the
+    button pressed or the wire cut, latches the E-stop."""
+
+    pin: int = setting(help="BCM number of the input the circuit holds low", check=bcm_pin)
+
+
+@dataclass(frozen=True)
 class MqttConfig:
     host: str = setting("localhost", "the broker's host name or address", host_problem)
     port: int = setting(1883, "the broker's port (8883 with tls)", port_problem)
@@ -186,7 +201,7 @@ class MqttConfig:
     robot_id: str = setting(
         "",
         "this robot in topics (default: the top-level robot_id, else the host name)",
-        topic_part_problem,
+        ha_id_problem,
         yaml_default=WORKED_OUT,
     )
     topic_prefix: str = setting(
@@ -219,6 +234,21 @@ class RecordingConfig:
     keep: int = setting(10, "how many files to keep, the oldest go (1 to 1000)", in_range(1, 1000))
 
 
+@dataclass(frozen=True)
+class FoxgloveConfig:
+    host: str = setting(
+        "127.0.0.1",
+        "address Foxglove connects to (127.0.0.1: this machine only; the live "
+        "view has no token, so every interface only on a network you trust)",
+        listen_host_problem,
+    )
+    port: int = setting(
+        8765,
+        "TCP port of the live view (8765, Foxglove's own; 0: any free port)",
+        listen_port_problem,
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class SensorConfig:
     """A sensor item.  Its driver's own keys are in `options`; the driver
@@ -240,6 +270,8 @@ class SensorConfig:
         yaml_default=WORKED_OUT,
     )
     options: dict[str, Any] = field(default_factory=dict)
+    #: Applied in order to every valid reading (YAML `filters:`).
+    filters: FilterChain = field(default_factory=FilterChain)
 
     @property
     def kind(self) -> SensorKind:
@@ -260,45 +292,73 @@ class ActuatorConfig:
         key="safe",
         yaml_default=WORKED_OUT,
     )
+    min_on: float = setting(
+        0.0,
+        "output: seconds it stays on before a reflex may turn it off (0 to 3600; never "
+        "delays its safe state, so with safe: off it cannot hold it on)",
+        seconds(0, 3600),
+    )
+    min_off: float = setting(
+        0.0,
+        "output: seconds it stays off before a reflex may turn it on (0 to 3600; never "
+        "delays its safe state, so with safe: on it cannot hold it off)",
+        seconds(0, 3600),
+    )
     options: dict[str, Any] = field(default_factory=dict)
+
+    def rest(self, state: str) -> float:
+        """How long it must stay in `state` before a reflex may change it."""
+        return {ON: self.min_on, OFF: self.min_off}.get(state, 0.0)
 
 
 @dataclass(frozen=True, kw_only=True)
 class ReflexConfig:
+    """A reflex: a condition on filtered readings, one command to one or more
+    actuators.  The one-line form (`sensor` + `below`/`above`/`active`) and
+    the `when:` form build the same `when` tree, so the engine knows one kind."""
+
     name: str = setting(help="shown on the stream as reflex_name", check=name_problem)
-    sensor: str = setting(help="name of a configured sensor")
-    actuator: str = setting(help="name of a configured actuator")
+    sensor: str | None = setting(None, "the one-line form: name of a configured sensor")
+    actuator: str | None = setting(None, "name of a configured actuator (or actuators: [a, b])")
     command: str = setting(
         help="motor: stop | move; output: on | off; any actuator: estop (stop it and "
         "latch the E-stop until an operator resets it)"
     )
     below: float | None = setting(None, "numeric sensors: fires when the reading is below this")
     above: float | None = setting(None, "numeric sensors: fires when the reading is above this")
-    kind: SensorKind = SENSOR_KINDS["distance"]
-    #: The state the command drives the actuator to.
+    max_delay: float = setting(
+        MAX_DELAY,
+        "guards: the most their filters and for: may delay a stop, in seconds "
+        "(--check refuses a guard over it)",
+        seconds(0.001, 60),
+    )
+    #: The condition, from `when:` or the one-line form, with its `for:`.
+    when: Condition
+    #: Every actuator the command drives (`actuator`, or `actuators:`).
+    actuators: tuple[str, ...] = ()
+    #: Human text for the wire, as the seed writes it: "distance < 10cm".
+    condition: str = ""
+    #: The state the command drives the actuators to.
     target: str = STOPPED
-    #: It drives the actuator to its safe state: its sensor guards the actuator
-    #: (silence or a fault puts the actuator in its safe state; S1, S2, S5, S6).
+    #: It drives its actuators to their safe state: its sensors guard them
+    #: (silence or a fault puts them in their safe state; S1, S2, S5, S6).
     guard: bool = True
     #: `command: estop`: firing latches the E-stop (every actuator safe until a reset).
     latch: bool = False
 
     @property
-    def condition(self) -> str:
-        """Human text for the wire, as the seed writes it: "distance < 10cm"."""
-        if self.below is not None:
-            return self.kind.condition(self.sensor, "<", self.below)
-        return self.kind.condition(self.sensor, ">", self.above)
-
-    def holds(self, value: float) -> bool:
-        return value < self.below if self.below is not None else value > self.above
+    def sensors(self) -> frozenset[str]:
+        """Every sensor its condition names."""
+        return self.when.sensors()
 
     @property
-    def region(self) -> tuple[float, float]:
-        """The open interval of values for which the reflex fires."""
-        if self.below is not None:
-            return (-math.inf, self.below)
-        return (self.above, math.inf)
+    def region(self) -> tuple[float, float] | None:
+        """The open interval of one sensor's values for which a plain
+        one-leaf reflex fires (None for a compound one or one with for:)."""
+        leaf = self.when.root
+        if self.when.hold or not isinstance(leaf, Leaf) or leaf.test not in ("below", "above"):
+            return None
+        return (-math.inf, leaf.value) if leaf.test == "below" else (leaf.value, math.inf)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -322,9 +382,15 @@ class Config:
         "/var/lib/anse-hw for root, else ~/.local/state/anse-hw)",
         a_path,
     )
+    estop: EstopConfig | None = setting(
+        None, "a hardwired E-stop input (absent: only the dashboard's and MQTT's E-stop)"
+    )
     mqtt: MqttConfig | None = setting(None, "publish to an MQTT broker (absent: off)")
     recording: RecordingConfig | None = setting(
         None, "record every reading and event to MCAP files (absent: off)"
+    )
+    foxglove: FoxgloveConfig | None = setting(
+        None, "serve the recording's channels live to Foxglove (absent: off)"
     )
     #: The YAML it was read from (kept in recordings, so replay can rebuild it).
     text: str = ""
@@ -341,8 +407,9 @@ class Config:
         return where(self.source, self.lines, path)
 
     def watched_sensors(self) -> set[str]:
-        """The guards: sensors whose silence puts an actuator in its safe state (S2)."""
-        return {r.sensor for r in self.reflexes if r.guard}
+        """The guards: sensors whose silence puts an actuator in its safe state
+        (S2): every sensor a guard names anywhere in its condition."""
+        return {s for r in self.reflexes if r.guard for s in r.sensors}
 
 
 def _path_text(path: tuple[str | int, ...]) -> str:

@@ -26,12 +26,14 @@ from anse_hw import events
 from anse_hw.errors import Refused
 from anse_hw.kinds import ACTUATOR_KINDS
 
-__all__ = ["COMMAND_REFLEX", "ESTOP_REFLEX", "Decision", "Hold", "Operator"]
+__all__ = ["COMMAND_REFLEX", "ESTOP_INPUT", "ESTOP_REFLEX", "Decision", "Hold", "Operator"]
 
 log = logging.getLogger("anse_hw.engine")
 
 ESTOP_REFLEX = "operator_estop"
 COMMAND_REFLEX = "operator_command"
+#: The cause of a latch by the hardwired E-stop circuit opening.
+ESTOP_INPUT = "estop_input"
 
 #: The reply to the operator, made from the actuators' states once driven.
 Reply = Callable[[dict[str, str]], dict[str, Any]]
@@ -72,6 +74,9 @@ class Operator:
         self.holds: dict[str, Hold] = {}
         self.kinds = kinds
         self.safe = safe
+        #: The hardwired E-stop circuit: open (True), closed (False), or
+        #: None when there is none.  While it is open no reset is accepted.
+        self.circuit_open: bool | None = None
 
     def keeps(self, actuator: str) -> bool:
         """A reflex may not move `actuator` out of its safe state: the latch
@@ -85,18 +90,22 @@ class Operator:
         if hold is not None and hold.state != target:
             del self.holds[actuator]
 
-    def estop(self, source: str) -> Decision:
+    def estop(self, source: str, cause: str = ESTOP_REFLEX) -> Decision:
         self.latched = True
         self.holds.clear()
         log.warning("E-STOP from %s: every actuator in its safe state, latched", source)
         return Decision(
-            events.reflex_data(ESTOP_REFLEX, f"emergency stop from {source}", True),
+            events.reflex_data(cause, f"emergency stop from {source}", True),
             list(self.safe.items()),
             lambda states: {"latched": True, "actuators": dict(states)},
         )
 
     def reset(self, source: str) -> Decision:
-        """Releases the latch and every manual hold; moves nothing by itself."""
+        """Releases the latch and every manual hold; moves nothing by itself.
+        Refused while the hardwired E-stop circuit is open: the button still
+        pressed, or its wire cut."""
+        if self.circuit_open:
+            raise Refused(409, "the hardwired E-stop circuit is open: release the button first")
         was, self.latched = self.latched, False
         self.holds.clear()
         log.info("E-stop reset from %s%s", source, "" if was else " (was not latched)")

@@ -197,6 +197,17 @@ def topic_part_problem(value: str) -> str | None:
 ROBOT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
+@allowing("1-64 of A-Z a-z 0-9 _ -")
+def ha_id_problem(value: str) -> str | None:
+    """The robot in MQTT topics and in Home Assistant's discovery topic, whose
+    ids Home Assistant limits to [a-zA-Z0-9_-]: it would drop the robot's
+    discovery, and with it every entity, without a word.  Says what would do."""
+    if ROBOT_ID.fullmatch(value):
+        return None
+    suggestion = re.sub(r"[^A-Za-z0-9_-]+", "_", value)[:64].strip("_") or "robot"
+    return f"must be 1-64 of A-Z a-z 0-9 _ - (Home Assistant's discovery ids); try {suggestion!r}"
+
+
 @allowing("1-64 of A-Z a-z 0-9 _ -, not sim or sim-...")
 def robot_id_problem(value: Any) -> str | None:
     """`sim` and `sim-…` name the state of runs on fakes, so a real robot

@@ -23,6 +23,7 @@ def world_data(
     """The world model as the stream shows it, with the operator's latch."""
     data = world.snapshot(now)
     data["estop_latched"] = operator.latched
+    data["estop_circuit"] = {None: None, True: "open", False: "closed"}[operator.circuit_open]
     data["estop_durable"] = operator.durable
     data["last_stop"] = last_stop
     return data
@@ -32,20 +33,26 @@ def snapshot_extras(config: Config) -> dict[str, Any]:
     """What only the snapshot a new client gets carries: the reflexes, so a
     dashboard can draw the thresholds without a second request, and each
     actuator's kind and safe state."""
+    units = {s.name: s.kind.unit for s in config.sensors}
     return {
         "reflexes": [
             {
                 "name": r.name,
                 "sensor": r.sensor,
-                "actuator": r.actuator,
+                "actuator": r.actuators[0],
                 "command": r.command,
                 "below": r.below,
                 "above": r.above,
                 "condition": r.condition,
                 "guard": r.guard,
+                "sensors": sorted(r.sensors),
+                "actuators": list(r.actuators),
+                "for": r.when.hold,
+                "parts": [leaf.text(units) for leaf in r.when.leaves],
             }
             for r in config.reflexes
         ],
+        "estop_input": {"pin": config.estop.pin} if config.estop else None,
         "actuator_kinds": {
             a.name: {"type": a.type, "safe": a.safe_state} for a in config.actuators
         },
@@ -61,6 +68,8 @@ def health(world: WorldModel, operator: Operator, now: float) -> dict[str, Any]:
                 "fresh": s.fresh(),
                 "age_s": round(s.age(now), 3),
                 "value": s.value,
+                "type": s.kind.name,
+                "unit": s.kind.unit,
                 "watched": name in world.watched,
                 "fault": s.fault,
                 "invalid_readings": s.invalid,

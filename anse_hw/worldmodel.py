@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from anse_hw.conditions import Verdict
 from anse_hw.kinds import SensorKind
 from anse_hw.model import Config, ReflexConfig
 
@@ -40,16 +41,18 @@ class WorldModel:
         self.actuators = {a.name: a.safe_state for a in config.actuators}
         self.primary = next(iter(self.actuators), None)
         self.guards = [r for r in config.reflexes if r.guard]
-        self.watched = {r.sensor for r in self.guards}
-        #: Each guard's resume reflexes on the same sensor and actuator: its hysteresis.
+        self.watched = config.watched_sensors()
+        #: Each guard's resume reflexes on a sensor and an actuator it has: its hysteresis.
         self.resumes = {
             g.name: [
                 r
                 for r in config.reflexes
-                if not r.guard and (r.sensor, r.actuator) == (g.sensor, g.actuator)
+                if not r.guard and r.sensors & g.sensors and set(r.actuators) & set(g.actuators)
             ]
             for g in self.guards
         }
+        #: Each reflex's latest verdict on the filtered readings (the engine sets them).
+        self.verdicts: dict[str, Verdict] = {}
         self.last_reflex: str | None = None
         self.total_events = 0
 
@@ -63,9 +66,19 @@ class WorldModel:
         return min(values) if values else None
 
     def _quiet(self, guard: ReflexConfig) -> bool:
-        """A guard whose sensor is fresh and does not call for the safe state."""
-        state = self.sensors[guard.sensor]
-        return state.fresh() and not guard.holds(state.value)
+        """A guard whose sensors are all fresh and whose condition is False:
+        True, on its way to its for:, or unknown (a rate without two readings
+        yet) is doubt."""
+        verdict = self.verdicts.get(guard.name)
+        return (
+            all(self.sensors[s].fresh() for s in guard.sensors)
+            and verdict is not None
+            and verdict.state is False
+        )
+
+    def _holds(self, reflex: ReflexConfig) -> bool:
+        verdict = self.verdicts.get(reflex.name)
+        return verdict is not None and verdict.state is True
 
     def _clear(self, guard: ReflexConfig) -> bool:
         """Quiet, and past the hysteresis band: a guard with a resume reflex on
@@ -74,13 +87,12 @@ class WorldModel:
         motor stopped even when another sensor says go)."""
         if not self._quiet(guard):
             return False
-        value = self.sensors[guard.sensor].value
         resumes = self.resumes[guard.name]
-        return not resumes or any(r.holds(value) for r in resumes)
+        return not resumes or any(self._holds(r) for r in resumes)
 
     def clear_for(self, actuator: str) -> bool:
         """True when every guard of `actuator` is clear: it may leave its safe state."""
-        return all(self._clear(g) for g in self.guards if g.actuator == actuator)
+        return all(self._clear(g) for g in self.guards if actuator in g.actuators)
 
     def safe(self) -> bool:
         """Every guard is quiet: no guarding sensor is silent or calling for the safe state."""
@@ -105,5 +117,13 @@ class WorldModel:
                     "unit": s.kind.unit,
                 }
                 for name, s in self.sensors.items()
+            },
+            "verdicts": {
+                name: {
+                    "holds": v.state,
+                    "parts": list(v.leaves),
+                    "for_progress": round(v.progress, 3),
+                }
+                for name, v in self.verdicts.items()
             },
         }

@@ -14,12 +14,9 @@ process (benchmarks/clients.py).  Both sides use CLOCK_MONOTONIC.
 from __future__ import annotations
 
 import argparse
-import array
 import asyncio
-import json
 import logging
 import os
-import platform
 import pty
 import resource
 import socket
@@ -41,11 +38,19 @@ from anse_hw.app import realtime
 from anse_hw.app.daemon import Daemon
 from anse_hw.drivers.protocols import tfmini_frame
 from benchmarks.baseline import SeedStyleServer, bench_motor
+from benchmarks.common import (
+    ROOT,
+    SENSOR_HZ,
+    Clients,
+    deliveries,
+    pace,
+    percentile,
+    stop_latencies,
+)
+from benchmarks.common import machine as cpu_and_system
 from benchmarks.markdown import keep_other_sections
 from benchmarks.minimal import MinimalServer, ThreadedMinimalServer
 
-ROOT = Path(__file__).resolve().parent.parent
-SENSOR_HZ = 100
 CLIENT_MIXES = [
     (int(c), 1 if int(c) else 0) for c in os.environ.get("BENCH_CLIENTS", "0,100,500").split(",")
 ]
@@ -86,11 +91,6 @@ def wait_listening(port: int, timeout: float = 20) -> None:
                 return
         time.sleep(0.02)
     raise RuntimeError(f"nothing listening on {port}")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 # ---------------------------------------------------------------- servers under test
@@ -170,94 +170,7 @@ reflexes:
         motor.close()
 
 
-class Clients:
-    """The client process: `count` readers plus `stalled` clients that never read."""
-
-    def __init__(
-        self, port: int, count: int, stalled: int = 0, max_hz: float = 0, record: int = 100
-    ) -> None:
-        handle, self.out = tempfile.mkstemp(suffix=".bin")
-        os.close(handle)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.clients",
-                "--url",
-                f"ws://127.0.0.1:{port}",
-                "--count",
-                str(count),
-                "--stalled",
-                str(stalled),
-                "--max-hz",
-                str(max_hz),
-                "--record",
-                str(record),
-                "--out",
-                self.out,
-            ],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        ready = json.loads(self.proc.stdout.readline() or "{}")
-        if not ready.get("ready"):
-            raise RuntimeError("the client process did not come up")
-
-    def start(self) -> None:
-        self.proc.stdin.write("start\n")
-        self.proc.stdin.flush()
-
-    def finish(self) -> tuple[dict, array.array]:
-        self.proc.stdin.write("stop\n")
-        self.proc.stdin.flush()
-        summary = json.loads(self.proc.stdout.readline())
-        self.proc.wait(timeout=60)
-        arrivals = array.array("d")
-        with open(self.out, "rb") as handle:
-            arrivals.frombytes(handle.read())
-        os.unlink(self.out)
-        return summary, arrivals
-
-
 # ---------------------------------------------------------------- scenarios
-
-
-def pace(rig: Rig, values: list[int], hz: float = SENSOR_HZ) -> list[float]:
-    """Write one frame per value at `hz`, on a fixed schedule; the write times."""
-    period = 1 / hz
-    deadline = time.monotonic()
-    written = []
-    for cm in values:
-        written.append(rig.write(cm))
-        deadline += period
-        time.sleep(max(0.0, deadline - time.monotonic()))
-    return written
-
-
-def stop_latencies(closes: list[float]) -> tuple[list[float], int]:
-    """For each first close frame written: ms until the forward pin fell to 0
-    before the next one was written; and how many never got a stop."""
-    latencies, missed = [], 0
-    for i, written in enumerate(closes):
-        end = closes[i + 1] if i + 1 < len(closes) else float("inf")
-        stop = next((t for t in TimedPin.stops if written <= t < end), None)
-        if stop is None:
-            missed += 1
-        else:
-            latencies.append((stop - written) * 1000)
-    return latencies, missed
-
-
-def deliveries(arrivals: array.array, writes: dict[float, float]) -> list[float]:
-    """ms from each written value to its `sensor` event at a client (the
-    client process records (value, arrival) pairs)."""
-    return [
-        (arrivals[i + 1] - writes[arrivals[i]]) * 1000
-        for i in range(0, len(arrivals), 2)
-        if arrivals[i] in writes
-    ]
 
 
 def reflex_scenario(clients: int, stalled: int, cycles: int) -> Callable[[Rig], dict]:
@@ -273,7 +186,7 @@ def reflex_scenario(clients: int, stalled: int, cycles: int) -> Callable[[Rig], 
             closes.append(pace(rig, [5] * 10)[0])  # the first close frame is the one that stops
         time.sleep(2.0)  # let a slow server finish what it was given
         swarm.finish()
-        latencies, missed = stop_latencies(closes)
+        latencies, missed = stop_latencies(closes, TimedPin.stops)
         return {"latencies_ms": latencies, "missed": missed, "stops": len(closes)}
 
     return scenario
@@ -575,17 +488,11 @@ def run_cost(report: Report, clients: int, seconds: float) -> None:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
     rt_allowed = (
         os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= realtime.PRIORITY
     )
     return (
-        f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, "
-        f"Python {platform.python_version()}; sensor threads at SCHED_FIFO: "
+        f"{cpu_and_system()}; sensor threads at SCHED_FIFO: "
         f"{'yes' if rt_allowed else 'no (not permitted for this user)'}"
     )
 

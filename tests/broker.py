@@ -181,7 +181,7 @@ def _length(size: int) -> bytes:
 class ScriptedBroker:
     """Just enough of an MQTT broker, on a plain socket, to do what a test says:
     answers CONNECT (refusing the protocol levels not in `levels`: 5 is MQTT 5,
-    4 is 3.1.1), SUBSCRIBE, QoS 1 PUBLISH and PINGREQ, records the packet ids
+    4 is 3.1.1), SUBSCRIBE, UNSUBSCRIBE, QoS 1 PUBLISH and PINGREQ, records the packet ids
     the client acknowledged, and sends the client whatever `publish` is given,
     whatever its size.  One client at a time."""
 
@@ -246,6 +246,13 @@ class ScriptedBroker:
                     granted += b"\x01"
                 answer = body[:2] + (b"\0" if self.level == 5 else b"") + granted
                 self._send(b"\x90" + _length(len(answer)) + answer)
+            elif kind == 10:  # UNSUBSCRIBE: packet id, [properties], topics
+                at, topics = 2 + (1 if self.level == 5 else 0), 0
+                while at < len(body):
+                    at += 2 + int.from_bytes(body[at : at + 2], "big")
+                    topics += 1
+                answer = body[:2] + (b"\0" + b"\0" * topics if self.level == 5 else b"")
+                self._send(b"\xb0" + _length(len(answer)) + answer)
             elif kind == 3 and head[0] & 0x06:  # a QoS 1 PUBLISH: acknowledge it
                 length = int.from_bytes(body[:2], "big")
                 self._send(b"\x40\x02" + body[2 + length : 4 + length])

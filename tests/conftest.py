@@ -606,3 +606,15 @@ def page(browser):
 
 def text(page, selector: str) -> str:
     return page.locator(selector).first.inner_text()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A real Mosquitto on a free port with its own config (tests/broker.py)."""
+    from tests.broker import Mosquitto
+
+    folder = tmp_path / "broker"
+    folder.mkdir()
+    mosquitto = Mosquitto(folder)
+    yield mosquitto
+    mosquitto.stop()

@@ -177,12 +177,12 @@ def test_pi_robot_yaml_runs_in_sim_with_every_kind(start_daemon, watch):
             f"{e['data']['actuator_name']}:{e['data']['state']}" for e in stream.of_type("actuator")
         }
 
+    # No buzzer: the front's median 3 takes the seed sweep's one reading
+    # below 10 cm for the spike it is (tests/test_reflexes.py has the buzzer's kind).
     wanted = {
         "left_motor:MOVING",
         "left_motor:STOPPED",
         "right_motor:MOVING",
-        "buzzer:ON",
-        "buzzer:OFF",
         "fan:ON",
     }
     wait_for(lambda: wanted <= seen(), timeout=30, what=f"{wanted - seen()}")

@@ -115,7 +115,7 @@ def test_an_estop_on_a_full_state_disk_is_held_in_memory_and_a_restart_comes_up_
     status, body = post(daemon.port, "/api/estop", token(daemon))
     assert status == 200 and body["latched"] is True and body["durable"] is False
     assert "held in memory only" in body["warning"] and "No space left" in body["warning"]
-    assert "E-stop latch held in memory only" in daemon.log()
+    wait_for(lambda: "E-stop latch held in memory only" in daemon.log(), what="the log line")
     world = snapshot(daemon)
     assert world["estop_latched"] is True and world["estop_durable"] is False
     assert health(daemon)["estop_durable"] is False

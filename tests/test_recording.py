@@ -92,6 +92,16 @@ def test_a_tfmini_run_with_a_stop_and_a_resume_replays_the_same(start_daemon, wa
 def test_an_edited_decision_fails_verify_naming_it(start_daemon, watch, tmp_path):
     path = record_sim(start_daemon, watch, tmp_path)
     edited = tmp_path / "edited.mcap"
+    assert stop_made_a_move(path, edited, "movement")
+    result = anse("replay", str(edited), "--verify", tmp_path=tmp_path)
+    assert result.returncode == 1
+    assert "differs: recorded ('actuator', 'movement', 'MOVING')" in result.stderr
+    assert "replayed ('actuator', 'movement', 'STOPPED')" in result.stderr
+
+
+def stop_made_a_move(path: Path, edited: Path, actuator: str) -> bool:
+    """A copy of the recording at `path` in which `actuator`'s first STOPPED
+    reads MOVING: the decision that did not happen.  False if it never stopped."""
     changed = False
     with open(path, "rb") as source, open(edited, "wb") as target:
         reader = make_reader(source)
@@ -111,6 +121,7 @@ def test_an_edited_decision_fails_verify_naming_it(start_daemon, watch, tmp_path
             if (
                 not changed
                 and data.get("type") == "actuator"
+                and data["data"]["actuator_name"] == actuator
                 and data["data"]["state"] == "STOPPED"
             ):
                 data["data"]["state"] = "MOVING"  # the decision that did not happen
@@ -124,11 +135,7 @@ def test_an_edited_decision_fails_verify_naming_it(start_daemon, watch, tmp_path
         for metadata in reader.iter_metadata():
             writer.add_metadata(metadata.name, metadata.metadata)
         writer.finish()
-    assert changed
-    result = anse("replay", str(edited), "--verify", tmp_path=tmp_path)
-    assert result.returncode == 1
-    assert "differs: recorded ('actuator', 'movement', 'MOVING')" in result.stderr
-    assert "replayed ('actuator', 'movement', 'STOPPED')" in result.stderr
+    return changed
 
 
 def test_a_recording_cut_short_by_sigkill_still_replays(start_daemon, watch, tmp_path):

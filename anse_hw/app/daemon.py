@@ -25,11 +25,18 @@ from typing import TYPE_CHECKING, Any
 
 from anse_hw import __version__, statefile
 from anse_hw.app import realtime, safestop
-from anse_hw.app.devices import build_actuators, build_sensors, close_all, open_pin_factory
+from anse_hw.app.devices import (
+    build_actuators,
+    build_estop,
+    build_sensors,
+    close_all,
+    open_pin_factory,
+)
 from anse_hw.app.guardian import Guardian, GuardianError
 from anse_hw.app.logsetup import say_now
 from anse_hw.app.sdnotify import Notifier
 from anse_hw.config import describe
+from anse_hw.drivers.estop import EstopInput
 from anse_hw.engine import Engine
 from anse_hw.errors import FAILURE, OK, DriverError
 from anse_hw.model import ANY_ADDRESS, Config, RecordingConfig
@@ -132,6 +139,7 @@ class Stack:
     bridge: MqttBridge | None
     server: Server | None = None
     mqtt: asyncio.Task | None = None
+    estop: EstopInput | None = None
 
 
 class Daemon:
@@ -169,6 +177,15 @@ class Daemon:
 
             self.recorder = Recorder(rec.dir, config.text, rec.max_mb, rec.keep, describe(config))
             self.recorder.claim("--record" if record is not None else "recording.dir")
+        self.live = None
+        if config.foxglove:
+            from anse_hw.foxglove import LiveView
+
+            self.live = LiveView(
+                config.foxglove.host, config.foxglove.port, (s.name for s in config.sensors)
+            )
+            self.live.start()
+            log.info("✓ Foxglove live view: ws://%s:%d", config.foxglove.host, self.live.port)
         self.notifier = Notifier()
         self.exit_code = OK
         self._stop: asyncio.Event | None = None
@@ -224,6 +241,11 @@ class Daemon:
         except Exception:
             close_all(actuators.values())
             raise
+        try:
+            estop = build_estop(self.config, pin_factory)
+        except Exception:
+            close_all((*actuators.values(), *sensors.values()))
+            raise
         bridge = None
         if self.config.mqtt:
             from anse_hw.mqtt.bridge import MqttBridge
@@ -238,10 +260,14 @@ class Daemon:
             stats=lambda: self.engine.stats_copy(),
             mqtt=bridge.state if bridge else None,
         )
-        stack = Stack(hub, bridge)
+        stack = Stack(hub, bridge, estop=estop)
         self.engine = self._engine(sensors, actuators, stack)
         for name, device in (*sensors.items(), *actuators.items()):
             log.info("✓ %s: %s", name, device.describe())
+        if estop:
+            log.info("✓ estop: %s", estop.describe())
+        else:
+            log.info("No hardwired E-stop (estop: {pin: N}): only the dashboard's and MQTT's")
         return stack
 
     def _engine(
@@ -252,8 +278,9 @@ class Daemon:
     ) -> Engine:
         """The engine, publishing to every sink; the recorder also gets raw readings."""
         sinks = [stack.hub.publish] + ([stack.bridge.offer] if stack.bridge else [])
-        if self.recorder:
-            sinks.append(self.recorder.offer)
+        # The recorder and the live view also get every raw reading and fault.
+        raw = [sink for sink in (self.recorder, self.live) if sink]
+        sinks += [sink.offer for sink in raw]
         engine = Engine(
             self.config,
             sensors,
@@ -263,29 +290,36 @@ class Daemon:
             debug=self.debug,
             latched=self._latched,
             heartbeat=self.config.server.heartbeat,
-            # The recorder and the bridge see everything; otherwise only a
-            # connected client makes an event worth building.
-            audience=(lambda: True) if stack.bridge or self.recorder else stack.hub.listening,
-            on_latch=lambda reflex: self._save_latch(stack.hub.api, reflex),
+            # The recorder, the live view and the bridge see everything;
+            # otherwise only a connected client makes an event worth building.
+            audience=(lambda: True) if stack.bridge or raw else stack.hub.listening,
+            on_latch=lambda by: self._save_latch(stack.hub.api, by),
         )
+        if raw:
+            engine.record_reading = _each([sink.reading for sink in raw])
+            engine.record_fault = _each([sink.fault for sink in raw])
         if self.recorder:
-            engine.record_reading = self.recorder.reading
-            engine.record_fault = self.recorder.fault
             self.recorder.start()
         return engine
 
-    def _save_latch(self, api: ControlApi, reflex: str) -> None:
-        """A reflex latched the E-stop, on a sensor's thread under the
-        engine's lock: the latch is written from the loop, so the reflex path
-        never waits for the disk (a loop already closed: the daemon is ending)."""
+    def _save_latch(self, api: ControlApi, by: str) -> None:
+        """A reflex or the hardwired circuit latched the E-stop, on its own
+        thread under the engine's lock: the latch is written from the loop,
+        so that thread never waits for the disk (a loop already closed: the
+        daemon is ending)."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._start_latch_write, api, reflex)
+            loop.call_soon_threadsafe(self._start_latch_write, api, by)
 
-    def _start_latch_write(self, api: ControlApi, reflex: str) -> None:
-        task = asyncio.ensure_future(api.save_latched_by(reflex))
+    def _start_latch_write(self, api: ControlApi, by: str) -> None:
+        task = asyncio.ensure_future(self._write_latch(api, by))
         self._latch_writes.add(task)
         task.add_done_callback(self._latch_writes.discard)
+
+    async def _write_latch(self, api: ControlApi, by: str) -> None:
+        problem = await api.persist(by)
+        if problem:
+            log.error("E-stop from %s: latch held in memory only: %s", by, problem)
 
     async def _listen(self, hub: Hub) -> Server:
         """The port, or one line saying why not (the engine is closed again)."""
@@ -302,6 +336,8 @@ class Daemon:
     async def _run_until_stopped(self, stack: Stack, api: ControlApi) -> None:
         """Start the engine, say where to connect, tell systemd, and wait for a stop."""
         self.engine.start()
+        if stack.estop:
+            stack.estop.start(self.engine.estop_circuit)
         realtime.leave()  # the event loop itself stays an ordinary thread
         log.info("✓ Engine initialized, world model ready (actuators in their safe state)")
         if self.guardian:
@@ -325,10 +361,14 @@ class Daemon:
         # Off the loop thread: if a wedged driver holds the engine, the loop
         # still handles a second signal (which forces the exit).
         await self._loop.run_in_executor(None, self.engine.close)
+        if stack.estop:
+            stack.estop.close()
         if stack.bridge:
             await stack.bridge.close(stack.mqtt)
         if self.recorder:
             await self._loop.run_in_executor(None, self.recorder.close)
+        if self.live:
+            await self._loop.run_in_executor(None, self.live.close)
         await stack.hub.flush(timeout=1.0)
         stack.server.close()
         await stack.server.wait_closed()
@@ -486,3 +526,16 @@ class Daemon:
         if self._latched:
             log.warning("E-STOP LATCHED from the last run: POST /api/reset to release")
         log.info("Waiting for connections...")
+
+
+def _each(calls: list[Callable[..., None]]) -> Callable[..., None]:
+    """One callable that calls each of `calls` (the engine has one hook for
+    raw readings, and two sinks may want them)."""
+    if len(calls) == 1:
+        return calls[0]
+
+    def every(*args: Any) -> None:
+        for call in calls:
+            call(*args)
+
+    return every

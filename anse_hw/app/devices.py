@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from anse_hw.drivers.estop import EstopInput
 from anse_hw.drivers.i2c.bus import I2CBus, open_bus
 from anse_hw.drivers.i2c.chips import check_device
 from anse_hw.drivers.i2c.fakebus import FakeBus, FakeFileError
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 def needs_gpio(config: Config) -> bool:
     classes = [find(SENSOR_DRIVERS, s.type, s.driver) for s in config.sensors]
     classes += [find(ACTUATOR_DRIVERS, a.type, a.driver) for a in config.actuators]
-    return any(cls.USES_GPIO for cls in classes)
+    return config.estop is not None or any(cls.USES_GPIO for cls in classes)
 
 
 def open_pin_factory(config: Config) -> Any:
@@ -96,6 +97,11 @@ def i2c_problems(config: Config) -> list[str]:
     finally:
         bus.close()
     return problems
+
+
+def build_estop(config: Config, pin_factory: Any) -> EstopInput | None:
+    """The hardwired E-stop input, if one is configured."""
+    return EstopInput(config.estop.pin, pin_factory) if config.estop else None
 
 
 def build_actuators(config: Config, pin_factory: Any) -> dict[str, ActuatorDriver]:

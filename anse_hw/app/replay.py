@@ -6,13 +6,16 @@ one: `--config` shows what a different threshold would have done).  Live, it
 is a daemon like any other, dashboard and all.  `--verify` runs on a virtual
 clock as fast as it can, ticking the silence monitor between readings as the
 real one would, and compares every reflex and actuator decision with the
-recorded ones; operator commands are not readings, so `operator_*` decisions
-are left out of the comparison.
+recorded ones; operator commands and the hardwired E-stop are not readings,
+so `operator_*` and `estop_input` decisions are left out of the comparison.
 
 Files are read as streams (see anse_hw.recording): a first pass checks the
 whole file and finds its span and sensors, so that a damaged file, a window
 outside the recording or a config without the recorded sensors is refused
-before anything runs; then the readings are fed one at a time.
+before anything runs; then the readings are fed one at a time.  A window
+(--from/--to) of a complete, indexed file seeks instead: its summary section
+stands in for the first pass, and only the chunks the window overlaps are
+read, checked first, then fed.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from anse_hw.config import yamlfile
 from anse_hw.engine import Engine
 from anse_hw.errors import FAILURE, OK, ConfigError, DriverError
 from anse_hw.model import Config
+from anse_hw.operator import ESTOP_INPUT
 from anse_hw.readings import Sample, SensorDriver
 from anse_hw.recording import Decision, Reading, Summary
 
@@ -123,6 +127,10 @@ class Window:
         """The readings in the window, in file order; no more than the scan
         counted (a file still being written has grown since)."""
         t0 = summary.first or 0.0
+        if summary.from_index:  # only the chunks the window needs are read
+            end = None if self.end is None else t0 + self.end
+            yield from recording.readings_between(summary.path, t0 + self.start, end)
+            return
         for count, reading in enumerate(recording.readings(summary.path)):
             if count >= summary.readings:
                 return
@@ -141,7 +149,9 @@ class Window:
 def load(path: str, config_path: str | None, window: Window) -> tuple[Summary, Config]:
     """The file's summary and the config to replay it with, once both are
     known to fit together."""
-    summary = recording.scan(path)
+    # A window of an indexed file seeks: the summary section stands in for
+    # reading the whole file first, and each chunk read is checked as it is.
+    summary = (window.partial and recording.indexed(path)) or recording.scan(path)
     if not summary.readings:
         cut = f" (cut short at offset {summary.cut_at})" if not summary.complete else ""
         raise ConfigError([f"{path}: no readings recorded{cut}"])
@@ -162,6 +172,8 @@ def load(path: str, config_path: str | None, window: Window) -> tuple[Summary, C
             ]
         )
     window.check(summary)
+    if summary.from_index:  # the window's chunks, checked before anything runs
+        deque(window.readings(summary), maxlen=0)
     if not summary.complete:
         log.warning(
             "%s was cut short at offset %d: replaying what is before it", path, summary.cut_at
@@ -203,7 +215,13 @@ def deliver(r: Reading, on_sample: Callable, on_fault: Callable) -> None:
 
 
 def _compared(decision: Decision | None) -> bool:
-    return decision is not None and not decision[1].startswith("operator_")
+    """Reflex and actuator decisions; not an operator's, nor the hardwired
+    E-stop's (replay has neither the operator nor the button)."""
+    return (
+        decision is not None
+        and not decision[1].startswith("operator_")
+        and decision[1] != ESTOP_INPUT
+    )
 
 
 # -- --verify -----------------------------------------------------------------
@@ -227,10 +245,11 @@ class SilenceMonitor:
     A tick changes something only when a sensor that is neither stale nor
     faulted has gone longer than its max_age without a valid reading (it goes
     stale, and a guard stops its actuators), or a manual hold's deadline has
-    passed.  On any other tick `check_silence` finds nothing to do (it only
-    refreshes the heartbeat, which no decision reads).  So rather than tick
-    through a gap of 1e9 s ten thousand million times, the monitor jumps to the
-    first tick at which one of those is due; the decisions are the same."""
+    passed, or a reflex's for: runs out.  On any other tick `check_silence`
+    finds nothing to do (it only refreshes the heartbeat, which no decision
+    reads).  So rather than tick through a gap of 1e9 s ten thousand million
+    times, the monitor jumps to the first tick at which one of those is due;
+    the decisions are the same."""
 
     def __init__(self, engine: Engine, clock: VirtualClock) -> None:
         self.engine = engine
@@ -262,6 +281,9 @@ class SilenceMonitor:
             for hold in self.engine.holds.values()
             if hold.deadline is not None
         ]
+        due = self.engine.next_due()  # a for: running out between readings
+        if due is not None:
+            ticks.append(self._first_tick(lambda t: due <= t, due))
         return min(ticks, default=None)
 
     def _first_tick(self, due: Callable[[float], bool], estimate: float) -> int:

@@ -17,6 +17,8 @@ from typing import Any
 from anse_hw import files
 from anse_hw.config import items, rules, yamlfile
 from anse_hw.config.schema import (
+    ESTOP_OPTIONS,
+    FOXGLOVE_OPTIONS,
     GPIO_OPTIONS,
     I2C_OPTIONS,
     MQTT_OPTIONS,
@@ -30,6 +32,8 @@ from anse_hw.config.schema import (
 from anse_hw.errors import ConfigError
 from anse_hw.model import (
     Config,
+    EstopConfig,
+    FoxgloveConfig,
     GpioConfig,
     I2cConfig,
     MqttConfig,
@@ -146,15 +150,18 @@ def build(
     server = _server(check, data)
     gpio = _gpio(check, data)
     i2c = I2cConfig(**(check.section(data, "i2c", I2C_OPTIONS) or {}))
-    sensors, actuators, reflexes = _items(check, data)
+    estop = _estop(check, data)
+    sensors, actuators, reflexes = _items(check, data, estop)
     found_state_dir = state_dir(check, data)
     found_robot_id = robot_id(check, data)
     mqtt = _mqtt(check, data, found_robot_id)
     recording = _recording(check, data)
+    foxglove = _foxglove(check, data)
     if check.problems:
         raise ConfigError(check.problems)
     if sim:
         sensors, actuators = items.simulated(sensors), items.simulated(actuators)
+        estop = None  # no real pins under --sim; the dashboard's E-stop remains
     return Config(
         source=source,
         robot_id=found_robot_id,
@@ -164,9 +171,11 @@ def build(
         sensors=tuple(sensors),
         actuators=tuple(actuators),
         reflexes=tuple(reflexes),
+        estop=estop,
         state_dir=found_state_dir,
         mqtt=mqtt,
         recording=recording,
+        foxglove=foxglove,
         lines=lines or {},
     )
 
@@ -186,7 +195,14 @@ def _gpio(check: Checker, data: dict) -> GpioConfig:
     return GpioConfig(**gpio)
 
 
-def _items(check: Checker, data: dict) -> tuple[list, list, list]:
+def _estop(check: Checker, data: dict) -> EstopConfig | None:
+    if "estop" not in data:
+        return None
+    values = check.section(data, "estop", ESTOP_OPTIONS)
+    return EstopConfig(**values) if values and values["pin"] is not None else None
+
+
+def _items(check: Checker, data: dict, estop: EstopConfig | None) -> tuple[list, list, list]:
     """The sensors, actuators and reflexes that are valid on their own, after
     the rules between them have been checked."""
     sensor_items = check.items(data, "sensors")
@@ -209,7 +225,7 @@ def _items(check: Checker, data: dict) -> tuple[list, list, list]:
         for at, item in check.items(data, "reflexes")
         if (r := items.reflex(check, at, item, sensors, actuators))
     ]
-    rules.check_across(check, sensors_at, actuators_at, reflexes_at)
+    rules.check_across(check, sensors_at, actuators_at, reflexes_at, estop)
     return sensors, actuators, [r for _, r in reflexes_at]
 
 
@@ -218,6 +234,13 @@ def _recording(check: Checker, data: dict) -> RecordingConfig | None:
         return None
     values = check.section(data, "recording", RECORDING_OPTIONS)
     return RecordingConfig(**values) if values and values["dir"] else None
+
+
+def _foxglove(check: Checker, data: dict) -> FoxgloveConfig | None:
+    if "foxglove" not in data:
+        return None
+    values = check.section(data, "foxglove", FOXGLOVE_OPTIONS)
+    return FoxgloveConfig(**values) if values is not None else None
 
 
 def _mqtt(check: Checker, data: dict, robot: str | None) -> MqttConfig | None:
@@ -253,8 +276,9 @@ def _password(check: Checker, path: str) -> str | None:
 
 
 def _hostname() -> str:
-    """The default robot_id: this machine's name, made safe for a topic."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "robot"
+    """The default robot_id: this machine's name, made safe for a topic and
+    for Home Assistant's discovery ids (options.ha_id_problem)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:64] or "robot"
 
 
 def state_dir(check: Checker, data: dict) -> str | None:

@@ -4,6 +4,7 @@ will do before it drives anything."""
 
 from __future__ import annotations
 
+from anse_hw.config.rules import budget
 from anse_hw.model import Config, MqttConfig
 
 __all__ = ["describe"]
@@ -24,16 +25,34 @@ def describe(config: Config) -> str:
             f"  {sensor.name}: {sensor.type} via {sensor.driver} every {sensor.interval:g}s,"
             f" stale after {sensor.max_age:g}s ({_options(sensor.options)})"
         )
+    out.append(
+        f"estop: hardwired on GPIO{config.estop.pin} (normally closed to GND; open latches)"
+        if config.estop
+        else "estop: no hardwired E-stop configured (estop: {pin: N}; --sim never opens "
+        "one); only the dashboard's and MQTT's"
+    )
     out.append("actuators:")
     for act in config.actuators:
+        rests = "".join(
+            f", {key} {value:g}s"
+            for key, value in (("min_on", act.min_on), ("min_off", act.min_off))
+            if value
+        )
         out.append(
-            f"  {act.name}: {act.type} via {act.driver}, safe {act.safe_state} "
+            f"  {act.name}: {act.type} via {act.driver}, safe {act.safe_state}{rests} "
             f"({_options(act.options)})"
         )
     out.append("reflexes:")
     for r in config.reflexes:
         role = "guard" if r.guard else "resume"
-        out.append(f"  {r.name}: {r.sensor} {r.condition} -> {r.command} {r.actuator} ({role})")
+        # The one-line form's text names the kind ("distance < 10cm"): say which sensor.
+        said = r.condition if r.sensor is None else f"{r.sensor} {r.condition}"
+        out.append(f"  {r.name}: {said} -> {r.command} {', '.join(r.actuators)} ({role})")
+    out.append("stop-delay budget (what filters and for: add to a guard's stop):")
+    for r in config.reflexes:
+        if r.guard:
+            spent = budget(r, list(config.sensors))
+            out.append(f"  {r.name}: {spent.breakdown}; max_delay {r.max_delay * 1000:g} ms")
     if config.mqtt:
         out.append(_mqtt(config.mqtt))
     watched = sorted(config.watched_sensors())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from anse_hw.conditions import Condition, Leaf, parse_hold, parse_when
 from anse_hw.config.schema import (
     ACTUATOR_COMMON,
     REFLEX_OPTIONS,
@@ -19,9 +20,11 @@ from anse_hw.config.schema import (
     nearest,
 )
 from anse_hw.drivers import registry
-from anse_hw.kinds import ACTUATOR_KINDS, BINARY_THRESHOLD, ESTOP, SensorKind
+from anse_hw.filters import FilterChain, parse_filters
+from anse_hw.kinds import ACTUATOR_KINDS, ESTOP, SENSOR_KINDS, SensorKind
 from anse_hw.model import DEFAULT_MAX_AGE, ActuatorConfig, ReflexConfig, SensorConfig
 from anse_hw.options import REQUIRED, Option
+from anse_hw.shape import SpecError
 
 __all__ = ["actuator", "reflex", "sensor", "simulated"]
 
@@ -89,6 +92,17 @@ def sensor(check: Checker, path: tuple, item: Any) -> SensorConfig | None:
             f"{max_age:g} s must be longer than the interval ({interval:g} s), or the sensor "
             "is stale between every two readings (3 intervals is a good value)",
         )
+    chain = FilterChain()
+    if values["filters"] is not None:
+        try:
+            chain = parse_filters(
+                values["filters"],
+                (*path, "filters"),
+                binary=SENSOR_KINDS[values["type"]].binary,
+            )
+        except SpecError as exc:
+            check.problem(exc.path, exc.reason)
+            return None
     return SensorConfig(
         name=values["name"],
         type=values["type"],
@@ -96,6 +110,7 @@ def sensor(check: Checker, path: tuple, item: Any) -> SensorConfig | None:
         interval=float(interval),
         max_age=float(max_age),
         options=options,
+        filters=chain,
     )
 
 
@@ -111,32 +126,98 @@ def actuator(check: Checker, path: tuple, item: Any) -> ActuatorConfig | None:
             f"'{values['safe']}' must be one of {', '.join(kind.safe)} for a {kind.name}",
         )
         return None
+    for key in ("min_on", "min_off"):
+        if values[key] and values["type"] != "output":
+            check.problem((*path, key), f"is for outputs; a {kind.name} has no on and off")
+            return None
     return ActuatorConfig(
         name=values["name"],
         type=values["type"],
         driver=cls.DRIVER,
         safe_state=kind.safe_state(values["safe"]),
+        min_on=values["min_on"],
+        min_off=values["min_off"],
         options=options,
     )
 
 
-def _known_names(check: Checker, path: tuple, values: dict, sensors: list, actuators: list) -> bool:
-    """The reflex's sensor and actuator are configured (a did-you-mean if not)."""
-    ok = True
-    for key, names in (
-        ("sensor", [s.name for s in sensors]),
-        ("actuator", [a.name for a in actuators]),
-    ):
-        if values[key] is not None and values[key] not in names:
-            hint = nearest(values[key], names)
+def _known_actuators(
+    check: Checker, path: tuple, values: dict, actuators: list[ActuatorConfig]
+) -> list[ActuatorConfig] | None:
+    """The actuators the reflex drives: `actuator`, or the `actuators:` list
+    (a did-you-mean for a name that is not configured)."""
+    if (values["actuator"] is None) == (values["actuators"] is None):
+        check.problem(path, "give actuator: NAME or actuators: [NAME, ...] (one of them)")
+        return None
+    key = "actuator" if values["actuator"] is not None else "actuators"
+    names = [values["actuator"]] if key == "actuator" else values["actuators"]
+    if not names:
+        check.problem((*path, key), "expected at least one actuator")
+        return None
+    by_name = {a.name: a for a in actuators}
+    driven = []
+    for i, name in enumerate(names):
+        at = (*path, key) if key == "actuator" else (*path, key, i)
+        if name not in by_name:
+            hint = nearest(str(name), list(by_name))
             tip = f"; did you mean '{hint}'?" if hint else ""
             check.problem(
-                (*path, key),
-                f"no {key} named '{values[key]}' is configured "
-                f"(configured: {', '.join(names) or 'none'}){tip}",
+                at,
+                f"no actuator named '{name}' is configured "
+                f"(configured: {', '.join(by_name) or 'none'}){tip}",
             )
-            ok = False
-    return ok
+            return None
+        if by_name[name] in driven:
+            check.problem(at, f"'{name}' is named twice")
+            return None
+        driven.append(by_name[name])
+    return driven
+
+
+def _condition(
+    check: Checker, path: tuple, values: dict, sensors: list[SensorConfig]
+) -> tuple[Condition, str] | None:
+    """The reflex's condition (from `when:` or the one-line form, with its
+    `for:`) and its text for the wire."""
+    kinds = {s.name: s.kind for s in sensors}
+    one_line_keys = [k for k in ("sensor", "below", "above", "active") if values[k] is not None]
+    try:
+        hold = parse_hold(values["for"], (*path, "for")) if values["for"] is not None else 0.0
+        if values["when"] is not None:
+            if one_line_keys:
+                check.problem(
+                    (*path, one_line_keys[0]),
+                    f"give when: or the one-line form (sensor, below/above/active), "
+                    f"not both; {one_line_keys[0]} is beside when:",
+                )
+                return None
+            root = parse_when(values["when"], (*path, "when"), kinds)
+            condition = Condition(root, hold)
+            return condition, condition.text({n: k.unit for n, k in kinds.items()})
+    except SpecError as exc:
+        check.problem(exc.path, exc.reason)
+        return None
+    if values["sensor"] is None:
+        check.problem(path, "missing required key 'sensor' (or a when: condition)")
+        return None
+    if values["sensor"] not in kinds:
+        hint = nearest(values["sensor"], list(kinds))
+        tip = f"; did you mean '{hint}'?" if hint else ""
+        check.problem(
+            (*path, "sensor"),
+            f"no sensor named '{values['sensor']}' is configured "
+            f"(configured: {', '.join(kinds) or 'none'}){tip}",
+        )
+        return None
+    kind = kinds[values["sensor"]]
+    test = _threshold(check, path, values, kind)
+    if test is None:
+        return None
+    leaf = Leaf(values["sensor"], *test)
+    condition = Condition(leaf, hold)
+    # The seed's wire text names a numeric sensor by its kind: "distance < 10cm".
+    names = {} if kind.binary else {values["sensor"]: kind.name}
+    return condition, condition.text({values["sensor"]: kind.unit}, names)
 
 
 def reflex(
@@ -149,42 +230,52 @@ def reflex(
     values = check.mapping(item, path, REFLEX_OPTIONS)
     if values is None:
         return None
-    ok = _known_names(check, path, values, sensors, actuators)
-    if not ok or any(values[k] is None for k in ("name", "sensor", "actuator", "command")):
+    driven = _known_actuators(check, path, values, actuators)
+    built = _condition(check, path, values, sensors)
+    if driven is None or built is None or values["name"] is None or values["command"] is None:
         return None
-    kind = next(s.kind for s in sensors if s.name == values["sensor"])
-    driven = next(a for a in actuators if a.name == values["actuator"])
-    # E-stop drives the actuator to its safe state, whatever its kind.
-    commands = {**ACTUATOR_KINDS[driven.type].commands, ESTOP: driven.safe_state}
-    if values["command"] not in commands:
+    condition, text = built
+    targets = set()
+    for act in driven:
+        # E-stop drives each actuator to its safe state, whatever its kind.
+        commands = {**ACTUATOR_KINDS[act.type].commands, ESTOP: act.safe_state}
+        if values["command"] not in commands:
+            check.problem(
+                (*path, "command"),
+                f"'{values['command']}' is not a command for {act.type} "
+                f"'{act.name}'; it takes {' | '.join(commands)}",
+            )
+            return None
+        targets.add((commands[values["command"]], commands[values["command"]] == act.safe_state))
+    if len({safe for _, safe in targets}) > 1:
         check.problem(
             (*path, "command"),
-            f"'{values['command']}' is not a command for {driven.type} "
-            f"'{driven.name}'; it takes {' | '.join(commands)}",
+            f"'{values['command']}' puts some of {', '.join(a.name for a in driven)} in "
+            "their safe state and others out of it: split it into a guard and another reflex",
         )
         return None
-    below, above = _threshold(check, path, values, kind)
-    if below is None and above is None:
-        return None
-    target = commands[values["command"]]
+    ((target, guard), *_) = targets
     return ReflexConfig(
         name=values["name"],
         sensor=values["sensor"],
         actuator=values["actuator"],
         command=values["command"],
-        below=below,
-        above=above,
-        kind=kind,
+        below=values["below"],
+        above=values["above"],
+        max_delay=values["max_delay"],
+        when=condition,
+        actuators=tuple(a.name for a in driven),
+        condition=text,
         target=target,
-        guard=target == driven.safe_state,
+        guard=guard,
         latch=values["command"] == ESTOP,
     )
 
 
 def _threshold(
     check: Checker, path: tuple, values: dict, kind: SensorKind
-) -> tuple[float | None, float | None]:
-    """(below, above); a binary sensor's `active` becomes a threshold between 0 and 1."""
+) -> tuple[str, float | bool] | None:
+    """The one-line form's test and threshold: ('below', 10.0), ('active', True)."""
     given = [k for k in ("below", "above", "active") if values[k] is not None]
     if kind.binary:
         if given != ["active"]:
@@ -193,23 +284,19 @@ def _threshold(
                 f"a binary sensor takes 'active: true' or 'active: false', "
                 f"not {' and '.join(given) or 'nothing'}",
             )
-            return None, None
-        return (None, BINARY_THRESHOLD) if values["active"] else (BINARY_THRESHOLD, None)
+            return None
+        return "active", bool(values["active"])
     if len(given) != 1 or given == ["active"]:
         check.problem(
             path,
             f"give exactly one of 'below' or 'above' (the threshold in "
             f"{kind.unit}); 'active' is for binary sensors",
         )
-        return None, None
+        return None
     key = given[0]
     threshold = values[key]
-    if not kind.low < threshold < kind.high:
-        check.problem(
-            (*path, key),
-            f"{threshold:g} is outside what a {kind.name} sensor can read "
-            f"({kind.low:g} to {kind.high:g} {kind.unit}), so the reflex would "
-            f"{'never' if (key == 'below') == (threshold <= kind.low) else 'always'} fire",
-        )
-        return None, None
-    return (threshold, None) if key == "below" else (None, threshold)
+    problem = kind.threshold_problem(key, threshold)
+    if problem:
+        check.problem((*path, key), problem)
+        return None
+    return key, threshold

@@ -15,6 +15,8 @@ from typing import Any
 
 from anse_hw.config.schema import (
     ACTUATOR_COMMON,
+    ESTOP_OPTIONS,
+    FOXGLOVE_OPTIONS,
     GPIO_OPTIONS,
     MQTT_OPTIONS,
     RECORDING_OPTIONS,
@@ -36,11 +38,22 @@ COMMAND = "python -m anse_hw.config.reference > docs/configuration.md"
 SECTIONS = (
     ("server", "", SERVER_OPTIONS),
     ("gpio", "", GPIO_OPTIONS),
+    ("estop", "A hardwired E-stop is on when the section is there.", ESTOP_OPTIONS),
     ("mqtt", "MQTT is on when the section is there (`mqtt: {}` for every default).", MQTT_OPTIONS),
     ("recording", "Recording is on when the section is there.", RECORDING_OPTIONS),
+    (
+        "foxglove",
+        "The live Foxglove view is on when the section is there (`foxglove: {}` for every "
+        "default); it needs the `foxglove` extra.",
+        FOXGLOVE_OPTIONS,
+    ),
     ("sensors[]", "Each sensor, plus the keys of its driver (below).", SENSOR_COMMON),
     ("actuators[]", "Each actuator, plus the keys of its driver (below).", ACTUATOR_COMMON),
-    ("reflexes[]", "Each reflex: exactly one of below, above or active.", REFLEX_OPTIONS),
+    (
+        "reflexes[]",
+        "Each reflex: sensor with exactly one of below, above or active, or when:.",
+        REFLEX_OPTIONS,
+    ),
 )
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from anse_hw.budget import Budget, stop_delay
 from anse_hw.config.schema import Checker
 from anse_hw.drivers import registry
-from anse_hw.model import ActuatorConfig, ReflexConfig, SensorConfig
+from anse_hw.model import ActuatorConfig, EstopConfig, ReflexConfig, SensorConfig
 from anse_hw.options import bcm_pin
 
-__all__ = ["check_across"]
+__all__ = ["budget", "check_across"]
 
 Placed = list[tuple[tuple, Any]]
 
@@ -25,14 +26,37 @@ def check_across(
     sensors: list[tuple[tuple, SensorConfig]],
     actuators: list[tuple[tuple, ActuatorConfig]],
     reflexes: list[tuple[tuple, ReflexConfig]],
+    estop: EstopConfig | None = None,
 ) -> None:
     """Every cross-item rule, each problem reported through `check`."""
     for placed in (sensors, actuators, reflexes):
         _unique(check, placed)
-    _pins_used_once(check, [*sensors, *actuators])
+    _pins_used_once(check, [*sensors, *actuators], estop)
     _i2c_addresses_once(check, [*sensors, *actuators])
     _shared_devices(check, sensors)
     _no_overlapping_pairs(check, reflexes)
+    _within_budget(check, [s for _, s in sensors], reflexes)
+
+
+def budget(reflex: ReflexConfig, sensors: list[SensorConfig]) -> Budget:
+    """What a guard's filters and for: add to a stop."""
+    return stop_delay(
+        reflex.when,
+        {s.name: s.filters for s in sensors},
+        {s.name: s.interval for s in sensors},
+    )
+
+
+def _within_budget(
+    check: Checker, sensors: list[SensorConfig], placed: list[tuple[tuple, ReflexConfig]]
+) -> None:
+    """A guard may not be slowed silently: over its max_delay is refused."""
+    for at, reflex in placed:
+        if not reflex.guard:
+            continue
+        refusal = budget(reflex, sensors).refusal(reflex.max_delay)
+        if refusal:
+            check.problem(at, f"'{reflex.name}': {refusal}")
 
 
 def _no_overlapping_pairs(check: Checker, placed: list[tuple[tuple, ReflexConfig]]) -> None:
@@ -40,10 +64,15 @@ def _no_overlapping_pairs(check: Checker, placed: list[tuple[tuple, ReflexConfig
     on the same sensor, must never both hold: where they overlap the actuator
     flaps at the rate of the readings."""
     for at, move in placed:
-        if move.guard:
+        if move.guard or move.region is None:
             continue
         for _, stop in placed:
-            if not stop.guard or (stop.sensor, stop.actuator) != (move.sensor, move.actuator):
+            if (
+                not stop.guard
+                or stop.region is None
+                or stop.sensors != move.sensors
+                or not set(stop.actuators) & set(move.actuators)
+            ):
                 continue
             low = max(stop.region[0], move.region[0])
             high = min(stop.region[1], move.region[1])
@@ -51,7 +80,8 @@ def _no_overlapping_pairs(check: Checker, placed: list[tuple[tuple, ReflexConfig
                 check.problem(
                     at,
                     f"'{move.name}' ({move.condition}) and '{stop.name}' ({stop.condition}) "
-                    f"both hold between {low:g} and {high:g}: {move.actuator} would flap; "
+                    f"both hold between {low:g} and {high:g}: "
+                    f"{', '.join(sorted(set(stop.actuators) & set(move.actuators)))} would flap; "
                     "the resume threshold must lie beyond the stop threshold (hysteresis)",
                 )
 
@@ -96,8 +126,8 @@ def _i2c_addresses_once(check: Checker, placed: Placed) -> None:
         )
 
 
-def _pins_used_once(check: Checker, placed: Placed) -> None:
-    owners: dict[int, str] = {}
+def _pins_used_once(check: Checker, placed: Placed, estop: EstopConfig | None) -> None:
+    owners: dict[int, str] = {estop.pin: "estop.pin"} if estop else {}
     for at, device in placed:
         sensor = isinstance(device, SensorConfig)
         drivers = registry.SENSOR_DRIVERS if sensor else registry.ACTUATOR_DRIVERS

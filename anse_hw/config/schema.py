@@ -19,6 +19,8 @@ from anse_hw.drivers import registry
 from anse_hw.model import (
     ActuatorConfig,
     Config,
+    EstopConfig,
+    FoxgloveConfig,
     GpioConfig,
     I2cConfig,
     MqttConfig,
@@ -33,6 +35,8 @@ from anse_hw.options import REQUIRED, Option
 __all__ = [
     "ACTIVE",
     "ACTUATOR_COMMON",
+    "ESTOP_OPTIONS",
+    "FOXGLOVE_OPTIONS",
     "GPIO_OPTIONS",
     "I2C_OPTIONS",
     "MQTT_OPTIONS",
@@ -82,16 +86,39 @@ def options_of(cls: type, **help: str) -> tuple[Option, ...]:
 SERVER_OPTIONS = options_of(ServerConfig)
 GPIO_OPTIONS = options_of(GpioConfig)
 I2C_OPTIONS = options_of(I2cConfig)
+ESTOP_OPTIONS = options_of(EstopConfig)
 MQTT_OPTIONS = options_of(MqttConfig)
 RECORDING_OPTIONS = options_of(RecordingConfig)
-SENSOR_COMMON = options_of(SensorConfig, driver=" | ".join(registry.names(registry.SENSOR_DRIVERS)))
+FOXGLOVE_OPTIONS = options_of(FoxgloveConfig)
+#: Keys whose values are structures the core's own parsers check (anse_hw.filters,
+#: anse_hw.conditions): keys without a field of the same shape.
+FILTERS = Option(
+    "filters",
+    list,
+    None,
+    "applied in order to every valid reading: median: N, max_jump: X, ema: w, "
+    "calibrate: {scale, offset}; binary sensors: debounce: seconds",
+)
+SENSOR_COMMON = (
+    *options_of(SensorConfig, driver=" | ".join(registry.names(registry.SENSOR_DRIVERS))),
+    FILTERS,
+)
 ACTUATOR_COMMON = options_of(
     ActuatorConfig, driver=" | ".join(registry.names(registry.ACTUATOR_DRIVERS))
 )
 #: A binary sensor's reflex takes `active:`, which becomes a threshold
 #: between 0 and 1 (below/above), so it is a key without a field.
 ACTIVE = Option("active", bool, None, "binary sensors: fires when the sensor is active (or not)")
-REFLEX_OPTIONS = (*options_of(ReflexConfig), ACTIVE)
+WHEN = Option(
+    "when",
+    dict,
+    None,
+    "instead of sensor/below/above/active: all: or any: (nestable) of "
+    "{sensor, below | above | active | rate_below | rate_above [, rate_window]}",
+)
+HOLD = Option("for", (int, float), None, "seconds the condition must hold before it fires")
+ACTUATORS = Option("actuators", list, None, "instead of actuator: several, one command for all")
+REFLEX_OPTIONS = (*options_of(ReflexConfig), ACTIVE, WHEN, HOLD, ACTUATORS)
 TOP_LEVEL = tuple(o.key for o in options_of(Config))
 
 _TYPE_NAMES = {

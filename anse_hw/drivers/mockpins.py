@@ -31,6 +31,12 @@ class PersistentPin(MockPWMPin):
         super()._set_function(value)
         self.factory.persist(self)
 
+    def _set_pull(self, value: str) -> None:
+        # An input reads the wiring the file describes from its first moment,
+        # as a real pin would, not only from the follower's next poll.
+        super()._set_pull(value)
+        self.factory.follow(self, self.factory.input_levels())
+
 
 class FileMockFactory(MockFactory):
     """MockFactory whose pins are visible in, and drivable from, JSON files."""
@@ -43,6 +49,7 @@ class FileMockFactory(MockFactory):
         self._lock = threading.Lock()
         self._states: dict[str, dict[str, Any]] = read_pin_states(self.path) if self.path else {}
         self._closed = threading.Event()
+        self.input_path = Path(input_file) if input_file else None
         if input_file:
             follow = threading.Thread(
                 target=self._follow_inputs, args=(Path(input_file),), name="mock-inputs"
@@ -66,10 +73,17 @@ class FileMockFactory(MockFactory):
         while not self._closed.wait(self.INPUT_POLL):
             levels = read_pin_states(path)
             for pin in list(self.pins.values()):
-                level = levels.get(str(pin.info.name))
-                if level is None or pin._function != "input" or bool(level) == bool(pin.state):
-                    continue
-                pin.drive_high() if level else pin.drive_low()
+                self.follow(pin, levels)
+
+    def input_levels(self) -> dict[str, Any]:
+        return read_pin_states(self.input_path) if self.input_path else {}
+
+    def follow(self, pin: PersistentPin, levels: dict[str, Any]) -> None:
+        """Drive an input pin to the level `levels` gives it, if it differs."""
+        level = levels.get(str(pin.info.name))
+        if level is None or pin._function != "input" or bool(level) == bool(pin.state):
+            return
+        pin.drive_high() if level else pin.drive_low()
 
     def close(self) -> None:
         self._closed.set()

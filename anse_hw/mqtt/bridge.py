@@ -14,13 +14,16 @@ Topics, under <topic_prefix>/<robot_id>/:
   events               every wire event, the WebSocket's JSON
   sensor/<name>        latest reading, retained (at most once a second per sensor)
   actuator/<name>      latest state, retained
+  estop                ON while the E-stop is latched, else OFF (retained)
   command/estop|reset  the E-stop latch of the control API (the broker's
                        credentials and ACLs decide who may publish there);
                        only a live, non-empty message acts: a retained one is
                        redelivered at every connect, and must never release
                        or re-latch the E-stop on its own
 Home Assistant: one device at <discovery_prefix>/device/<robot_id>/config,
-re-sent when <discovery_prefix>/status says online.
+re-sent when <discovery_prefix>/status says online.  At connect the bridge
+reads back the config the broker retained from the last run: parts that are
+gone are removed from Home Assistant and their retained states cleared.
 
 What the broker sends us is bounded (inbound.py); Home Assistant's discovery
 payload is built in discovery.py.
@@ -46,14 +49,21 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from anse_hw import events
 from anse_hw.eventqueue import EventQueue
+from anse_hw.kinds import OFF, ON
 from anse_hw.model import Config, MqttConfig
-from anse_hw.mqtt.discovery import discovery
+from anse_hw.mqtt.discovery import RETAIN_PERIOD, discovery, estop_topic, leftovers
 from anse_hw.mqtt.inbound import OVERSIZED, PACKET_ROOM, limit_inbound
+from anse_hw.operator import ESTOP_REFLEX
 
 log = logging.getLogger(__name__)
 
 RECONNECT_MIN, RECONNECT_MAX = 1.0, 30.0
-RETAIN_PERIOD = 1.0  # seconds between retained updates of one sensor
+#: How long the bridge waits at connect for the broker to hand back the last
+#: run's retained discovery config; none by then means there is none.
+RETAINED_WITHIN = 1.0
+#: Room for reading back our own retained discovery config (a few hundred
+#: bytes per part: a hundredfold margin for a robot with a dozen parts).
+DISCOVERY_ROOM = 65536
 #: Broker answers that mean "these credentials will not work" (MQTT 3.1.1 and 5
 #: reason codes): said once, not per retry.
 REFUSED_CODES = {
@@ -122,9 +132,19 @@ class MqttBridge:
         self.base = f"{m.topic_prefix}/{m.robot_id}"
         self._commands = {f"{self.base}/command/{a}": a for a in ("estop", "reset")}
         self._ha_status = f"{m.discovery_prefix}/status" if m.discovery_prefix else None
+        self._ha_config = (
+            f"{m.discovery_prefix}/device/{m.robot_id}/config" if m.discovery_prefix else None
+        )
         topics = [*self._commands, *([self._ha_status] if self._ha_status else [])]
         #: The largest packet we take from the broker.
-        self.max_packet = PACKET_ROOM + max(len(t.encode()) for t in topics)
+        self.max_packet = (
+            PACKET_ROOM
+            + max(len(t.encode()) for t in topics)
+            + (DISCOVERY_ROOM if self._ha_config else 0)
+        )
+        #: Home Assistant's removal entries for parts an earlier run announced
+        #: and this one does not: kept in every announce of this run.
+        self._gone: dict[str, dict[str, str]] = {}
         self._protocol = aiomqtt.ProtocolVersion.V5
         self._queue: EventQueue[dict[str, Any]] = EventQueue(self.mqtt.queue)
         self._wake = asyncio.Event()
@@ -175,12 +195,12 @@ class MqttBridge:
             self._outage_drops, self._next_report = 0, 1
 
     def state(self) -> dict[str, float]:
-        """For /metrics."""
+        """For /metrics: a name ending in _total is a count since the start."""
         return {
             "connected": int(self.connected),
             "queue_depth": len(self._queue),
-            "dropped_events": self.dropped,
-            **{kind: self.ignored[kind] for kind in IGNORED},
+            "dropped_events_total": self.dropped,
+            **{f"{kind}_total": self.ignored[kind] for kind in IGNORED},
         }
 
     # -- the connection ---------------------------------------------------------
@@ -279,6 +299,8 @@ class MqttBridge:
         await client.publish(f"{self.base}/status", "online", qos=1, retain=True)
         for topic in self._commands:
             await self._subscribe_live(client, topic)
+        if self._ha_config:
+            await self._forget_gone_parts(client)
         if self._ha_status:
             await client.subscribe(self._ha_status, qos=1)
             await self._announce(client)
@@ -374,12 +396,19 @@ class MqttBridge:
             self._retain_sensor(
                 data["sensor_name"], data["value"], data["unit"], data["sensor_type"], stamp
             )
+        elif event["type"] == events.REFLEX and data["reflex_name"] == ESTOP_REFLEX:
+            await self._retain_latch(client, data["triggered"])
 
     async def _retain_actuator(
         self, client: aiomqtt.Client, name: str, state: str, kind: str, stamp: str
     ) -> None:
         payload = json.dumps({"state": state, "type": kind, "timestamp": stamp})
         await self._publish(client, f"{self.base}/actuator/{name}", payload, qos=1, retain=True)
+
+    async def _retain_latch(self, client: aiomqtt.Client, latched: bool) -> None:
+        await self._publish(
+            client, estop_topic(self.base), ON if latched else OFF, qos=1, retain=True
+        )
 
     def _retain_sensor(self, name: str, value: float, unit: str, kind: str, stamp: str) -> None:
         """The latest reading, published by _flush_sensors at most once a second."""
@@ -401,6 +430,7 @@ class MqttBridge:
         kinds = {a.name: a.type for a in self.config.actuators}
         for name, state in world["actuators"].items():
             await self._retain_actuator(client, name, state, kinds[name], stamp)
+        await self._retain_latch(client, world["estop_latched"])
         for name, s in world["sensors"].items():
             if s["value"] is not None:
                 self._retain_sensor(name, s["value"], s["unit"], s["type"], stamp)
@@ -408,9 +438,41 @@ class MqttBridge:
         await self._flush_sensors(client)
 
     async def _announce(self, client: aiomqtt.Client) -> None:
-        topic = f"{self.mqtt.discovery_prefix}/device/{self.mqtt.robot_id}/config"
-        payload = json.dumps(discovery(self.config, self.base))
-        await client.publish(topic, payload, qos=1, retain=True)
+        payload = json.dumps(discovery(self.config, self.base, self._gone))
+        await client.publish(self._ha_config, payload, qos=1, retain=True)
+
+    async def _forget_gone_parts(self, client: aiomqtt.Client) -> None:
+        """Read back the discovery config the broker kept from the last run;
+        the parts it has and this run does not (a sensor renamed or removed)
+        are announced as removed, and their retained states cleared (an empty
+        retained message deletes one), so Home Assistant keeps no ghost."""
+        retained = await self._retained(client, self._ha_config)
+        if retained is None:
+            return
+        gone, stale = leftovers(retained, discovery(self.config, self.base), self.base)
+        for topic in stale:
+            await client.publish(topic, b"", qos=1, retain=True)
+        if gone:
+            log.info("MQTT: removed from Home Assistant: %s", ", ".join(sorted(gone)))
+        self._gone.update(gone)
+
+    async def _retained(self, client: aiomqtt.Client, topic: str) -> bytes | None:
+        """The message retained on `topic`, or None if the broker has none
+        (or holds one too big to take).  What else arrives meanwhile (a
+        command) is handled as usual."""
+        await client.subscribe(topic, qos=1)
+        found = None
+        messages = aiter(client.messages)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(RETAINED_WITHIN):
+                while True:
+                    message = await anext(messages)
+                    if message.topic.value == topic:
+                        found = bytes(message.payload) if message.retain else None
+                        break
+                    await self._receive(client, message)
+        await client.unsubscribe(topic)
+        return found
 
     async def close(self, task: asyncio.Task | None) -> None:
         """Stop the bridge within a few seconds, whatever it is doing.  A clean

@@ -12,7 +12,9 @@ from anse_hw.recording.reader import (
     Summary,
     decision,
     decisions,
+    indexed,
     readings,
+    readings_between,
     scan,
 )
 from anse_hw.recording.recorder import Recorder
@@ -28,7 +30,9 @@ __all__ = [
     "Summary",
     "decision",
     "decisions",
+    "indexed",
     "readings",
+    "readings_between",
     "redacted",
     "scan",
 ]

@@ -3,8 +3,9 @@ recorder (writing) and the reader (replay, `recordings`).
 
 Every raw reading per sensor as it arrived (its value, or the reason there
 was none, and faults of the device) on `/readings/<name>`, every wire event
-on `/events`, both JSON with the JSON schemas below, and the config the
-daemon ran with in a metadata record `anse-hw`, its secrets redacted.
+on `/events`, both JSON with the JSON schemas of anse_hw.channels (the live
+Foxglove view's too), and the config the daemon ran with in a metadata
+record `anse-hw`, its secrets redacted.
 """
 
 from __future__ import annotations
@@ -14,36 +15,13 @@ from typing import Any
 
 import yaml
 
-from anse_hw import events
 from anse_hw.config import yamlfile
 
-READING_SCHEMA = {
-    "title": "anse-hw reading",
-    "type": "object",
-    "properties": {
-        "sensor": {"type": "string"},
-        "value": {"type": ["number", "null"]},
-        "problem": {"type": ["string", "null"]},
-        "fault": {"type": ["string", "null"]},
-        "active": {"type": ["boolean", "null"]},
-        "arrived": {"type": "number", "description": "monotonic seconds since the start"},
-    },
-    "required": ["sensor", "value", "arrived"],
-}
-EVENT_SCHEMA = {
-    "title": "anse-hw wire event",
-    "type": "object",
-    "properties": {
-        "type": {"enum": [events.SENSOR, events.WORLDMODEL, events.REFLEX, events.ACTUATOR]},
-        "timestamp": {"type": "string"},
-        "seq": {"type": "integer"},
-        "data": {"type": "object"},
-    },
-    "required": ["type", "timestamp", "data"],
-}
-EVENTS_TOPIC = "/events"
-READINGS_TOPIC = "/readings/"
 CONFIG_METADATA, END_METADATA = "anse-hw", "anse-hw-end"
+#: The key, in the CONFIG_METADATA record, of the clock mapping: a message's
+#: log_time (Unix-epoch ns) is this plus its `arrived` seconds.  Files from
+#: before it have none: their log_time counts from the daemon's start.
+CLOCK_ORIGIN = "clock_origin_ns"
 ENDINGS = ("shutdown", "rotated")
 #: Keys whose value is a secret, wherever they are in the config: any key
 #: ending in password, token or secret (`password`, `control_token`).  A key

@@ -3,7 +3,9 @@
 `scan` (a summary), `readings` and `decisions` each make one pass over the
 records through the mcap library's StreamReader (plain or chunked files
 alike) and hold one record at a time, so memory does not grow with the
-file.  A file is untrusted input: anything the reader cannot use is a
+file.  `indexed` and `readings_between` seek instead, through a complete
+file's summary section and chunk indexes (a window of a long recording reads
+its own chunks only).  A file is untrusted input: anything the reader cannot use is a
 `RecordingProblem`, one line naming the file and the offset of the bad
 record.
 """
@@ -19,19 +21,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mcap.records import Channel, Footer, Message, Metadata
-from mcap.stream_reader import CRCValidationError, StreamReader
+from mcap.reader import SeekingReader
+from mcap.records import (
+    Channel,
+    Chunk,
+    ChunkIndex,
+    Footer,
+    Message,
+    MessageIndex,
+    Metadata,
+    Statistics,
+)
+from mcap.stream_reader import CRCValidationError, StreamReader, breakup_chunk
 
 from anse_hw import events, files
+from anse_hw.channels import EVENTS_TOPIC, READINGS_TOPIC
 from anse_hw.recording.format import (
+    CLOCK_ORIGIN,
     CONFIG_METADATA,
     END_METADATA,
     ENDINGS,
-    EVENTS_TOPIC,
     MAGIC,
     MAX_RECORD,
     MAX_SECONDS,
-    READINGS_TOPIC,
     Decision,
 )
 
@@ -87,6 +99,7 @@ class Summary:
     latest: float = 0.0  # the latest `arrived`
     until: float = 0.0  # the latest time of anything in the file
     events: Counter[str] = field(default_factory=Counter)
+    from_index: bool = False  # `indexed`: the summary section's, the data unread
 
     @property
     def complete(self) -> bool:
@@ -140,6 +153,150 @@ def readings(path: str | os.PathLike[str]) -> Iterator[Reading]:
             yield item
 
 
+def indexed(path: str | os.PathLike[str]) -> Summary | None:
+    """What a complete, indexed file's summary section says, read without its
+    data: None for a file without one (cut short, or written unchunked), which
+    `scan` reads whole.  The readings' first and latest times come from the
+    message indexes of the chunks that hold them; `events` is left empty (it
+    would take every event)."""
+    with files.open_regular(path) as handle:
+        found = _Index.read(path, handle)
+        if found is None:
+            return None
+        return found.summary(path, handle)
+
+
+def readings_between(
+    path: str | os.PathLike[str], since: float, until: float | None
+) -> Iterator[Reading]:
+    """The readings of an indexed file that arrived from `since` to `until`
+    (seconds, as `Reading.arrived`), in file order: only the chunks whose
+    time span overlaps are read (and their CRCs checked)."""
+    with files.open_regular(path) as handle:
+        index = _Index.read(path, handle)
+        if index is None:
+            raise RecordingProblem(path, "has no index to seek in")
+        low = index.origin_ns + int(since * 1e9) - _SLACK_NS
+        high = None if until is None else index.origin_ns + int(until * 1e9) + _SLACK_NS
+        for chunk in index.chunks:
+            if chunk.message_end_time < low or (
+                high is not None and chunk.message_start_time > high
+            ):
+                continue
+            for record in index.records(path, handle, chunk):
+                if isinstance(record, Message):
+                    topic = index.contents._channels.get(record.channel_id, "")
+                    if topic.startswith(READINGS_TOPIC):
+                        try:
+                            reading = _reading(_json(record.data), topic[len(READINGS_TOPIC) :])
+                        except _Bad as exc:
+                            raise RecordingProblem(
+                                path, str(exc), chunk.chunk_start_offset
+                            ) from None
+                        if reading.arrived >= since and (until is None or reading.arrived <= until):
+                            yield reading
+
+
+#: A reading's log_time is its `arrived` in whole nanoseconds, `arrived`
+#: itself rounded to the microsecond: a chunk this close to a window's edge
+#: is read, and its readings decide by `arrived`.
+_SLACK_NS = 1_000_000
+
+
+@dataclass
+class _Index:
+    """An indexed file's summary section, with its metadata and channels
+    taken in as `_Contents` takes them while streaming."""
+
+    chunks: list[ChunkIndex]
+    statistics: Statistics | None
+    contents: _Contents
+
+    @property
+    def origin_ns(self) -> int:
+        return self.contents.origin_ns
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str], handle: BinaryIO) -> _Index | None:
+        contents = _Contents(path)
+        size = os.fstat(handle.fileno()).st_size
+        if not contents._starts_as_mcap(handle, size):
+            return None
+        try:
+            reader = SeekingReader(handle, validate_crcs=True, record_size_limit=MAX_RECORD)
+            summary = reader.get_summary()
+            metadata = list(reader.iter_metadata()) if summary is not None else []
+        except Exception:
+            return None  # cut short or damaged: `scan`, record by record, says where
+        if summary is None or not summary.chunk_indexes:
+            return None
+        try:
+            for record in (*summary.channels.values(), *metadata):
+                contents._item(record)
+        except _Bad as exc:
+            raise RecordingProblem(path, str(exc)) from None
+        chunks = sorted(summary.chunk_indexes, key=lambda c: c.chunk_start_offset)
+        return cls(chunks, summary.statistics, contents)
+
+    def records(self, path: str | os.PathLike[str], handle: BinaryIO, chunk: ChunkIndex) -> list:
+        """The records of one chunk, its CRC checked."""
+        try:
+            handle.seek(chunk.chunk_start_offset)
+            found = next(
+                StreamReader(
+                    handle, skip_magic=True, emit_chunks=True, record_size_limit=MAX_RECORD
+                ).records
+            )
+            if not isinstance(found, Chunk):
+                raise ValueError(f"a {type(found).__name__} where the index has a chunk")
+            return breakup_chunk(found, validate_crc=True)
+        except Exception as exc:
+            reason = f"unreadable chunk ({type(exc).__name__}: {_text(str(exc))})"
+            raise RecordingProblem(path, reason, chunk.chunk_start_offset) from None
+
+    def summary(self, path: str | os.PathLike[str], handle: BinaryIO) -> Summary:
+        readings = {i for i, t in self.contents._channels.items() if t.startswith(READINGS_TOPIC)}
+        result = Summary(
+            Path(path), self.contents.config_yaml, self.contents.ended, from_index=True
+        )
+        if result.config_yaml is None:
+            raise RecordingProblem(path, "is an MCAP file but not an anse-hw recording (no config)")
+        counts = self.statistics.channel_message_counts if self.statistics else {}
+        result.readings = sum(counts.get(i, 0) for i in readings)
+        result.sensors = {self.contents._channels[i][len(READINGS_TOPIC) :] for i in readings}
+        holding = [c for c in self.chunks if readings & set(c.message_index_offsets)]
+        if holding:
+            first = min(self._times(path, handle, holding[0], readings))
+            latest = max(self._times(path, handle, holding[-1], readings))
+            result.first = (first - self.origin_ns) / 1e9
+            result.latest = (latest - self.origin_ns) / 1e9
+        end = max((c.message_end_time for c in self.chunks), default=self.origin_ns)
+        result.until = (end - self.origin_ns) / 1e9
+        return result
+
+    def _times(
+        self, path: str | os.PathLike[str], handle: BinaryIO, chunk: ChunkIndex, channels: set[int]
+    ) -> list[int]:
+        """The log_times of the messages on `channels` in `chunk`, from its
+        message indexes (a few bytes each) rather than the chunk."""
+        times = []
+        for channel in channels & set(chunk.message_index_offsets):
+            try:
+                handle.seek(chunk.message_index_offsets[channel])
+                record = next(
+                    StreamReader(handle, skip_magic=True, record_size_limit=MAX_RECORD).records
+                )
+            except Exception as exc:
+                reason = f"unreadable message index ({type(exc).__name__}: {_text(str(exc))})"
+                raise RecordingProblem(path, reason, chunk.chunk_start_offset) from None
+            if not isinstance(record, MessageIndex) or not record.records:
+                raise RecordingProblem(
+                    path, "a chunk's message index is not one", chunk.chunk_start_offset
+                )
+            times += [t for t, _ in record.records]
+        return times
+
+
 def decisions(path: str | os.PathLike[str]) -> Iterator[Decision]:
     """The recorded decisions in file order, one at a time."""
     for item in _Contents(path, with_readings=False):
@@ -167,6 +324,7 @@ class _Contents:
         self.config_yaml: str | None = None
         self.ended = ""
         self.cut_at: int | None = None
+        self.origin_ns = 0  # format.CLOCK_ORIGIN; 0 in files from before it
         self._channels: dict[int, str] = {}
 
     def __iter__(self) -> Iterator[Reading | Event]:
@@ -246,7 +404,7 @@ class _Contents:
             if topic is None:
                 raise _Bad(f"a message on channel {record.channel_id}, which was never declared")
             if topic == EVENTS_TOPIC and self.with_events:
-                return _event(_json(record.data), record.log_time / 1e9)
+                return _event(_json(record.data), (record.log_time - self.origin_ns) / 1e9)
             if topic.startswith(READINGS_TOPIC) and self.with_readings:
                 return _reading(_json(record.data), topic[len(READINGS_TOPIC) :])
         return None  # schemas, indexes, other tools' channels: nothing replay uses
@@ -268,11 +426,20 @@ class _Contents:
             if text is None:
                 raise _Bad("anse-hw metadata without config_yaml")
             self.config_yaml = text
+            self.origin_ns = _origin(record.metadata.get(CLOCK_ORIGIN, "0"))
         elif record.name == END_METADATA:
             ended = record.metadata.get("ended")
             if ended not in ENDINGS:
                 raise _Bad(f"the file ends as {_text(ended)}, not {' or '.join(ENDINGS)}")
             self.ended = ended
+
+
+def _origin(text: str) -> int:
+    """The clock mapping's Unix-epoch nanoseconds: a whole number that a
+    message's uint64 log_time can be counted from."""
+    if not (text.isascii() and text.isdigit() and int(text) < 2**63):
+        raise _Bad(f"a {CLOCK_ORIGIN} of {_text(text)}, not nanoseconds since 1970")
+    return int(text)
 
 
 def _json(data: bytes) -> Any:

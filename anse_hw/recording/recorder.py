@@ -2,10 +2,15 @@
 
 The engine hands readings over with `Recorder.reading` (a short locked
 append: the reflex path waits on nothing), the daemon hands events over with
-`offer`; a writer thread of its own writes them.  Messages go straight to the
-file (no chunks) and the file is flushed and synced every second, so a
-SIGKILL or a power cut loses about a second, and the reader treats a file
-cut short as ending where it was cut.  Files rotate at `max_mb`, the newest
+`offer`; a writer thread of its own writes them.  Messages are gathered in
+compressed, indexed chunks (MCAP's own chunk, message and summary indexes, so
+a viewer seeks instead of scanning) and every second the chunk in progress is
+closed, written and synced, so a SIGKILL or a power cut loses about a second,
+and the reader treats a file cut short as ending where it was cut.  Message
+times are Unix-epoch nanoseconds: the monotonic clock mapped once, at the
+start, to the wall clock (the mapping is in the file's metadata), so a
+viewer's timeline shows the day it was recorded and a clock step while
+recording cannot reorder messages.  Files rotate at `max_mb`, the newest
 `keep` are kept.  When the disk is full or read-only the recorder says so
 once and stops; the robot goes on.  What goes in a file: format.py.
 """
@@ -21,27 +26,44 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mcap.writer import Writer
+from mcap.writer import CompressionType, IndexType, Writer
 
 from anse_hw import __version__, events, files
+from anse_hw.channels import EVENT_SCHEMA, EVENTS_TOPIC, READING_SCHEMA, READINGS_TOPIC
 from anse_hw.errors import DriverError
 from anse_hw.eventqueue import EventQueue
 from anse_hw.readings import Sample
 from anse_hw.recording.format import (
+    CLOCK_ORIGIN,
     CONFIG_METADATA,
     END_METADATA,
-    EVENT_SCHEMA,
-    EVENTS_TOPIC,
     FILE_NAME,
-    READING_SCHEMA,
-    READINGS_TOPIC,
     redacted,
 )
 
 log = logging.getLogger(__name__)
 
-SYNC_EVERY = 1.0  # seconds: the most a crash loses
+SYNC_EVERY = 1.0  # seconds: the most a crash loses, and so the longest a chunk spans
+#: A chunk also ends at this size (before its compression): far above a
+#: second of any robot's data (pi-robot.yaml writes ~60 KB/s), it only
+#: bounds the writer's buffer when the queue delivers a backlog at once.
+CHUNK_BYTES = 1024 * 1024
 QUEUE = 20_000
+
+
+def compression() -> CompressionType:
+    """zstd (our JSON in one-second chunks shrinks about nine times), or lz4
+    where the zstandard module is missing (a distribution's mcap without
+    it), or none: a recording is never refused for want of a compressor."""
+    try:
+        import zstandard  # noqa: F401
+    except ImportError:
+        try:
+            import lz4.frame  # noqa: F401
+        except ImportError:
+            return CompressionType.NONE
+        return CompressionType.LZ4
+    return CompressionType.ZSTD
 
 
 class Recorder:
@@ -60,6 +82,9 @@ class Recorder:
         self.max_bytes = int(max_mb * 1024 * 1024)
         self.keep = keep
         self.started = time.monotonic()
+        #: The wall clock at `started`, read once: every message's time is
+        #: this plus the monotonic seconds since (format.CLOCK_ORIGIN).
+        self.origin_ns = time.time_ns()
         self._queue: EventQueue[tuple[str, Any, float]] = EventQueue(QUEUE)
         #: The engine's thread and the event loop put, the writer thread gets.
         self._lock = threading.Lock()
@@ -148,9 +173,19 @@ class Recorder:
     def _write_one_file(self) -> None:
         path, handle = self._create()
         with handle:
-            # The data section's CRC lets a reader tell a damaged file (a bit
-            # flipped on a worn SD card) from a good one.
-            writer = Writer(handle, use_chunking=False, enable_data_crcs=True)
+            # Each chunk's CRC, and the data section's, let a reader tell a
+            # damaged file (a bit flipped on a worn SD card) from a good one.
+            writer = Writer(
+                handle,
+                chunk_size=CHUNK_BYTES,
+                compression=compression(),
+                index_types=IndexType.ALL,
+                use_chunking=True,
+                use_statistics=True,
+                use_summary_offsets=True,
+                enable_crcs=True,
+                enable_data_crcs=True,
+            )
             writer.start(profile="", library=f"anse-hw {__version__}")
             writer.add_metadata(
                 CONFIG_METADATA,
@@ -158,9 +193,10 @@ class Recorder:
                     "config_yaml": self.config_yaml,
                     "config_resolved": self.resolved,
                     "version": __version__,
+                    CLOCK_ORIGIN: str(self.origin_ns),
                 },
             )
-            channels = _Channels(writer)
+            channels = _Channels(writer, self.origin_ns)
             log.info("recording to %s", path)
             self._prune(path)
             last_sync = time.monotonic()
@@ -170,7 +206,7 @@ class Recorder:
                     kind, item, when = queued
                     channels.write(kind, item, when - self.started)
                 if time.monotonic() - last_sync >= SYNC_EVERY or self._stop.is_set():
-                    handle.flush()
+                    writer.flush()  # closes the chunk in progress
                     os.fsync(handle.fileno())
                     last_sync = time.monotonic()
                 if handle.tell() >= self.max_bytes:
@@ -225,8 +261,9 @@ def _start_order(path: Path) -> tuple[str, int]:
 
 
 class _Channels:
-    def __init__(self, writer: Writer) -> None:
+    def __init__(self, writer: Writer, origin_ns: int) -> None:
         self.writer = writer
+        self.origin_ns = origin_ns
         self.reading_schema = writer.register_schema(
             "anse-hw.reading", "jsonschema", json.dumps(READING_SCHEMA).encode()
         )
@@ -247,5 +284,5 @@ class _Channels:
             item = {**item, "arrived": round(seconds, 6)}
         else:
             channel = self.events
-        stamp = int(seconds * 1e9)
+        stamp = self.origin_ns + int(seconds * 1e9)
         self.writer.add_message(channel, stamp, json.dumps(item).encode(), stamp)

@@ -69,11 +69,7 @@ class ControlApi:
         if action not in LATCH_ACTIONS:
             return self.engine().operator(action, source, **target)
         result = self.engine().operator(action, source, hold=True)
-        durable, problem = None, None
-        try:
-            durable, problem = await self._save(source)
-        finally:
-            self.engine().release(durable)
+        problem = await self.persist(source)
         if problem is None:
             return {**result, "durable": True}
         warning = (
@@ -84,6 +80,18 @@ class ControlApi:
         log.error("E-stop %s", warning)
         return {**result, "durable": False, "warning": warning}
 
+    async def persist(self, by: str) -> str | None:
+        """The one way a latch the engine holds the stream for reaches the
+        disk, whoever set it (an operator, the hardwired E-stop, a reflex's
+        `command: estop`): write it, then let its events out, and the world
+        model says whether it is on disk.  Returns the problem, if any."""
+        durable = None
+        try:
+            durable, problem = await self._save(by)
+        finally:
+            self.engine().release(durable)
+        return problem
+
     async def save_at_start(self) -> None:
         """Write the latch the daemon starts with, once it is up (a daemon
         that fails to start leaves the file as it was)."""
@@ -91,18 +99,6 @@ class ControlApi:
         if problem:
             log.warning("E-stop state held in memory only: %s", problem)
         self.engine().set_durable(durable)
-
-    async def save_latched_by(self, reflex: str) -> None:
-        """A reflex latched the E-stop and the engine holds the stream (the
-        pins are already safe): release it once the latch is on disk, or the
-        write failed and the world model says it is held in memory only."""
-        durable = None
-        try:
-            durable, problem = await self._save(reflex)
-            if problem:
-                log.error("E-stop from %s: latch held in memory only: %s", reflex, problem)
-        finally:
-            self.engine().release(durable)
 
     async def _save(self, by: str) -> tuple[bool, str | None]:
         """(durable, problem): the latch as it is now, written by the one

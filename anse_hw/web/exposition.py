@@ -1,4 +1,7 @@
-"""The Prometheus text format of anse_hw.metrics (prometheus_client).
+"""The Prometheus exposition of anse_hw.metrics, by prometheus_client's own
+conventions: what only grows is a counter (`_total`), a level a gauge;
+`anse_build_info` and the process collector as every exporter has them;
+the format (Prometheus text or OpenMetrics) chosen by the scraper's Accept.
 
 Imported by the server on the first `GET /metrics`, not before.
 """
@@ -8,15 +11,24 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+)
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
+    InfoMetricFamily,
     Metric,
 )
+from prometheus_client.exposition import choose_encoder
 
+from anse_hw import __version__
 from anse_hw.metrics import STOP_BUCKETS, Sources
+from anse_hw.web.hub import COUNTED
 
 
 class Collector:
@@ -56,13 +68,39 @@ class Collector:
         yield GaugeMetricFamily(
             "anse_estop_latched", "1 while the E-stop is latched", int(health["estop_latched"])
         )
+        yield _sensor_values(health["sensors"])
+        yield InfoMetricFamily(
+            "anse_build", "The anse-hw version running", {"version": __version__}
+        )
         for name, value in sources.hub().items():
-            yield GaugeMetricFamily(f"anse_{name}", name.replace("_", " "), value)
+            counted = name in COUNTED
+            yield _figure(f"anse_{name}", name.replace("_", " "), value, counted)
         if sources.mqtt is not None:
             for name, value in sources.mqtt().items():
-                yield GaugeMetricFamily(
-                    f"anse_mqtt_{name}", f"MQTT {name.replace('_', ' ')}", value
-                )
+                base = name.removesuffix("_total")
+                text = f"MQTT {base.replace('_', ' ')}"
+                yield _figure(f"anse_mqtt_{base}", text, value, name != base)
+
+
+def _sensor_values(sensors: dict) -> GaugeMetricFamily:
+    """Each sensor's latest valid reading, so Grafana can plot it; a sensor
+    without a fresh one has no sample (Prometheus then marks its series
+    stale) rather than its last value shown as if current."""
+    family = GaugeMetricFamily(
+        "anse_sensor_value", "The latest valid reading", labels=["sensor", "type", "unit"]
+    )
+    for name, s in sorted(sensors.items()):
+        if s["fresh"] and s["value"] is not None:
+            family.add_metric([name, s["type"], s["unit"]], s["value"])
+    return family
+
+
+def _figure(name: str, text: str, value: float, counted: bool) -> Metric:
+    """A count since the start is a counter (prometheus_client adds _total),
+    anything else a gauge."""
+    if counted:
+        return CounterMetricFamily(name, text, value)
+    return GaugeMetricFamily(name, text, value)
 
 
 def _counter(name: str, text: str, label: str, counts: Counter) -> CounterMetricFamily:
@@ -72,8 +110,12 @@ def _counter(name: str, text: str, label: str, counts: Counter) -> CounterMetric
     return family
 
 
-def render(sources: Sources) -> tuple[bytes, str]:
-    """The scrape's body and its content type."""
+def render(sources: Sources, accept: str) -> tuple[bytes, str]:
+    """The scrape's body and its content type, in the format the scraper's
+    Accept header asks for (OpenMetrics, else Prometheus text)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Collector(sources))
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(standard)
+    encoder, content_type = choose_encoder(accept)
+    return encoder(registry), content_type

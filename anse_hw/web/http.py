@@ -91,7 +91,8 @@ class Routes:
         if path == "/metrics" and self.metrics is not None:
             from anse_hw.web.exposition import render  # prometheus_client, on the first scrape
 
-            return response(HTTPStatus.OK, *render(self.metrics))
+            accept = request.headers.get("Accept", "")
+            return response(HTTPStatus.OK, *render(self.metrics, accept))
         return self._static(path)
 
     def _healthz(self) -> Response:

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 #: kernel memory instead of autotuning towards 4 MB each.
 SEND_BUFFER_BYTES = 32 * 1024
 WRITE_LIMIT_BYTES = 16 * 1024
+#: The figures() that only ever grow: /metrics types them as counters.
+COUNTED = frozenset({"frames_conflated"})
 
 
 def conflation_key(event: dict[str, Any]) -> Hashable | None:
@@ -149,6 +151,9 @@ class Hub:
         self._expecting = 0
         #: The newest frame per telemetry key, for rate-limited clients.
         self.latest: dict[Hashable, tuple[int, str]] = {}
+        #: Frames conflated for clients that have left: a count that only
+        #: grows, which a client leaving must not take down.
+        self._conflated_gone = 0
 
     # -- publishing (event loop thread) --------------------------------------
 
@@ -212,7 +217,7 @@ class Hub:
 
     def _drop(self, client: Client, reason: str) -> None:
         client.dropped = True
-        self.clients.discard(client)
+        self._leave(client)
         log.warning("✗ Client %d dropped: %s", client.number, reason)
         wsfast.abort(client.ws)
 
@@ -284,7 +289,7 @@ class Hub:
         finally:
             for task in client.tasks:
                 task.cancel()
-            self.clients.discard(client)
+            self._leave(client)
             if not client.dropped:
                 log.info("← Client %d disconnected (%d remain)", client.number, len(self.clients))
 
@@ -337,16 +342,21 @@ class Hub:
             return text_response(HTTPStatus.BAD_REQUEST, str(exc))
         return None
 
+    def _leave(self, client: Client) -> None:
+        if client in self.clients:
+            self.clients.discard(client)
+            self._conflated_gone += client.outbox.conflated if client.outbox is not None else 0
+
     def figures(self) -> dict[str, float]:
-        """The stream's side of /metrics."""
+        """The stream's side of /metrics and /healthz; `frames_conflated`
+        counts since the start (COUNTED), whoever has left since."""
         return {
             "clients": len(self.clients),
             "clients_behind": sum(
                 1 for c in self.clients if c.outbox is not None and c.outbox.behind
             ),
-            "frames_conflated": sum(
-                c.outbox.conflated for c in self.clients if c.outbox is not None
-            ),
+            "frames_conflated": self._conflated_gone
+            + sum(c.outbox.conflated for c in self.clients if c.outbox is not None),
         }
 
 

@@ -636,6 +636,25 @@ class ReflexPanel {
     this.configured = reflexes;
   }
 
+  // Each reflex's verdict on the latest readings: the whole condition, which
+  // part holds, and how far its for: has run.
+  verdicts(verdicts) {
+    this.current = verdicts || {};
+  }
+
+  parts(r) {
+    const v = this.current?.[r.name];
+    if (!v || !Array.isArray(r.parts)) return [];
+    const mark = (t) => (t === true ? '✓' : t === false ? '✗' : '?');
+    const items = r.parts.map((text, i) =>
+      el('span', { class: 'part', 'data-holds': String(v.parts[i]), text: `${mark(v.parts[i])} ${text}` }));
+    if (r.for > 0) {
+      items.push(el('span', { class: 'for-progress', 'data-progress': String(v.for_progress),
+        text: `for ${r.for}s: ${Math.round(v.for_progress * 100)}%` }));
+    }
+    return [el('div', { class: 'verdict', 'data-holds': String(v.holds) }, ...items)];
+  }
+
   triggered(data, timestamp) {
     if (data.triggered) this.counts.set(data.reflex_name, (this.counts.get(data.reflex_name) || 0) + 1);
     this.recent.unshift({ ...data, time: clock(timestamp) });
@@ -645,13 +664,15 @@ class ReflexPanel {
   render() {
     const names = this.configured.map((r) => r.name);
     const extra = [...this.counts.keys()].filter((n) => !names.includes(n));
+    const acts = (r) => (r.actuators ?? [r.actuator]).join(', ');
     const rows = [
-      ...this.configured.map((r) => [r.name, `${r.sensor}: ${r.condition} → ${r.command} ${r.actuator}`]),
-      ...extra.map((n) => [n, 'fail-safe']),
+      ...this.configured.map((r) => [r.name,
+        `${r.sensor ? `${r.sensor}: ` : ''}${r.condition} → ${r.command} ${acts(r)}`, this.parts(r)]),
+      ...extra.map((n) => [n, 'fail-safe', []]),
     ];
-    this.activeList.replaceChildren(...rows.map(([name, text]) =>
-      el('li', {}, el('strong', { text: name }), ` ${text} `,
-        el('span', { class: 'count', text: `×${this.counts.get(name) || 0}` }))));
+    this.activeList.replaceChildren(...rows.map(([name, text, parts]) =>
+      el('li', { 'data-reflex': name }, el('strong', { text: name }), ` ${text} `,
+        el('span', { class: 'count', text: `×${this.counts.get(name) || 0}` }), ...parts)));
     this.recentList.replaceChildren(...this.recent.map((r) =>
       el('li', { 'data-triggered': String(r.triggered) },
         el('span', { class: 'time', text: r.time }),
@@ -801,6 +822,20 @@ class Dashboard {
     operator.dataset.latched = String(this.latched);
     document.getElementById('operator-text').textContent =
       this.latched ? 'LATCHED' : (this.operator ? 'operator' : 'view only');
+    this.showEstopInput(d.estop_circuit, operator);
+  }
+
+  // The hardwired E-stop's circuit, or that there is none: an operator should
+  // know whether the red button on the robot does anything.
+  showEstopInput(circuit, beside) {
+    let note = document.getElementById('estop-input');
+    if (!note) {
+      note = el('span', { id: 'estop-input' });
+      beside.after(note);
+    }
+    note.dataset.circuit = String(circuit ?? 'none');
+    note.textContent = circuit == null ? 'no hardwired E-stop'
+      : circuit === 'open' ? 'E-stop button OPEN: release it before Reset' : 'E-stop button closed';
   }
 
   bindControls() {
@@ -903,6 +938,7 @@ class Dashboard {
       this.reflexPanel().configure(d.reflexes);
       this.applyThresholds(d.reflexes);
     }
+    if (d.verdicts) this.reflexPanel().verdicts(d.verdicts);
   }
 
   // Guards (they drive an actuator to its safe state) in red, resumes in green.
