@@ -95,6 +95,9 @@ class Engine:
             heartbeat,
             {name: self.config_actuators[name].type for name in actuators},
             {name: a.safe_state for name, a in actuators.items()},
+            lambda name, state: type(self.actuators[name]).state_problem(
+                self.config_actuators[name].options, state
+            ),
         )
         #: While the latch is being written, batches wait here in seq order
         #: (see `operator(hold=True)` and `release`).

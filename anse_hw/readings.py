@@ -123,12 +123,21 @@ class ActuatorDriver(ABC):
     DRIVER: ClassVar[str]
     KINDS: ClassVar[tuple[str, ...]]
     USES_GPIO: ClassVar[bool] = False
+    USES_I2C: ClassVar[bool] = False
     OPTIONS: ClassVar[tuple[Option, ...]] = ()
 
     @classmethod
     def problems(cls, options: dict[str, Any]) -> list[tuple[str, str]]:
         """(key, problem) pairs for rules that span several options."""
         return []
+
+    @classmethod
+    def state_problem(cls, options: dict[str, Any], state: str) -> str | None:
+        """Why an actuator so configured cannot be driven to `state` (a
+        servo's angle beyond its travel), or None.  The config asks it of
+        each reflex, the engine of each operator command, so `drive` is
+        never given such a state."""
+        return None
 
     def __init__(self, name: str, safe_state: str) -> None:
         self.name = name

@@ -28,3 +28,17 @@ def test_home_assistant_gets_a_device_class_and_unit_for_every_numeric_kind():
     assert found["current"] == ("current", "A")
     assert found["pressure"] == ("atmospheric_pressure", "hPa")
     assert found["distance"] == ("distance", "cm")
+
+
+def test_home_assistant_shows_a_servo_as_its_angle():
+    cfg = configuration.parse(
+        "sensors:\n  - {name: front, driver: sim}\n"
+        "actuators:\n  - {name: pan, type: servo, driver: sim, safe: 90}\n"
+        "mqtt: {robot_id: r1}\n"
+    )
+    pan = discovery(cfg, "anse/r1")["cmps"]["r1_pan"]
+    assert (pan["p"], pan["unit_of_measurement"], pan["state_topic"]) == (
+        "sensor",
+        "°",
+        "anse/r1/actuator/pan",
+    )

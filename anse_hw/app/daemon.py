@@ -31,6 +31,7 @@ from anse_hw.app.devices import (
     build_sensors,
     close_all,
     open_pin_factory,
+    shared_i2c,
 )
 from anse_hw.app.guardian import Guardian, GuardianError
 from anse_hw.app.logsetup import say_now
@@ -235,9 +236,10 @@ class Daemon:
         if realtime.enter():
             log.info("✓ Sensor and monitor threads run at real-time priority %d", realtime.PRIORITY)
         pin_factory = self.pin_factory or open_pin_factory(self.config)
-        actuators = build_actuators(self.config, pin_factory)
+        i2c = shared_i2c(self.config)
+        actuators = build_actuators(self.config, pin_factory, i2c)
         try:
-            sensors = self.build_sensors(self.config, pin_factory)
+            sensors = self.build_sensors(self.config, pin_factory, i2c)
         except Exception:
             close_all(actuators.values())
             raise

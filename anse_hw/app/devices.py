@@ -25,7 +25,7 @@ from anse_hw.drivers.registry import (
     find,
 )
 from anse_hw.errors import DriverError
-from anse_hw.model import Config
+from anse_hw.model import Config, I2cConfig
 from anse_hw.readings import ActuatorDriver, SensorDriver
 from anse_hw.recording import trace
 
@@ -45,17 +45,39 @@ def open_pin_factory(config: Config) -> Any:
     return make_pin_factory(gpio.pin_factory, gpio.mock_state_file, gpio.mock_input_file)
 
 
-def needs_i2c(config: Config) -> bool:
-    return any(find(SENSOR_DRIVERS, s.type, s.driver).USES_I2C for s in config.sensors)
+def _i2c_items(config: Config) -> list[tuple[tuple, Any, type]]:
+    """(YAML path, item, driver class) of every sensor and actuator on I2C."""
+    return [
+        ((section, index), item, cls)
+        for section, placed, drivers in (
+            ("sensors", config.sensors, SENSOR_DRIVERS),
+            ("actuators", config.actuators, ACTUATOR_DRIVERS),
+        )
+        for index, item in enumerate(placed)
+        if (cls := find(drivers, item.type, item.driver)).USES_I2C
+    ]
 
 
-def open_i2c_bus(config: Config) -> I2CBus:
+def shared_i2c(config: Config) -> SharedBus | None:
+    """The run's one I2C bus, shared by its I2C sensors and servo boards
+    (None: nothing is on I2C)."""
+    return SharedBus(open_i2c_bus(config.i2c)) if _i2c_items(config) else None
+
+
+def _own_bus(config: Config, section: str) -> SharedBus | None:
+    """A bus for one section's devices alone, where the caller gave none
+    (tests that build sensors or actuators on their own)."""
+    if any(at[0] == section for at, _, _ in _i2c_items(config)):
+        return SharedBus(open_i2c_bus(config.i2c))
+    return None
+
+
+def open_i2c_bus(i2c: I2cConfig) -> I2CBus:
     """`/dev/i2c-<bus>`, or the fake bus `i2c.fake_file` describes; a
     DriverError naming the key when it cannot be opened."""
-    i2c = config.i2c
     if i2c.fake_file is not None:
         try:
-            return FakeBus(i2c.fake_file)
+            return FakeBus(i2c.fake_file, state_file=i2c.fake_state_file)
         except FakeFileError as exc:
             raise DriverError(str(exc), ("i2c", "fake_file")) from None
     try:
@@ -75,15 +97,11 @@ def i2c_problems(config: Config) -> list[str]:
     """What `--check` finds on the bus, as i2cdetect would and then by each
     chip's ID: nothing at a configured address, or another chip there, is a
     config error at that item's `address` line.  Nothing is programmed."""
-    placed = [
-        (("sensors", index), sensor.options["address"], cls.CHIP)
-        for index, sensor in enumerate(config.sensors)
-        if (cls := find(SENSOR_DRIVERS, sensor.type, sensor.driver)).USES_I2C
-    ]
+    placed = [(at, item.options["address"], cls.CHIP) for at, item, cls in _i2c_items(config)]
     if not placed:
         return []
     try:
-        bus = open_i2c_bus(config)
+        bus = open_i2c_bus(config.i2c)
     except DriverError as exc:
         return [config.problem(exc.key, exc.reason)]
     problems: list[str] = []
@@ -104,15 +122,23 @@ def build_estop(config: Config, pin_factory: Any) -> EstopInput | None:
     return EstopInput(config.estop.pin, pin_factory) if config.estop else None
 
 
-def build_actuators(config: Config, pin_factory: Any) -> dict[str, ActuatorDriver]:
-    return _build_all(config.actuators, lambda a: build_actuator(a, pin_factory))
+def build_actuators(
+    config: Config, pin_factory: Any, i2c: SharedBus | None = None
+) -> dict[str, ActuatorDriver]:
+    """Every actuator, in its safe state; `i2c` as for `build_sensors`."""
+    if i2c is None:
+        i2c = _own_bus(config, "actuators")
+    return _build_all(config.actuators, lambda a: build_actuator(a, pin_factory, i2c))
 
 
-def build_sensors(config: Config, pin_factory: Any) -> dict[str, SensorDriver]:
-    """Every sensor; the I2C ones share one bus, opened here and closed by
-    the last of them to close."""
+def build_sensors(
+    config: Config, pin_factory: Any, i2c: SharedBus | None = None
+) -> dict[str, SensorDriver]:
+    """Every sensor; the I2C ones share one bus (`i2c`, which the servo
+    boards share too; else opened here), closed by the last of them to close."""
     recorded = trace.recorded_traces(config.sensors)
-    i2c = SharedBus(open_i2c_bus(config)) if needs_i2c(config) else None
+    if i2c is None:
+        i2c = _own_bus(config, "sensors")
     return _build_all(
         config.sensors, lambda s: build_sensor(s, pin_factory, recorded.get(s.name), i2c)
     )

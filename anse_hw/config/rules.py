@@ -33,6 +33,7 @@ def check_across(
         _unique(check, placed)
     _pins_used_once(check, [*sensors, *actuators], estop)
     _i2c_addresses_once(check, [*sensors, *actuators])
+    _channels_once(check, actuators)
     _shared_devices(check, sensors)
     _no_overlapping_pairs(check, reflexes)
     _within_budget(check, [s for _, s in sensors], reflexes)
@@ -124,6 +125,22 @@ def _i2c_addresses_once(check: Checker, placed: Placed) -> None:
             (*at, "address"),
             f"0x{address:02x} is already used by {name} {same}: one address is one chip",
         )
+
+
+def _channels_once(check: Checker, placed: Placed) -> None:
+    """One PCA9685 channel drives one servo: two on it would fight."""
+    owners: dict[tuple[int, int], str] = {}
+    for at, device in placed:
+        cls = registry.find(registry.ACTUATOR_DRIVERS, device.type, device.driver)
+        if not cls.USES_I2C or device.options.get("channel") is None:
+            continue
+        where = (device.options["address"], device.options["channel"])
+        owner = owners.setdefault(where, device.name)
+        if owner != device.name:
+            check.problem(
+                (*at, "channel"),
+                f"channel {where[1]} of 0x{where[0]:02x} already drives {owner}",
+            )
 
 
 def _pins_used_once(check: Checker, placed: Placed, estop: EstopConfig | None) -> None:

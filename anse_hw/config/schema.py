@@ -72,7 +72,7 @@ def options_of(cls: type, **help: str) -> tuple[Option, ...]:
     return tuple(
         Option(
             f.metadata["key"] or f.name,
-            _yaml_kind(hints[f.name]),
+            f.metadata["yaml_kind"] or _yaml_kind(hints[f.name]),
             f.metadata["yaml_default"],
             help.get(f.name, f.metadata["help"]),
             f.metadata["check"],

@@ -116,14 +116,17 @@ def _sensor(sensor: Any, rid: str, base: str) -> dict[str, Any]:
 
 
 def _actuator(name: str, kind: str, rid: str, base: str) -> dict[str, Any]:
-    """An on/off actuator (an output) is a binary sensor; any other (a motor)
-    an enum sensor with its states, so Home Assistant offers them in its UI."""
+    """An on/off actuator (an output) is a binary sensor; a servo a sensor of
+    its angle; any other (a motor) an enum sensor with its states, so Home
+    Assistant offers them in its UI."""
     common = {
         "name": name,
         "unique_id": f"anse_{rid}_{name}",
         "state_topic": f"{base}/actuator/{name}",
         "value_template": "{{ value_json.state }}",
     }
+    if ACTUATOR_KINDS[kind].value is not None:  # a servo: its angle
+        return {"p": "sensor", **common, "unit_of_measurement": "°"}
     states = ACTUATOR_KINDS[kind].states
     if set(states) == {ON, OFF}:
         return {"p": "binary_sensor", **common, "payload_on": ON, "payload_off": OFF}

@@ -32,9 +32,10 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from anse_hw import files
+from anse_hw import files, statefile
 from anse_hw.drivers.i2c.bus import FIRST_ADDRESS, LAST_ADDRESS
 from anse_hw.drivers.i2c.fakechips import FAKES, FakeChip
 
@@ -119,14 +120,20 @@ class FakeBus:
     `chips` ({address: FakeChip}) for a bus that stays as built."""
 
     def __init__(
-        self, fake_file: str | None = None, chips: dict[int, FakeChip] | None = None
+        self,
+        fake_file: str | None = None,
+        chips: dict[int, FakeChip] | None = None,
+        state_file: str | None = None,
     ) -> None:
+        """`state_file`: where what the chips output (a PCA9685's channels)
+        is written after every write to one, for a test in another process."""
         if fake_file is not None and chips:
             raise ValueError("give a fake file or chips, not both: the file says what is present")
         self._lock = threading.RLock()
         self._known: dict[int, FakeChip] = dict(chips or {})
         self._present: set[int] = set(self._known)
         self.path = fake_file
+        self.state_file = state_file
         self.problem: str | None = None
         self._signature: tuple[int, ...] | None = None
         self._read_at = 0.0
@@ -198,7 +205,24 @@ class FakeBus:
             chip = self._answering(address)
             if data:
                 chip.write(bytes(data))
+                self._save_outputs(chip)
             return chip.read(length) if length else b""
+
+    def _save_outputs(self, chip: FakeChip) -> None:
+        """Rewrite the state file (atomically) after a write to a chip with outputs."""
+        if self.state_file is None or chip.outputs() is None:
+            return
+        state = {
+            f"0x{address:02x}": {"device": known.CHIP, **outputs}
+            for address, known in sorted(self._known.items())
+            if (outputs := known.outputs()) is not None
+        }
+        try:
+            statefile.write_bytes(
+                Path(self.state_file), json.dumps(state, sort_keys=True).encode(), durable=False
+            )
+        except OSError as exc:
+            log.warning("i2c.fake_state_file: %s", exc)
 
     def write_quick(self, i2c_addr: int, force: bool | None = None) -> None:
         self._write_read(i2c_addr, (), 0)

@@ -58,6 +58,10 @@ class FakeChip(ABC):
         those not given go back to their defaults."""
         self.values = {key: float(values.get(key, spec[2])) for key, spec in self.VALUES.items()}
 
+    def outputs(self) -> dict[str, Any] | None:
+        """What the chip drives (for the fake bus's state file); None: it drives nothing."""
+        return None
+
     @abstractmethod
     def write(self, data: bytes) -> None:
         """One I2C write transfer (register pointer, then data)."""
@@ -362,6 +366,19 @@ class FakePCA9685(FakeChip):
             self._store(self.pointer, value)
             if self._auto_increment():
                 self.pointer = (self.pointer + 1) & 0xFF
+
+    def outputs(self) -> dict[str, Any]:
+        """Every channel's ON and OFF counts and pulse width (None: not pulsing)."""
+        channels = {}
+        for channel in range(pca9685.CHANNELS):
+            on, off = self.counts(channel)
+            pulse = self.pulse_us(channel)
+            channels[str(channel)] = {
+                "on": on,
+                "off": off,
+                "pulse_us": None if pulse is None else round(pulse, 1),
+            }
+        return {"channels": channels}
 
     def read(self, length: int) -> bytes:
         out = []

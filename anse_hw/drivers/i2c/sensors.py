@@ -15,7 +15,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 from anse_hw.drivers.i2c.bme280 import BME280, EnvReading
@@ -83,6 +83,17 @@ class SharedBus:
             if address not in self._chips:
                 self._chips[address] = SharedChip(make(self.bus, address))
             return self._chips[address]
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[SharedBus]:
+        """Keep the bus open while devices are built and closed one by one
+        (--safe-stop), and close it after."""
+        with self._lock:
+            self._users += 1
+        try:
+            yield self
+        finally:
+            self.detach()
 
     def detach(self) -> None:
         with self._lock:
