@@ -11,6 +11,7 @@ import json
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,31 @@ def test_two_servos_on_one_channel_are_refused_at_check(tmp_path, board):
     assert "robot.yaml:9: actuators[1].channel: channel 3 of 0x40 already drives grip" in (
         result.stderr
     )
+
+
+def test_the_estop_puts_both_servos_at_their_safe_angles_and_keeps_them_there(
+    tmp_path, board, start_daemon, watch
+):
+    daemon = start_daemon(config(tmp_path))
+    stream = watch(daemon.url)
+    pins = tmp_path / "pins.json"
+    wait_for(lambda: channel(board) == AT_45, what="the pan servo at 45°")
+    wait_for(lambda: pin(pins, "GPIO18") == pytest.approx(0.1), what="the tilt servo at 135°")
+    token = (daemon.state / "control-token").read_text().strip()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{daemon.port}/api/estop",
+        data=b"",
+        method="POST",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert json.loads(response.read())["latched"] is True
+    # Driven before the answer: pan at 90°, tilt at 45° (1000 µs of 20 ms).
+    assert channel(board) == SAFE_90
+    assert pin(pins, "GPIO18") == pytest.approx(0.05)
+    # The reflexes that moved them go on holding, and move nothing while latched.
+    seen = len(stream.of_type("sensor"))
+    wait_for(lambda: len(stream.of_type("sensor")) > seen + 5, what="more readings")
+    assert channel(board) == SAFE_90
+    assert pin(pins, "GPIO18") == pytest.approx(0.05)
+    assert stream.of_type("worldmodel")[-1]["data"]["actuators"] == {"pan": "90", "tilt": "45"}
