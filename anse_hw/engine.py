@@ -50,8 +50,15 @@ class Engine:
         latched: bool = False,
         heartbeat: float = 0.5,
         audience: Callable[[], bool] = lambda: True,
+        on_latch: Callable[[str], None] | None = None,
     ) -> None:
-        """`audience` says whether anything (a client, the recorder, the MQTT
+        """`on_latch(by)` is told (on the sensor's or the E-stop input's
+        thread, under the lock: it must only hand the work on) that a reflex
+        or the hardwired circuit latched the E-stop, so the latch gets written
+        to disk; the stream waits, as for an operator's E-stop, until it
+        calls `release`.
+
+        `audience` says whether anything (a client, the recorder, the MQTT
         bridge) will see an event; asked under the lock for each one, so that
         with nobody there an event costs no dict, no JSON and no wake-up of the
         event loop, only its seq number."""
@@ -61,6 +68,7 @@ class Engine:
         self.actuators = actuators
         self.publish = publish
         self.on_crash = on_crash
+        self.on_latch = on_latch
         self.clock = clock
         self.debug = debug
         self.kinds = {s.name: s.kind for s in config.sensors}
@@ -94,6 +102,9 @@ class Engine:
             {name: self.config_actuators[name].type for name in actuators},
             {name: a.safe_state for name, a in actuators.items()},
             frozenset(a.name for a in config.actuators if a.manual == LATCH),
+            lambda name, state: type(self.actuators[name]).state_problem(
+                self.config_actuators[name].options, state
+            ),
         )
         #: While the latch is being written, batches wait here in seq order
         #: (see `operator(hold=True)` and `release`).
@@ -286,6 +297,9 @@ class Engine:
     def _reflex_phase(self, reflex: ReflexConfig, batch: list, **reading: Any) -> None:
         """A reflex whose condition fires: its command to each of its actuators
         not already there (a move only where nothing holds it back)."""
+        if reflex.latch:
+            self._latching_reflex(reflex, batch, reading)
+            return
         targets = [a for a in reflex.actuators if self.world.actuators[a] != reflex.target]
         if not reflex.guard:
             # E-stop latched, an operator holds it, a guard is not clear, or
@@ -298,17 +312,41 @@ class Engine:
         if not targets:
             log.debug("%s fired without changing anything (%s)", reflex.name, reflex.condition)
             return
-        self.world.last_reflex = reflex.name
-        self.stats.firings[reflex.name] += 1
-        self._emit(
-            batch, events.REFLEX, events.reflex_data(reflex.name, reflex.condition, **reading)
-        )
+        self._fired(reflex, batch, reading)
         why = reflex.condition
         if reading:
             unit = self.kinds[reading["sensor"]].unit
             why += f"; {reading['sensor']} read {reading['value']:g}{unit}"
         for actuator in targets:
             self._actuator_phase(actuator, reflex.target, batch, cause=reflex.name, why=why)
+
+    def _fired(self, reflex: ReflexConfig, batch: list, reading: dict[str, Any]) -> None:
+        """A reflex acts: counted, and its event on the stream."""
+        self.world.last_reflex = reflex.name
+        self.stats.firings[reflex.name] += 1
+        self._emit(
+            batch, events.REFLEX, events.reflex_data(reflex.name, reflex.condition, **reading)
+        )
+
+    def _latching_reflex(self, reflex: ReflexConfig, batch: list, reading: dict[str, Any]) -> None:
+        """`command: estop`: fires once, when it holds and the E-stop is not
+        latched yet, even if a gentler guard has already stopped its actuators
+        (a battery first low, then critical)."""
+        if self.desk.latched:
+            return
+        self._fired(reflex, batch, reading)
+        self._latch(self.desk.estop(reflex.name), reflex.name, batch)
+
+    def _latch(self, decision: Decision, by: str, batch: list) -> None:
+        """The E-stop latched here, not by an operator (the hardwired circuit,
+        a reflex): the pins go safe at once, and the stream holds everything
+        from here on until the daemon has the latch on disk (`on_latch(by)`
+        starts that write, which ends in `release`), as for an operator's
+        E-stop.  Under the lock, so on_latch must only hand the work on."""
+        self._carry_out(decision, batch)
+        if self.on_latch is not None:
+            self._holding += 1
+            self.on_latch(by)
 
     def _actuator_phase(
         self, name: str, target: str, batch: list, cause: str = "", why: str = ""
@@ -480,24 +518,23 @@ class Engine:
                 self._send(batch)
             return decision.reply(self.world.actuators)
 
-    def estop_circuit(self, opened: bool) -> bool:
+    def estop_circuit(self, opened: bool) -> None:
         """The hardwired E-stop circuit changed (from gpiozero's edge callback).
-        Opening latches the E-stop at once, under the reflexes' lock, and
-        holds its events like an operator's `hold` (True: the caller writes
-        the latch and calls `release`).  Closing only allows a reset."""
+        Opening latches the E-stop at once, under the reflexes' lock, its
+        events held until the latch is on disk (`_latch`).  Closing only
+        allows a reset."""
         batch: list[dict[str, Any]] = []
         with self._lock:
             self.desk.circuit_open = opened
-            latching = opened
-            if latching:
-                self._carry_out(self.desk.estop("the hardwired E-stop", ESTOP_INPUT), batch)
-                self._holding += 1
+            if opened:
+                self._latch(
+                    self.desk.estop("the hardwired E-stop", ESTOP_INPUT), ESTOP_INPUT, batch
+                )
             else:
                 log.info("hardwired E-stop circuit closed: POST /api/reset releases the latch")
                 self._emit_world(batch)
             if batch:
                 self._send(batch)
-        return latching
 
     def _carry_out(self, decision: Decision, batch: list) -> None:
         """An operator decision, on the reflexes' path: its event, then its drives."""

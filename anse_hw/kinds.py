@@ -10,7 +10,9 @@ condition text is written here.  A new kind is a new row.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,12 @@ SENSOR_KINDS: dict[str, SensorKind] = {
     "temperature": SensorKind("temperature", "°C", -100.0, 1500.0, (30.0, 66.0, 4.5)),
     "humidity": SensorKind("humidity", "%", 0.0, 100.0, (40.0, 88.0, 6.0)),
     "binary": SensorKind("binary", "", 0.0, 1.0, (0.0, 1.0, 1.0), binary=True),
+    # A battery or supply rail: an INA219 measures up to 26 V, a 48 V pack is the most we expect.
+    "voltage": SensorKind("voltage", "V", -100.0, 100.0, (12.6, 11.2, 0.2)),
+    # Negative while charging; an INA219 with a 0.1 Ω shunt reads up to ±3.2 A.
+    "current": SensorKind("current", "A", -100.0, 100.0, (0.2, 2.6, 0.3)),
+    # Sea level is 1013 hPa; a BME280 reads 300 to 1100.
+    "pressure": SensorKind("pressure", "hPa", 0.0, 2000.0, (1013.0, 980.0, 4.0)),
 }
 #: A binary reading is active at or above this (readings are 0 or 1).
 BINARY_THRESHOLD = 0.5
@@ -72,14 +80,61 @@ class ActuatorKind:
     #: `safe:` choices → state; the first is the default.  A reflex that drives
     #: the actuator to its safe state makes its sensor a guard (docs/configuration.md, "Kinds").
     safe: dict[str, str] = field(default_factory=dict)
+    #: A kind whose state is a number the command carries (a servo's angle):
+    #: the key of the command's mapping form (`{angle: 45}`).  Such a kind
+    #: names no commands, and its `safe:` is such a number, with no default.
+    value: str | None = None
 
     @property
     def states(self) -> tuple[str, ...]:
         return tuple(self.commands.values())
 
-    def safe_state(self, choice: str | None) -> str:
-        return self.safe[choice] if choice is not None else next(iter(self.safe.values()))
+    @property
+    def accepts(self) -> str:
+        """What its commands look like, for a refusal."""
+        if self.value is not None:
+            return f"a number or {{{self.value}: N}}"
+        return " | ".join(self.commands)
 
+    def target(self, command: Any) -> str | None:
+        """The state `command` drives to, or None when it is not one of
+        this kind's commands.  A number kind takes the number, as YAML, JSON
+        or text ("45": the API's and MQTT's commands are strings)."""
+        if self.value is None:
+            return self.commands.get(command) if isinstance(command, str) else None
+        if isinstance(command, dict) and list(command) == [self.value]:
+            command = command[self.value]
+        if isinstance(command, str):
+            try:
+                command = float(command)
+            except ValueError:
+                return None
+        if isinstance(command, bool) or not isinstance(command, int | float):
+            return None
+        return angle_state(command) if math.isfinite(command) else None
+
+    def safe_state(self, choice: Any) -> str | None:
+        """The state a `safe:` choice gives (None: not a choice of this kind)."""
+        if self.value is not None:
+            return self.target(choice)
+        if choice is None:
+            return next(iter(self.safe.values()))
+        return self.safe.get(choice) if isinstance(choice, str) else None
+
+
+def angle_state(angle: float) -> str:
+    """A servo's state: its angle in degrees as text ("90", "22.5"), one
+    spelling per angle so that states compare as strings."""
+    return f"{float(angle):g}"
+
+
+def angle_of(state: str) -> float:
+    return float(state)
+
+
+#: The reflex command that latches the E-stop (every actuator to its safe
+#: state until an operator resets it), whatever the actuator's kind.
+ESTOP = "estop"
 
 MOVING, STOPPED = "MOVING", "STOPPED"
 ON, OFF = "ON", "OFF"
@@ -88,4 +143,6 @@ ACTUATOR_KINDS: dict[str, ActuatorKind] = {
     "motor": ActuatorKind("motor", {"stop": STOPPED, "move": MOVING}, {"stop": STOPPED}),
     # Relay, LED, fan, buzzer.  A fan that must run when in doubt is `safe: on`.
     "output": ActuatorKind("output", {"off": OFF, "on": ON}, {"off": OFF, "on": ON}),
+    # A hobby servo: the state is its angle; `safe:` is the angle it goes to.
+    "servo": ActuatorKind("servo", {}, value="angle"),
 }

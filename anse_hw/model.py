@@ -50,6 +50,7 @@ __all__ = [
     "Config",
     "EstopConfig",
     "GpioConfig",
+    "I2cConfig",
     "MqttConfig",
     "RecordingConfig",
     "ReflexConfig",
@@ -81,12 +82,15 @@ def setting(
     key: str | None = None,
     yaml_default: Any = REQUIRED,
     null_is_off: bool = False,
+    yaml_kind: type | tuple[type, ...] | None = None,
 ) -> Any:
     """A dataclass field that is also a YAML key (`key`, else the field's name).
 
     `default` is the field's default and the YAML default both, unless the
     YAML key has a default of its own (`yaml_default`: WORKED_OUT for a value
     the build derives).  `check` returns what is wrong with a value, or None.
+    `yaml_kind`: the YAML types it takes, where the field's own type is what
+    the build makes of them (a servo's `safe: 90` becomes the state "90").
     """
     metadata = {
         "help": help,
@@ -94,6 +98,7 @@ def setting(
         "key": key,
         "yaml_default": default if yaml_default is REQUIRED else yaml_default,
         "null_is_off": null_is_off,
+        "yaml_kind": yaml_kind,
     }
     if default is REQUIRED:
         return field(metadata=metadata)
@@ -164,6 +169,23 @@ class GpioConfig:
     mock_input_file: str | None = setting(
         None,
         'pin_factory: mock — drive input pins from this JSON file ({"GPIO5": 0})',
+        a_path,
+    )
+
+
+@dataclass(frozen=True)
+class I2cConfig:
+    bus: int = setting(1, "the I2C adapter: /dev/i2c-<bus> (1 on a Raspberry Pi)", in_range(0, 255))
+    fake_file: str | None = setting(
+        None,
+        "drive a register-level fake bus from this JSON file instead of /dev/i2c-<bus> "
+        '(for tests and demos: {"0x41": {"device": "ina219", "bus_voltage": 12.1}})',
+        a_path,
+    )
+    fake_state_file: str | None = setting(
+        None,
+        "the fake bus writes what its PCA9685s output here, per channel: the ON/OFF "
+        "counts and the pulse width (as gpio.mock_state_file does for pins)",
         a_path,
     )
 
@@ -282,9 +304,11 @@ class ActuatorConfig:
     #: The state it is driven to when in doubt (YAML `safe`, checked against its kind).
     safe_state: str = setting(
         STOPPED,
-        "output: off | on — its state when in doubt (default off)",
+        "output: off | on — its state when in doubt (default off); "
+        "servo: the angle it goes to when in doubt (required)",
         key="safe",
         yaml_default=WORKED_OUT,
+        yaml_kind=(str, int, float),
     )
     min_on: float = setting(
         0.0,
@@ -321,7 +345,11 @@ class ReflexConfig:
     name: str = setting(help="shown on the stream as reflex_name", check=name_problem)
     sensor: str | None = setting(None, "the one-line form: name of a configured sensor")
     actuator: str | None = setting(None, "name of a configured actuator (or actuators: [a, b])")
-    command: str = setting(help="motor: stop | move; output: on | off")
+    command: str = setting(
+        help="motor: stop | move; output: on | off; servo: an angle or {angle: A}; "
+        "any actuator: estop (stop it and latch the E-stop until an operator resets it)",
+        yaml_kind=(str, int, float, dict),
+    )
     below: float | None = setting(None, "numeric sensors: fires when the reading is below this")
     above: float | None = setting(None, "numeric sensors: fires when the reading is above this")
     max_delay: float = setting(
@@ -341,6 +369,8 @@ class ReflexConfig:
     #: It drives its actuators to their safe state: its sensors guard them
     #: (silence or a fault puts them in their safe state; S1, S2, S5, S6).
     guard: bool = True
+    #: `command: estop`: firing latches the E-stop (every actuator safe until a reset).
+    latch: bool = False
 
     @property
     def sensors(self) -> frozenset[str]:
@@ -368,6 +398,7 @@ class Config:
     )
     server: ServerConfig = setting(ServerConfig(), "the dashboard and the event stream")
     gpio: GpioConfig = setting(GpioConfig(), "the GPIO backend (gpiozero's pin factory)")
+    i2c: I2cConfig = setting(I2cConfig(), "the I2C bus of the ina219, bme280 and vl53l1x sensors")
     sensors: tuple[SensorConfig, ...] = setting(help="a list of at least one sensor")
     actuators: tuple[ActuatorConfig, ...] = setting((), "a list of actuators")
     reflexes: tuple[ReflexConfig, ...] = setting((), "a list of reflexes")

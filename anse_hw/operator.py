@@ -81,9 +81,12 @@ class Operator:
         kinds: dict[str, str],
         safe: dict[str, str],
         stays_on: frozenset[str] = frozenset(),
+        refuse: Callable[[str, str], str | None] = lambda name, state: None,
     ) -> None:
         """`kinds` and `safe`: each actuator's kind and safe state, by name;
-        `stays_on`: the outputs whose manual on needs no heartbeat."""
+        `stays_on`: the outputs whose manual on needs no heartbeat;
+        `refuse(name, state)`: why that actuator cannot take that state (a
+        servo's angle beyond its travel), or None."""
         #: The E-stop latch: while set, nothing leaves its safe state.
         self.latched = latched
         #: What set the latch: its own cause, source and time (not the last
@@ -99,6 +102,7 @@ class Operator:
         self.kinds = kinds
         self.safe = safe
         self.stays_on = stays_on
+        self.refuse = refuse
         #: The hardwired E-stop circuit: open (True), closed (False), or
         #: None when there is none.  While it is open no reset is accepted.
         self.circuit_open: bool | None = None
@@ -154,10 +158,14 @@ class Operator:
         if name not in self.kinds:
             raise Refused(404, f"no actuator named {name!r}")
         kind = self.kinds[name]
-        target = ACTUATOR_KINDS[kind].commands.get(command or "")
+        target = ACTUATOR_KINDS[kind].target(command)
         if target is None:
-            commands = " | ".join(ACTUATOR_KINDS[kind].commands)
-            raise Refused(400, f"{name} is a {kind}: command must be {commands}")
+            raise Refused(
+                400, f"{name} is a {kind}: command must be {ACTUATOR_KINDS[kind].accepts}"
+            )
+        problem = self.refuse(name, target)
+        if problem:
+            raise Refused(400, f"{name}: {problem}")
         if target == self.safe[name]:  # a manual stop always wins
             self.holds[name] = Hold(target, None)
         else:

@@ -47,12 +47,15 @@ class SensorDriver(ABC):
     """A sensor that reports every measurement from its own thread.
 
     `DRIVER` is the YAML `driver:` name, `KINDS` the sensor kinds it can read
-    (`type:`), `USES_GPIO` whether it needs a gpiozero pin factory.
+    (`type:`), `USES_GPIO` whether it needs a gpiozero pin factory,
+    `USES_I2C` whether it needs the shared I2C bus (its `address` option is
+    then checked against the other devices on that bus).
     """
 
     DRIVER: ClassVar[str]
     KINDS: ClassVar[tuple[str, ...]]
     USES_GPIO: ClassVar[bool] = False
+    USES_I2C: ClassVar[bool] = False
     OPTIONS: ClassVar[tuple[Option, ...]] = ()
     DEFAULT_INTERVAL: ClassVar[float] = 0.1
 
@@ -120,12 +123,21 @@ class ActuatorDriver(ABC):
     DRIVER: ClassVar[str]
     KINDS: ClassVar[tuple[str, ...]]
     USES_GPIO: ClassVar[bool] = False
+    USES_I2C: ClassVar[bool] = False
     OPTIONS: ClassVar[tuple[Option, ...]] = ()
 
     @classmethod
     def problems(cls, options: dict[str, Any]) -> list[tuple[str, str]]:
         """(key, problem) pairs for rules that span several options."""
         return []
+
+    @classmethod
+    def state_problem(cls, options: dict[str, Any], state: str) -> str | None:
+        """Why an actuator so configured cannot be driven to `state` (a
+        servo's angle beyond its travel), or None.  The config asks it of
+        each reflex, the engine of each operator command, so `drive` is
+        never given such a state."""
+        return None
 
     def __init__(self, name: str, safe_state: str) -> None:
         self.name = name

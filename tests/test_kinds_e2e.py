@@ -167,6 +167,9 @@ def test_pi_robot_yaml_runs_in_sim_with_every_kind(start_daemon, watch):
         "bumper": "binary",
         "driver_temp": "temperature",
         "cpu_temp": "temperature",
+        "battery": "voltage",
+        "motor_current": "current",
+        "tof": "distance",
     }
 
     def seen() -> set[str]:
@@ -184,7 +187,15 @@ def test_pi_robot_yaml_runs_in_sim_with_every_kind(start_daemon, watch):
     }
     wait_for(lambda: wanted <= seen(), timeout=30, what=f"{wanted - seen()}")
     units = {e["data"]["sensor_name"]: e["data"]["unit"] for e in stream.of_type("sensor")}
-    assert units == {"front": "cm", "bumper": "", "driver_temp": "°C", "cpu_temp": "°C"}
+    assert units == {
+        "front": "cm",
+        "bumper": "",
+        "driver_temp": "°C",
+        "cpu_temp": "°C",
+        "battery": "V",
+        "motor_current": "A",
+        "tof": "cm",
+    }
     types = {
         e["data"]["actuator_name"]: e["data"]["actuator_type"] for e in stream.of_type("actuator")
     }

@@ -333,9 +333,10 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, str | None]:
 
 def check_devices(config: Config) -> list[str]:
     """What `--check` can see without driving anything: serial ports and sysfs
-    files that do not exist, and a pin factory that cannot load (the one the
-    daemon would use, opened and closed again; no pin is claimed)."""
-    from anse_hw.app.devices import open_pin_factory
+    files that do not exist, a pin factory that cannot load (the one the
+    daemon would use, opened and closed again; no pin is claimed), and I2C
+    devices that do not answer at their address or are another chip."""
+    from anse_hw.app.devices import i2c_problems, open_pin_factory
     from anse_hw.drivers.registry import SENSOR_DRIVERS, find
 
     problems = [
@@ -355,7 +356,7 @@ def check_devices(config: Config) -> list[str]:
     else:
         if factory is not None:
             factory.close()
-    return problems
+    return problems + i2c_problems(config)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ from anse_hw.app.devices import (
     build_sensors,
     close_all,
     open_pin_factory,
+    shared_i2c,
 )
 from anse_hw.app.guardian import Guardian, GuardianError
 from anse_hw.app.logsetup import say_now
@@ -199,6 +200,8 @@ class Daemon:
         self.exit_code = OK
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Latch writes a reflex started (kept: the loop holds tasks weakly).
+        self._latch_writes: set[asyncio.Task] = set()
         self.engine: Engine | None = None
         self.log_feed: LogFeed | None = None
 
@@ -252,9 +255,10 @@ class Daemon:
         if realtime.enter():
             log.info("✓ Sensor and monitor threads run at real-time priority %d", realtime.PRIORITY)
         pin_factory = self.pin_factory or open_pin_factory(self.config)
-        actuators = build_actuators(self.config, pin_factory)
+        i2c = shared_i2c(self.config)
+        actuators = build_actuators(self.config, pin_factory, i2c)
         try:
-            sensors = self.build_sensors(self.config, pin_factory)
+            sensors = self.build_sensors(self.config, pin_factory, i2c)
         except Exception:
             close_all(actuators.values())
             raise
@@ -311,6 +315,7 @@ class Daemon:
             # The recorder, the live view and the bridge see everything;
             # otherwise only a connected client makes an event worth building.
             audience=(lambda: True) if stack.bridge or raw else stack.hub.listening,
+            on_latch=lambda by: self._save_latch(stack.hub.api, by),
         )
         if raw:
             engine.record_reading = _each([sink.reading for sink in raw])
@@ -318,6 +323,25 @@ class Daemon:
         if self.recorder:
             self.recorder.start()
         return engine
+
+    def _save_latch(self, api: ControlApi, by: str) -> None:
+        """A reflex or the hardwired circuit latched the E-stop, on its own
+        thread under the engine's lock: the latch is written from the loop,
+        so that thread never waits for the disk (a loop already closed: the
+        daemon is ending)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._start_latch_write, api, by)
+
+    def _start_latch_write(self, api: ControlApi, by: str) -> None:
+        task = asyncio.ensure_future(self._write_latch(api, by))
+        self._latch_writes.add(task)
+        task.add_done_callback(self._latch_writes.discard)
+
+    async def _write_latch(self, api: ControlApi, by: str) -> None:
+        problem = await api.persist(by)
+        if problem:
+            log.error("E-stop from %s: latch held in memory only: %s", by, problem)
 
     async def _listen(self, hub: Hub) -> Server:
         """The port, or one line saying why not (the engine is closed again)."""
@@ -335,7 +359,7 @@ class Daemon:
         """Start the engine, say where to connect, tell systemd, and wait for a stop."""
         self.engine.start()
         if stack.estop:
-            stack.estop.start(lambda opened: self._estop_edge(api, opened))
+            stack.estop.start(self.engine.estop_circuit)
         realtime.leave()  # the event loop itself stays an ordinary thread
         log.info("✓ Engine initialized, world model ready (actuators in their safe state)")
         if self.guardian:
@@ -352,14 +376,6 @@ class Daemon:
         await self._stop.wait()
         if watchdog:
             watchdog.cancel()
-
-    def _estop_edge(self, api: ControlApi, opened: bool) -> None:
-        """The hardwired E-stop circuit changed (gpiozero's thread): the engine
-        latches at once; the latch is written to disk on the loop."""
-        if self.engine.estop_circuit(opened):
-            self._loop.call_soon_threadsafe(
-                lambda: self._loop.create_task(api.persist("estop_input"))
-            )
 
     async def _shut_down(self, stack: Stack) -> None:
         """Motors first, then the sinks, then the clients and the port."""

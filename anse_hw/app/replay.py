@@ -427,7 +427,7 @@ def live(
     # and thrown away (the recorded control_token_file is dropped in load()).
     with tempfile.TemporaryDirectory(prefix="anse-hw-replay-") as scratch:
         state = Path(scratch) / "replay"  # not there yet: a first start, released
-        daemon = Daemon(cfg, sensors=lambda c, factory: source.sensors(c), state=state)
+        daemon = Daemon(cfg, sensors=lambda c, factory, i2c: source.sensors(c), state=state)
         source.finished = daemon.request_stop
         return asyncio.run(daemon.run())
 

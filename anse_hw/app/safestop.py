@@ -23,14 +23,17 @@ import itertools
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from anse_hw import statefile
+from anse_hw.app.devices import open_i2c_bus
 from anse_hw.config import Salvage, salvage, salvage_file
+from anse_hw.drivers.i2c.sensors import SharedBus
 from anse_hw.drivers.pins import make_pin_factory
 from anse_hw.drivers.registry import ACTUATOR_DRIVERS, build_actuator, find
 from anse_hw.errors import FAILURE, OK
-from anse_hw.kinds import ACTUATOR_KINDS
-from anse_hw.model import ActuatorConfig, Config, GpioConfig
+from anse_hw.kinds import ACTUATOR_KINDS, angle_of
+from anse_hw.model import ActuatorConfig, Config, GpioConfig, I2cConfig
 
 log = logging.getLogger("anse_hw")
 
@@ -42,7 +45,9 @@ MAX_ROBOTS = 1000
 
 
 def drives_pins(actuator: ActuatorConfig) -> bool:
-    return find(ACTUATOR_DRIVERS, actuator.type, actuator.driver).USES_GPIO
+    """It drives a GPIO pin or an I2C device (a PCA9685's servo): real outputs."""
+    cls = find(ACTUATOR_DRIVERS, actuator.type, actuator.driver)
+    return cls.USES_GPIO or cls.USES_I2C
 
 
 def on_fakes(config: Config) -> bool:
@@ -63,6 +68,7 @@ def write_record(config: Config, state: Path, config_file: str | None) -> None:
         # How --safe-stop finds this record when the config is gone.
         "config_file": os.path.realpath(config_file) if config_file else None,
         "gpio": dataclasses.asdict(config.gpio),
+        "i2c": dataclasses.asdict(config.i2c),
         "actuators": [
             {
                 "name": a.name,
@@ -85,9 +91,12 @@ def write_record(config: Config, state: Path, config_file: str | None) -> None:
         )
 
 
-def _safe_choice(actuator: ActuatorConfig) -> str:
+def _safe_choice(actuator: ActuatorConfig) -> str | float:
     """The `safe:` value that gives this actuator's safe state."""
-    choices = ACTUATOR_KINDS[actuator.type].safe
+    kind = ACTUATOR_KINDS[actuator.type]
+    if kind.value is not None:
+        return angle_of(actuator.safe_state)
+    choices = kind.safe
     return next(choice for choice, state in choices.items() if state == actuator.safe_state)
 
 
@@ -96,7 +105,7 @@ def run(config_path: str | None, state: Path | None = None) -> int:
     directory).  The config's actuators are driven first: nothing has to be
     read for them but the file itself; then the record, for what only it
     names.  The log says what was found and what was done."""
-    done: list[tuple[GpioConfig, ActuatorConfig]] = []
+    done: list[tuple[GpioConfig, I2cConfig, ActuatorConfig]] = []
     found: list[Salvage] = []
     stopped = 0
     if config_path is not None:
@@ -165,38 +174,62 @@ def _records_beside(state: Path) -> list[Path]:
     return [robot / RECORD for robot in robots if robot != state]
 
 
-def _stop(source: Salvage, done: list[tuple[GpioConfig, ActuatorConfig]]) -> int:
+def _stop(source: Salvage, done: list[tuple[GpioConfig, I2cConfig, ActuatorConfig]]) -> int:
     """Stop what `source` names that is not stopped yet; how many were."""
     todo = []
     for actuator in source.actuators:
         if not drives_pins(actuator):
             log.info("%s: simulated, no pins to stop", actuator.name)
-        elif (source.gpio, actuator) not in done:
-            done.append((source.gpio, actuator))
+        elif (source.gpio, source.i2c, actuator) not in done:
+            done.append((source.gpio, source.i2c, actuator))
             todo.append(actuator)
-    return _stop_group(source.gpio, todo) if todo else 0
+    return _stop_group(source.gpio, source.i2c, todo) if todo else 0
 
 
-def _stop_group(gpio: GpioConfig, actuators: list[ActuatorConfig]) -> int:
-    try:
-        factory = make_pin_factory(gpio.pin_factory, gpio.mock_state_file, gpio.mock_input_file)
-    except Exception as exc:
-        log.error("safe-stop: %s", exc)
-        return 0
+def _stop_group(gpio: GpioConfig, i2c: I2cConfig, actuators: list[ActuatorConfig]) -> int:
+    """The pin actuators through one pin factory, then the servo boards'
+    through one I2C bus: a bus that cannot be opened costs only those."""
+    on_pins = [a for a in actuators if not _on_i2c(a)]
+    on_i2c = [a for a in actuators if _on_i2c(a)]
     stopped = 0
-    try:
-        # One at a time: the config and the record may name the same pin twice.
-        for item in actuators:
+    if on_pins:
+        try:
+            factory = make_pin_factory(gpio.pin_factory, gpio.mock_state_file, gpio.mock_input_file)
+        except Exception as exc:
+            log.error("safe-stop: %s", exc)
+        else:
             try:
-                actuator = build_actuator(item, factory)
-                try:
-                    actuator.drive(actuator.safe_state)
-                    log.info("%s: %s (%s)", item.name, actuator.state, actuator.describe())
-                    stopped += 1
-                finally:
-                    actuator.close()
-            except Exception as exc:
-                log.error("%s: could not be stopped: %s", item.name, exc)
-    finally:
-        factory.close()
+                stopped += _stop_each(on_pins, lambda item: build_actuator(item, factory))
+            finally:
+                factory.close()
+    if on_i2c:
+        try:
+            bus = SharedBus(open_i2c_bus(i2c))
+        except Exception as exc:
+            log.error("safe-stop: %s", exc)
+        else:
+            with bus.held():
+                stopped += _stop_each(on_i2c, lambda item: build_actuator(item, i2c=bus))
+    return stopped
+
+
+def _on_i2c(actuator: ActuatorConfig) -> bool:
+    return find(ACTUATOR_DRIVERS, actuator.type, actuator.driver).USES_I2C
+
+
+def _stop_each(actuators: list[ActuatorConfig], build: Any) -> int:
+    """Build, drive safe and close each in turn (the config and the record
+    may name the same pin twice); how many were driven safe."""
+    stopped = 0
+    for item in actuators:
+        try:
+            actuator = build(item)
+            try:
+                actuator.drive(actuator.safe_state)
+                log.info("%s: %s (%s)", item.name, actuator.state, actuator.describe())
+                stopped += 1
+            finally:
+                actuator.close()
+        except Exception as exc:
+            log.error("%s: could not be stopped: %s", item.name, exc)
     return stopped

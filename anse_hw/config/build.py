@@ -20,6 +20,7 @@ from anse_hw.config.schema import (
     ESTOP_OPTIONS,
     FOXGLOVE_OPTIONS,
     GPIO_OPTIONS,
+    I2C_OPTIONS,
     MQTT_OPTIONS,
     RECORDING_OPTIONS,
     SERVER_OPTIONS,
@@ -34,6 +35,7 @@ from anse_hw.model import (
     EstopConfig,
     FoxgloveConfig,
     GpioConfig,
+    I2cConfig,
     MqttConfig,
     RecordingConfig,
     ServerConfig,
@@ -147,6 +149,7 @@ def build(
             check.problem((key,), unknown(key, TOP_LEVEL))
     server = _server(check, data)
     gpio = _gpio(check, data)
+    i2c = I2cConfig(**(check.section(data, "i2c", I2C_OPTIONS) or {}))
     estop = _estop(check, data)
     sensors, actuators, reflexes = _items(check, data, estop)
     found_state_dir = state_dir(check, data)
@@ -164,6 +167,7 @@ def build(
         robot_id=found_robot_id,
         server=server,
         gpio=gpio,
+        i2c=i2c,
         sensors=tuple(sensors),
         actuators=tuple(actuators),
         reflexes=tuple(reflexes),

@@ -63,7 +63,12 @@ def describe(config: Config) -> str:
 
 
 def _options(options: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in options.items() if v is not None)
+    """key=value, an I2C address in hex as i2cdetect and the datasheets write it."""
+    return ", ".join(
+        f"{k}=0x{v:02x}" if k == "address" else f"{k}={v}"
+        for k, v in options.items()
+        if v is not None
+    )
 
 
 def _mqtt(m: MqttConfig) -> str:

@@ -21,7 +21,7 @@ from anse_hw.config.schema import (
 )
 from anse_hw.drivers import registry
 from anse_hw.filters import FilterChain, parse_filters
-from anse_hw.kinds import ACTUATOR_KINDS, SENSOR_KINDS, SensorKind
+from anse_hw.kinds import ACTUATOR_KINDS, ESTOP, SENSOR_KINDS, SensorKind
 from anse_hw.model import DEFAULT_MAX_AGE, HOLD, ActuatorConfig, ReflexConfig, SensorConfig
 from anse_hw.options import REQUIRED, Option
 from anse_hw.shape import SpecError
@@ -120,11 +120,20 @@ def actuator(check: Checker, path: tuple, item: Any) -> ActuatorConfig | None:
         return None
     values, cls, options = built
     kind = ACTUATOR_KINDS[values["type"]]
-    if values["safe"] is not None and values["safe"] not in kind.safe:
-        check.problem(
-            (*path, "safe"),
-            f"'{values['safe']}' must be one of {', '.join(kind.safe)} for a {kind.name}",
-        )
+    safe = kind.safe_state(values["safe"])
+    if safe is None:
+        if kind.value is None:
+            problem = f"'{values['safe']}' must be one of {', '.join(kind.safe)} for a {kind.name}"
+        else:
+            said = "is missing" if values["safe"] is None else f"'{values['safe']}' is not valid"
+            problem = (
+                f"{said}: a {kind.name}'s safe is an {kind.value}: where it goes when in doubt"
+            )
+        check.problem((*path, "safe"), problem)
+        return None
+    problem = cls.state_problem(options, safe)
+    if problem:
+        check.problem((*path, "safe"), problem)
         return None
     for key in ("min_on", "min_off", "manual"):
         if values[key] and values[key] != HOLD and values["type"] != "output":
@@ -134,12 +143,32 @@ def actuator(check: Checker, path: tuple, item: Any) -> ActuatorConfig | None:
         name=values["name"],
         type=values["type"],
         driver=cls.DRIVER,
-        safe_state=kind.safe_state(values["safe"]),
+        safe_state=safe,
         min_on=values["min_on"],
         min_off=values["min_off"],
         manual=values["manual"],
         options=options,
     )
+
+
+def _target(check: Checker, path: tuple, command: Any, act: ActuatorConfig) -> str | None:
+    """The state `command` drives `act` to (E-stop: its safe state, whatever
+    its kind), or None with the problem said."""
+    kind = ACTUATOR_KINDS[act.type]
+    target = act.safe_state if command == ESTOP else kind.target(command)
+    if target is None:
+        check.problem(
+            (*path, "command"),
+            f"'{command}' is not a command for {act.type} '{act.name}'; "
+            f"it takes {kind.accepts} | {ESTOP}",
+        )
+        return None
+    cls = registry.find(registry.ACTUATOR_DRIVERS, act.type, act.driver)
+    problem = cls.state_problem(act.options, target)
+    if problem:
+        check.problem((*path, "command"), f"{act.name}: {problem}")
+        return None
+    return target
 
 
 def _known_actuators(
@@ -238,15 +267,10 @@ def reflex(
     condition, text = built
     targets = set()
     for act in driven:
-        commands = ACTUATOR_KINDS[act.type].commands
-        if values["command"] not in commands:
-            check.problem(
-                (*path, "command"),
-                f"'{values['command']}' is not a command for {act.type} "
-                f"'{act.name}'; it takes {' | '.join(commands)}",
-            )
+        target = _target(check, path, values["command"], act)
+        if target is None:
             return None
-        targets.add((commands[values["command"]], commands[values["command"]] == act.safe_state))
+        targets.add((target, target == act.safe_state))
     if len({safe for _, safe in targets}) > 1:
         check.problem(
             (*path, "command"),
@@ -259,7 +283,8 @@ def reflex(
         name=values["name"],
         sensor=values["sensor"],
         actuator=values["actuator"],
-        command=values["command"],
+        # A servo's `{angle: 45}` is shown as the angle it drives to.
+        command=values["command"] if isinstance(values["command"], str) else target,
         below=values["below"],
         above=values["above"],
         max_delay=values["max_delay"],
@@ -268,6 +293,7 @@ def reflex(
         condition=text,
         target=target,
         guard=guard,
+        latch=values["command"] == ESTOP,
     )
 
 

@@ -115,8 +115,13 @@ def _kinds() -> list[str]:
         "|---|---|---|",
     ]
     for a in ACTUATOR_KINDS.values():
-        commands = ", ".join(f"`{c}` → {state}" for c, state in a.commands.items())
-        out.append(f"| `{a.name}` | {commands} | {', '.join(f'`{c}`' for c in a.safe)} |")
+        if a.value is not None:
+            commands = f"a number or `{{{a.value}: N}}` → that {a.value}"
+            choices = f"an {a.value} (required)"
+        else:
+            commands = ", ".join(f"`{c}` → {state}" for c, state in a.commands.items())
+            choices = ", ".join(f"`{c}`" for c in a.safe)
+        out.append(f"| `{a.name}` | {commands} | {choices} |")
     return out
 
 

@@ -32,6 +32,8 @@ def check_across(
     for placed in (sensors, actuators, reflexes):
         _unique(check, placed)
     _pins_used_once(check, [*sensors, *actuators], estop)
+    _i2c_addresses_once(check, [*sensors, *actuators])
+    _channels_once(check, actuators)
     _shared_devices(check, sensors)
     _no_overlapping_pairs(check, reflexes)
     _latched_only_unguarded(check, actuators, [r for _, r in reflexes])
@@ -117,6 +119,46 @@ def _unique(check: Checker, placed: Placed) -> None:
         if item.name in seen:
             check.problem((*at, "name"), f"'{item.name}' is used twice; names must be unique")
         seen.add(item.name)
+
+
+def _i2c_addresses_once(check: Checker, placed: Placed) -> None:
+    """One I2C address is one chip: items at the same address must be of one
+    driver with the same chip settings (they then share the chip), else two
+    drivers would program one device, or two calibrations fight over it."""
+    owners: dict[int, tuple[str, dict, str]] = {}
+    for at, device in placed:
+        sensor = isinstance(device, SensorConfig)
+        drivers = registry.SENSOR_DRIVERS if sensor else registry.ACTUATOR_DRIVERS
+        cls = registry.find(drivers, device.type, device.driver)
+        if not getattr(cls, "USES_I2C", False):
+            continue
+        address = device.options["address"]
+        settings = {key: device.options[key] for key in cls.CHIP_OPTIONS}
+        owner = owners.setdefault(address, (device.driver, settings, device.name))
+        if owner[:2] == (device.driver, settings):
+            continue
+        driver, _, name = owner
+        same = "with other settings" if driver == device.driver else f"({driver})"
+        check.problem(
+            (*at, "address"),
+            f"0x{address:02x} is already used by {name} {same}: one address is one chip",
+        )
+
+
+def _channels_once(check: Checker, placed: Placed) -> None:
+    """One PCA9685 channel drives one servo: two on it would fight."""
+    owners: dict[tuple[int, int], str] = {}
+    for at, device in placed:
+        cls = registry.find(registry.ACTUATOR_DRIVERS, device.type, device.driver)
+        if not cls.USES_I2C or device.options.get("channel") is None:
+            continue
+        where = (device.options["address"], device.options["channel"])
+        owner = owners.setdefault(where, device.name)
+        if owner != device.name:
+            check.problem(
+                (*at, "channel"),
+                f"channel {where[1]} of 0x{where[0]:02x} already drives {owner}",
+            )
 
 
 def _pins_used_once(check: Checker, placed: Placed, estop: EstopConfig | None) -> None:

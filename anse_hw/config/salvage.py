@@ -15,9 +15,9 @@ from typing import Any
 
 from anse_hw.config import items, yamlfile
 from anse_hw.config.build import read, robot_id, state_dir, yaml_problem
-from anse_hw.config.schema import GPIO_OPTIONS, Checker
+from anse_hw.config.schema import GPIO_OPTIONS, I2C_OPTIONS, Checker
 from anse_hw.errors import ConfigError
-from anse_hw.model import ActuatorConfig, GpioConfig
+from anse_hw.model import ActuatorConfig, GpioConfig, I2cConfig
 
 __all__ = ["Salvage", "salvage", "salvage_file"]
 
@@ -33,6 +33,8 @@ class Salvage:
     state_dir: str | None
     problems: list[str]
     robot_id: str | None = None
+    #: The bus of its servo boards.
+    i2c: I2cConfig = dataclasses.field(default_factory=I2cConfig)
 
 
 def salvage(data: Any, source: str, lines: dict[tuple, int] | None = None) -> Salvage:
@@ -45,6 +47,9 @@ def salvage(data: Any, source: str, lines: dict[tuple, int] | None = None) -> Sa
     before = len(check.problems)
     gpio = check.mapping(data.get("gpio") or {}, ("gpio",), GPIO_OPTIONS)
     usable_gpio = GpioConfig(**gpio) if gpio and len(check.problems) == before else GpioConfig()
+    before = len(check.problems)
+    i2c = check.mapping(data.get("i2c") or {}, ("i2c",), I2C_OPTIONS)
+    usable_i2c = I2cConfig(**i2c) if i2c and len(check.problems) == before else I2cConfig()
     actuators = []
     for at, item in check.items(data, "actuators"):
         before = len(check.problems)
@@ -54,7 +59,13 @@ def salvage(data: Any, source: str, lines: dict[tuple, int] | None = None) -> Sa
     found_state_dir = state_dir(check, data)
     found_robot_id = robot_id(check, data)
     return Salvage(
-        source, usable_gpio, tuple(actuators), found_state_dir, check.problems, found_robot_id
+        source,
+        usable_gpio,
+        tuple(actuators),
+        found_state_dir,
+        check.problems,
+        found_robot_id,
+        usable_i2c,
     )
 
 

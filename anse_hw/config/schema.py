@@ -22,6 +22,7 @@ from anse_hw.model import (
     EstopConfig,
     FoxgloveConfig,
     GpioConfig,
+    I2cConfig,
     MqttConfig,
     RecordingConfig,
     ReflexConfig,
@@ -37,6 +38,7 @@ __all__ = [
     "ESTOP_OPTIONS",
     "FOXGLOVE_OPTIONS",
     "GPIO_OPTIONS",
+    "I2C_OPTIONS",
     "MQTT_OPTIONS",
     "RECORDING_OPTIONS",
     "REFLEX_OPTIONS",
@@ -70,7 +72,7 @@ def options_of(cls: type, **help: str) -> tuple[Option, ...]:
     return tuple(
         Option(
             f.metadata["key"] or f.name,
-            _yaml_kind(hints[f.name]),
+            f.metadata["yaml_kind"] or _yaml_kind(hints[f.name]),
             f.metadata["yaml_default"],
             help.get(f.name, f.metadata["help"]),
             f.metadata["check"],
@@ -83,6 +85,7 @@ def options_of(cls: type, **help: str) -> tuple[Option, ...]:
 
 SERVER_OPTIONS = options_of(ServerConfig)
 GPIO_OPTIONS = options_of(GpioConfig)
+I2C_OPTIONS = options_of(I2cConfig)
 ESTOP_OPTIONS = options_of(EstopConfig)
 MQTT_OPTIONS = options_of(MqttConfig)
 RECORDING_OPTIONS = options_of(RecordingConfig)

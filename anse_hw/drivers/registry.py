@@ -15,7 +15,9 @@ from typing import Any, Protocol
 from anse_hw.drivers.gpio_io import GpioInputSensor, GpioOutput
 from anse_hw.drivers.gpio_motor import GpioMotor
 from anse_hw.drivers.hcsr04 import HCSR04Sensor
+from anse_hw.drivers.i2c.sensors import BME280Sensor, INA219Sensor, VL53L1XSensor
 from anse_hw.drivers.serial_sensor import SerialSensor
+from anse_hw.drivers.servo import GpioServo, PCA9685Servo
 from anse_hw.drivers.sim import SimActuator, SimSensor
 from anse_hw.drivers.sysfs_temperature import CpuTemperatureSensor, DS18B20Sensor
 from anse_hw.kinds import SENSOR_KINDS
@@ -28,8 +30,17 @@ SENSOR_DRIVERS: tuple[type[SensorDriver], ...] = (
     DS18B20Sensor,
     CpuTemperatureSensor,
     GpioInputSensor,
+    INA219Sensor,
+    BME280Sensor,
+    VL53L1XSensor,
 )
-ACTUATOR_DRIVERS: tuple[type[ActuatorDriver], ...] = (SimActuator, GpioMotor, GpioOutput)
+ACTUATOR_DRIVERS: tuple[type[ActuatorDriver], ...] = (
+    SimActuator,
+    GpioMotor,
+    GpioOutput,
+    GpioServo,
+    PCA9685Servo,
+)
 
 
 def find(drivers: tuple[type, ...], kind: str, driver: str) -> type | None:
@@ -64,11 +75,17 @@ class ActuatorSpec(Protocol):
 
 
 def build_sensor(
-    spec: SensorSpec, pin_factory: Any = None, recorded: list[float | None] | None = None
+    spec: SensorSpec,
+    pin_factory: Any = None,
+    recorded: list[float | None] | None = None,
+    i2c: Any = None,
 ) -> SensorDriver:
-    """`recorded`: the readings of the recording a sim sensor's trace names."""
+    """`recorded`: the readings of the recording a sim sensor's trace names;
+    `i2c`: the run's shared I2C bus (anse_hw.drivers.i2c.sensors.SharedBus)."""
     cls = find(SENSOR_DRIVERS, spec.type, spec.driver)
     extra = {"pin_factory": pin_factory} if cls.USES_GPIO else {}
+    if cls.USES_I2C:
+        extra["i2c"] = i2c
     if recorded is not None:
         extra["recorded"] = recorded
     return cls(
@@ -81,7 +98,10 @@ def build_sensor(
     )
 
 
-def build_actuator(spec: ActuatorSpec, pin_factory: Any = None) -> ActuatorDriver:
+def build_actuator(spec: ActuatorSpec, pin_factory: Any = None, i2c: Any = None) -> ActuatorDriver:
+    """`i2c`: the run's shared I2C bus, as for `build_sensor` (a PCA9685's servos)."""
     cls = find(ACTUATOR_DRIVERS, spec.type, spec.driver)
     extra = {"pin_factory": pin_factory} if cls.USES_GPIO else {}
+    if cls.USES_I2C:
+        extra["i2c"] = i2c
     return cls(spec.name, spec.safe_state, **extra, **spec.options)

@@ -25,8 +25,15 @@ from anse_hw import __version__
 from anse_hw.kinds import ACTUATOR_KINDS, OFF, ON, SENSOR_KINDS
 from anse_hw.model import Config
 
-DEVICE_CLASS = {"distance": "distance", "temperature": "temperature", "humidity": "humidity"}
-HA_UNIT = {"°C": "°C", "%": "%", "cm": "cm"}
+DEVICE_CLASS = {
+    "distance": "distance",
+    "temperature": "temperature",
+    "humidity": "humidity",
+    "voltage": "voltage",
+    "current": "current",
+    "pressure": "atmospheric_pressure",
+}
+HA_UNIT = {"°C": "°C", "%": "%", "cm": "cm", "V": "V", "A": "A", "hPa": "hPa"}
 #: Seconds between retained updates of one sensor: the bridge publishes a
 #: sensor's latest reading at most this often.
 RETAIN_PERIOD = 1.0
@@ -109,14 +116,17 @@ def _sensor(sensor: Any, rid: str, base: str) -> dict[str, Any]:
 
 
 def _actuator(name: str, kind: str, rid: str, base: str) -> dict[str, Any]:
-    """An on/off actuator (an output) is a binary sensor; any other (a motor)
-    an enum sensor with its states, so Home Assistant offers them in its UI."""
+    """An on/off actuator (an output) is a binary sensor; a servo a sensor of
+    its angle; any other (a motor) an enum sensor with its states, so Home
+    Assistant offers them in its UI."""
     common = {
         "name": name,
         "unique_id": f"anse_{rid}_{name}",
         "state_topic": f"{base}/actuator/{name}",
         "value_template": "{{ value_json.state }}",
     }
+    if ACTUATOR_KINDS[kind].value is not None:  # a servo: its angle
+        return {"p": "sensor", **common, "unit_of_measurement": "°"}
     states = ACTUATOR_KINDS[kind].states
     if set(states) == {ON, OFF}:
         return {"p": "binary_sensor", **common, "payload_on": ON, "payload_off": OFF}

@@ -69,11 +69,7 @@ class ControlApi:
         if action not in LATCH_ACTIONS:
             return self.engine().operator(action, source, **target)
         result = self.engine().operator(action, source, hold=True)
-        durable, problem = None, None
-        try:
-            durable, problem = await self._save(source)
-        finally:
-            self.engine().release(durable)
+        problem = await self.persist(source)
         if problem is None:
             return {**result, "durable": True}
         warning = (
@@ -84,16 +80,17 @@ class ControlApi:
         log.error("E-stop %s", warning)
         return {**result, "durable": False, "warning": warning}
 
-    async def persist(self, by: str) -> None:
-        """Write a latch the engine set and holds (the hardwired E-stop's),
-        then let its events out."""
+    async def persist(self, by: str) -> str | None:
+        """The one way a latch the engine holds the stream for reaches the
+        disk, whoever set it (an operator, the hardwired E-stop, a reflex's
+        `command: estop`): write it, then let its events out, and the world
+        model says whether it is on disk.  Returns the problem, if any."""
         durable = None
         try:
             durable, problem = await self._save(by)
-            if problem:
-                log.error("E-stop latch held in memory only: %s", problem)
         finally:
             self.engine().release(durable)
+        return problem
 
     async def save_at_start(self) -> None:
         """Write the latch the daemon starts with, once it is up (a daemon
