@@ -18,7 +18,16 @@ import pytest
 
 from anse_hw.errors import Refused
 from anse_hw.kinds import ACTUATOR_KINDS
-from tests.conftest import ROOT, daemon_env, engine_for, pin, run_cli, wait_for
+from tests.conftest import (
+    ROOT,
+    daemon_env,
+    engine_for,
+    operator_url,
+    pin,
+    run_cli,
+    text,
+    wait_for,
+)
 
 #: 50 Hz from the PCA9685's 25 MHz oscillator: PRE_SCALE = round(25e6 /
 #: (4096 × 50)) − 1 = 121 (datasheet §7.3.5), so one count is 122 / 25 MHz
@@ -227,3 +236,25 @@ def test_the_estop_puts_both_servos_at_their_safe_angles_and_keeps_them_there(
     assert channel(board) == SAFE_90
     assert pin(pins, "GPIO18") == pytest.approx(0.05)
     assert stream.of_type("worldmodel")[-1]["data"]["actuators"] == {"pan": "90", "tilt": "45"}
+
+
+@pytest.mark.browser
+def test_an_operator_holds_a_servo_at_an_angle_from_the_dashboard(
+    tmp_path, board, start_daemon, page
+):
+    """The servo's card offers its safe angle and an angle to hold, not the
+    on/off an output has; letting go returns the servo to its safe angle."""
+    quiet = config(tmp_path).replace("value: 80", "value: 20")  # neither reflex fires
+    daemon = start_daemon(quiet)
+    page.goto(operator_url(daemon))
+    pan = "[data-panel='actuator:pan']"
+    page.wait_for_selector(f"{pan} .manual-hold:not([disabled])")
+    assert text(page, f"{pan} .manual-safe") == "90° (safe)"
+    page.fill(f"{pan} input.angle", "45")
+    page.hover(f"{pan} .manual-hold")
+    page.mouse.down()
+    wait_for(lambda: channel(board) == AT_45, what="the pan servo held at 45°")
+    page.wait_for_selector(f"{pan} .state-badge[data-state='45']")
+    page.mouse.up()
+    wait_for(lambda: channel(board) == SAFE_90, what="the pan servo back at 90° on release")
+    assert page.errors == []

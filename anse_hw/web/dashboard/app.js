@@ -301,6 +301,10 @@ function apiUrl(name) {
 // the one that leaves it (held while the button is pressed).
 function commandsFor(kind, safe) {
   if (kind === 'motor') return { safe: 'stop', active: 'move' };
+  // A servo's state is its angle: the safe command is the safe angle, and the
+  // active one the angle the operator types (the daemon refuses one beyond
+  // the servo's travel).
+  if (kind === 'servo') return { safe, active: null };
   return safe === 'ON' ? { safe: 'on', active: 'off' } : { safe: 'off', active: 'on' };
 }
 
@@ -722,23 +726,40 @@ class ActuatorPanel {
       this.controls.replaceChildren(stop, on, note);
       return;
     }
-    const hold = el('button', { type: 'button', class: 'manual-hold command', text: `hold to ${active}`,
-      'aria-label': `hold to ${active} ${this.name}` });
+    if (active === null) {
+      stop.textContent = `${safeCommand}° (safe)`;
+      const angle = el('input', { type: 'number', class: 'angle command', value: safeCommand,
+        step: '1', 'aria-label': `angle for ${this.name}, degrees` });
+      const hold = this.holdButton('hold at angle', () => angle.value, () => command(safeCommand),
+        command);
+      this.controls.replaceChildren(stop, angle, hold, note);
+      return;
+    }
+    const hold = this.holdButton(`hold to ${active}`, () => active, () => command(safeCommand),
+      command);
+    this.controls.replaceChildren(stop, hold, note);
+  }
+
+  // A hold-to-run button: `target()` is sent on press and repeated as the
+  // heartbeat; releasing it (or the window losing focus) sends `release()`.
+  holdButton(label, target, release, command) {
+    const hold = el('button', { type: 'button', class: 'manual-hold command', text: label,
+      'aria-label': `${label} ${this.name}` });
     let timer = null;
-    const release = () => {
+    const letGo = () => {
       if (timer === null) return;
       clearInterval(timer);
       timer = null;
-      command(safeCommand);
+      release();
     };
     hold.addEventListener('pointerdown', (event) => {
       event.preventDefault();
-      command(active);
-      timer = setInterval(() => command(active), SETTINGS.heartbeatMs);
+      command(target());
+      timer = setInterval(() => command(target()), SETTINGS.heartbeatMs);
     });
-    for (const type of ['pointerup', 'pointerleave', 'pointercancel']) hold.addEventListener(type, release);
-    window.addEventListener('blur', release);
-    this.controls.replaceChildren(stop, hold, note);
+    for (const type of ['pointerup', 'pointerleave', 'pointercancel']) hold.addEventListener(type, letGo);
+    window.addEventListener('blur', letGo);
+    return hold;
   }
 
   setState(state, timestamp, command) {
