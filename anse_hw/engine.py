@@ -19,11 +19,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from anse_hw import events, views
+from anse_hw import events, motion, views
 from anse_hw.conditions import Evaluator
 from anse_hw.errors import Refused
+from anse_hw.kinds import ACTUATOR_KINDS, MOVING, STOPPED
 from anse_hw.metrics import EngineStats
-from anse_hw.model import Config, ReflexConfig
+from anse_hw.model import Config, LimitConfig, ReflexConfig
 from anse_hw.operator import ESTOP_INPUT, Decision, Hold, Operator
 from anse_hw.readings import ActuatorDriver, Sample, SensorDriver
 from anse_hw.worldmodel import WorldModel
@@ -33,6 +34,8 @@ log = logging.getLogger("anse_hw.engine")
 Publish = Callable[[list[dict[str, Any]]], None]
 TIMEOUT_REFLEX = "sensor_timeout"
 FAULT_REFLEX = "sensor_fault"
+#: While a drive's wheel ramps up, the monitor steps it this often (50 Hz).
+RAMP_STEP = 0.02
 
 
 class Engine:
@@ -74,6 +77,18 @@ class Engine:
         self.by_name = {r.name: r for r in config.reflexes}
         #: When each actuator last changed state (for min_on/min_off).
         self.changed_at: dict[str, float] = {}
+        #: Each drive's ramp, cruise and limits (`_steer`), by name.
+        self.bases = {
+            a.name: motion.Base(a.max_speed, motion.Ramp(a.accel))
+            for a in config.actuators
+            if ACTUATOR_KINDS[a.type].steered and a.name in actuators
+        }
+        #: The limit reflexes on each sensor.
+        self.limits: dict[str, list[LimitConfig]] = {}
+        for limit in config.limits:
+            self.limits.setdefault(limit.sensor, []).append(limit)
+            for name in limit.actuators:
+                self.bases[name].caps[limit.name] = 0.0  # nothing read yet: no forward
         self.world = WorldModel(config, clock())
         self._lock = threading.Lock()
         self._seq = 0
@@ -205,6 +220,7 @@ class Engine:
                 self.stats.readings[name] += 1
                 self._sensor_phase(name, filtered, taken, batch)
                 self._decide(name, filtered, taken, batch, guards_only=False)
+                self._limit(name, filtered, batch)
             if self._made_safe:
                 self.stats.stop_latency(self.clock() - received)
             # Under the lock so batches keep seq order; publish only queues.
@@ -228,6 +244,7 @@ class Engine:
     def _old_reading(self, name: str, value: float, batch: list) -> None:
         # Judged as of now: it is the latest word from its sensor, however late.
         self._decide(name, value, self.clock(), batch, guards_only=True)
+        self._limit(name, value, batch, lower_only=True)
         state = self.world.sensors[name]
         if not state.old:
             state.old = True
@@ -278,7 +295,7 @@ class Engine:
     def _reflex_phase(self, reflex: ReflexConfig, batch: list, **reading: Any) -> None:
         """A reflex whose condition fires: its command to each of its actuators
         not already there (a move only where nothing holds it back)."""
-        targets = [a for a in reflex.actuators if self.world.actuators[a] != reflex.target]
+        targets = [a for a in reflex.actuators if not self._there(a, reflex)]
         if not reflex.guard:
             # E-stop latched, an operator holds it, a guard is not clear, or
             # it has not rested its min_on/min_off
@@ -300,7 +317,20 @@ class Engine:
             unit = self.kinds[reading["sensor"]].unit
             why += f"; {reading['sensor']} read {reading['value']:g}{unit}"
         for actuator in targets:
+            if reflex.twist is not None:
+                self.bases[actuator].cruise = reflex.twist
             self._actuator_phase(actuator, reflex.target, batch, cause=reflex.name, why=why)
+
+    def _there(self, name: str, reflex: ReflexConfig) -> bool:
+        """`name` is already where `reflex` would drive it.  A drive is there
+        for a cruise that cruises it at the same twist, and for a stop when
+        nothing wants it to move (its wheels may stand still under a limit
+        while a cruise or an operator still wants them to turn)."""
+        if name not in self.bases:
+            return self.world.actuators[name] == reflex.target
+        if reflex.twist is not None:
+            return self.bases[name].cruise == reflex.twist
+        return self._wanted(name) is None and self.world.actuators[name] == reflex.target
 
     def _actuator_phase(
         self, name: str, target: str, batch: list, cause: str = "", why: str = ""
@@ -311,6 +341,9 @@ class Engine:
         safe = target == actuator.safe_state
         if safe:
             self.desk.made_safe(name, target)  # a guard beats a manual move
+        if name in self.bases:
+            self._steer(name, batch, cause, why, stop=safe)
+            return
         if actuator.state == target and self.world.actuators[name] == target:
             return
         actuator.drive(target)
@@ -332,6 +365,94 @@ class Engine:
             events.ACTUATOR,
             events.actuator_data(name, actuator.state, self.config_actuators[name].type),
         )
+
+    # -- drives (docs/safety.md, "Motion") -----------------------------------
+
+    def _wanted(self, name: str) -> motion.Twist | None:
+        """The twist drive `name` is asked for: the operator's held one, else
+        its cruise's (None: nothing asks it to move)."""
+        hold = self.desk.holds.get(name)
+        if hold is not None and hold.twist is not None:
+            return hold.twist
+        return self.bases[name].cruise
+
+    def _steer(self, name: str, batch: list, cause: str, why: str, stop: bool = False) -> None:
+        """THE rule for a drive, the one place its wheels are decided.  Nothing
+        moves it after a stop (`stop`: a guard, an E-stop, a lapse, a manual
+        stop, shutdown), while the E-stop is latched or while a guard of it
+        calls for a stop or is in doubt; else the operator's held twist, else its cruise's, with
+        forward capped by the lowest of its limits (reverse and turning
+        free), mixed to wheel duties at most max_speed.  A slower duty and a
+        stop are applied at once; only speeding up ramps (`_step_ramps`)."""
+        actuator = self.actuators[name]
+        base = self.bases[name]
+        if stop:
+            base.cruise = None
+        wanted = None if stop else self._wanted(name)
+        twist = motion.ZERO
+        if wanted is not None and not self.desk.latched and self.world.quiet_for(name):
+            twist = motion.cap_forward(wanted, base.cap())
+        wheels = motion.mix(twist, base.max_speed)
+        now = self.clock()
+        if wheels == motion.ZERO:
+            base.ramp.halt(now)
+            actuator.drive(STOPPED)
+        else:
+            actuator.set_wheels(*base.ramp.aim(wheels, now))
+        state = MOVING if wheels != motion.ZERO else STOPPED
+        shown = (round(twist[0], 3) + 0.0, round(twist[1], 3) + 0.0)
+        if state == self.world.actuators[name] and shown == base.twist:
+            return
+        base.twist = shown
+        self._changed = True
+        if state != self.world.actuators[name]:
+            self.changed_at[name] = now
+            log.info("%s %s by %s (%s)", name, state, cause or "shutdown", why)
+            self.stats.changes[(name, state)] += 1
+        else:
+            log.debug("%s at %s by %s (%s)", name, shown, cause, why)
+        if state == actuator.safe_state and state != self.world.actuators[name]:
+            self._made_safe = True
+            self.last_stop = {
+                "actuator": name,
+                "state": state,
+                "cause": cause or "shutdown",
+                "timestamp": events.timestamp(),
+            }
+        self.world.actuators[name] = state
+        self._emit(
+            batch,
+            events.ACTUATOR,
+            events.actuator_data(
+                name, state, self.config_actuators[name].type, linear=shown[0], angular=shown[1]
+            ),
+        )
+
+    def _limit(
+        self, sensor: str, value: float | None, batch: list, lower_only: bool = False
+    ) -> None:
+        """The limits on `sensor` cap their drives by its reading (None: it
+        has none: no forward).  `lower_only`: an old reading, which may slow
+        a drive but never speed it up."""
+        for limit in self.limits.get(sensor, ()):
+            cap = motion.limit_cap(value, limit.full_at, limit.zero_at)
+            for name in limit.actuators:
+                base = self.bases[name]
+                if lower_only:
+                    cap = min(cap, base.caps[limit.name])
+                if cap == base.caps[limit.name]:
+                    continue
+                base.caps[limit.name] = cap
+                if self._wanted(name) is not None:
+                    read = "no reading" if value is None else f"{value:g}"
+                    why = f"{sensor} {read}: forward capped at {cap:.2f}"
+                    self._steer(name, batch, limit.name, why)
+
+    def _step_ramps(self, now: float) -> None:
+        """One step of every drive whose wheels are still speeding up."""
+        for name, base in self.bases.items():
+            if base.ramp.ramping:
+                self.actuators[name].set_wheels(*base.ramp.step(now))
 
     def _send(self, batch: list[dict[str, Any]]) -> None:
         """Publish a batch, or keep it behind a latch write in progress.  Under the lock."""
@@ -383,6 +504,7 @@ class Engine:
     def _fault(self, name: str, reflex: str, condition: str, active: bool, batch: list) -> None:
         if active:
             self.world.last_reflex = reflex
+            self._limit(name, None, batch)
         self._emit(batch, events.REFLEX, events.reflex_data(reflex, condition, active, sensor=name))
         if active and name in self.world.watched:
             for guard in self.world.guards:
@@ -412,7 +534,10 @@ class Engine:
         """Until the next tick, or the next for: that runs out if sooner."""
         with self._lock:
             due = self.next_due()
-        return self.tick if due is None else min(self.tick, max(0.0, due - self.clock()))
+            tick = self.tick
+            if any(base.ramp.ramping for base in self.bases.values()):
+                tick = min(tick, RAMP_STEP)
+        return tick if due is None else min(tick, max(0.0, due - self.clock()))
 
     def check_silence(self) -> None:
         """One monitor tick (replay calls it on its own clock)."""
@@ -430,6 +555,7 @@ class Engine:
                 log.warning("%s", condition)
             for decision in self.desk.lapse(now):
                 self._carry_out(decision, batch)
+            self._step_ramps(now)
             if batch:
                 self._send(batch)
             self.heartbeat = now
@@ -441,7 +567,7 @@ class Engine:
         action: str,
         source: str,
         actuator: str | None = None,
-        command: str | None = None,
+        command: str | dict | None = None,
         hold: bool = False,
     ) -> dict[str, Any]:
         """Every command from the HTTP API, the dashboard and MQTT comes here, and
@@ -460,7 +586,7 @@ class Engine:
                 decision = self.desk.reset(source)
             elif action == "command":
                 decision = self.desk.command(
-                    actuator, command, source, self.world.clear_for, self.clock()
+                    actuator, command, source, self._may_move, self.clock()
                 )
             else:
                 raise Refused(400, f"unknown action {action!r}")
@@ -489,6 +615,12 @@ class Engine:
             if batch:
                 self._send(batch)
         return latching
+
+    def _may_move(self, name: str) -> bool:
+        """An operator may move `name`: its guards are clear, or, for a drive,
+        quiet (a driver must be able to steer, and back away, inside a
+        guard's hysteresis band; a guard that holds still refuses)."""
+        return self.world.quiet_for(name) if name in self.bases else self.world.clear_for(name)
 
     def _carry_out(self, decision: Decision, batch: list) -> None:
         """An operator decision, on the reflexes' path: its event, then its drives."""

@@ -57,10 +57,14 @@ class ActuatorKind:
     #: `safe:` choices → state; the first is the default.  A reflex that drives
     #: the actuator to its safe state makes its sensor a guard (docs/configuration.md, "Kinds").
     safe: dict[str, str] = field(default_factory=dict)
+    #: It is steered: besides its commands it takes a `{linear, angular}` twist
+    #: (which moves it) and reflexes may `limit` it (anse_hw.motion).
+    steered: bool = False
 
     @property
     def states(self) -> tuple[str, ...]:
-        return tuple(self.commands.values())
+        """Every state it can be in: its commands', and MOVING for a steered one."""
+        return tuple(dict.fromkeys([*self.commands.values(), *[MOVING] * self.steered]))
 
     def safe_state(self, choice: str | None) -> str:
         return self.safe[choice] if choice is not None else next(iter(self.safe.values()))
@@ -73,4 +77,6 @@ ACTUATOR_KINDS: dict[str, ActuatorKind] = {
     "motor": ActuatorKind("motor", {"stop": STOPPED, "move": MOVING}, {"stop": STOPPED}),
     # Relay, LED, fan, buzzer.  A fan that must run when in doubt is `safe: on`.
     "output": ActuatorKind("output", {"off": OFF, "on": ON}, {"off": OFF, "on": ON}),
+    # Two motors as one differential base: MOVING while a wheel has a duty.
+    "drive": ActuatorKind("drive", {"stop": STOPPED}, {"stop": STOPPED}, steered=True),
 }

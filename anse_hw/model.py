@@ -50,6 +50,7 @@ __all__ = [
     "Config",
     "EstopConfig",
     "GpioConfig",
+    "LimitConfig",
     "MqttConfig",
     "RecordingConfig",
     "ReflexConfig",
@@ -292,6 +293,20 @@ class ActuatorConfig:
         "delays its safe state, so with safe: on it cannot hold it off)",
         seconds(0, 3600),
     )
+    max_speed: float = setting(
+        1.0,
+        "drive: the duty of each wheel at full speed (0.05 to 1; default 1), the cap on "
+        "every command",
+        in_range(0.05, 1),
+        yaml_default=WORKED_OUT,
+    )
+    accel: float = setting(
+        2.0,
+        "drive: duty per second a wheel may gain (0.1 to 100; default 2: standstill to "
+        "full in half a second); slowing down and stopping are never ramped",
+        in_range(0.1, 100),
+        yaml_default=WORKED_OUT,
+    )
     options: dict[str, Any] = field(default_factory=dict)
 
     def rest(self, state: str) -> float:
@@ -308,7 +323,10 @@ class ReflexConfig:
     name: str = setting(help="shown on the stream as reflex_name", check=name_problem)
     sensor: str | None = setting(None, "the one-line form: name of a configured sensor")
     actuator: str | None = setting(None, "name of a configured actuator (or actuators: [a, b])")
-    command: str = setting(help="motor: stop | move; output: on | off")
+    command: str = setting(
+        help="motor: stop | move; output: on | off; drive: stop | {linear, angular} "
+        "| {limit: {full_at, zero_at}}"
+    )
     below: float | None = setting(None, "numeric sensors: fires when the reading is below this")
     above: float | None = setting(None, "numeric sensors: fires when the reading is above this")
     max_delay: float = setting(
@@ -328,6 +346,8 @@ class ReflexConfig:
     #: It drives its actuators to their safe state: its sensors guard them
     #: (silence or a fault puts them in their safe state; S1, S2, S5, S6).
     guard: bool = True
+    #: A drive's cruise: the `{linear, angular}` its command moves it at.
+    twist: tuple[float, float] | None = None
 
     @property
     def sensors(self) -> frozenset[str]:
@@ -345,6 +365,19 @@ class ReflexConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LimitConfig:
+    """A reflex whose command is `{limit: {full_at, zero_at}}`: it caps a
+    drive's forward speed by one sensor's reading, all the time (it has no
+    condition that fires), so it is kept apart from the reflexes that fire."""
+
+    name: str
+    sensor: str
+    actuators: tuple[str, ...]
+    full_at: float
+    zero_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     source: str
     robot_id: str | None = setting(
@@ -358,6 +391,8 @@ class Config:
     sensors: tuple[SensorConfig, ...] = setting(help="a list of at least one sensor")
     actuators: tuple[ActuatorConfig, ...] = setting((), "a list of actuators")
     reflexes: tuple[ReflexConfig, ...] = setting((), "a list of reflexes")
+    #: The reflexes whose command is a `limit` (listed under `reflexes:`).
+    limits: tuple[LimitConfig, ...] = ()
     state_dir: str | None = setting(
         None,
         "where the daemon keeps what outlives a run (default: $STATE_DIRECTORY, "

@@ -24,7 +24,8 @@ from typing import Any
 
 from anse_hw import events
 from anse_hw.errors import Refused
-from anse_hw.kinds import ACTUATOR_KINDS
+from anse_hw.kinds import ACTUATOR_KINDS, MOVING
+from anse_hw.motion import Twist, twist_problem
 
 __all__ = ["COMMAND_REFLEX", "ESTOP_INPUT", "ESTOP_REFLEX", "Decision", "Hold", "Operator"]
 
@@ -47,6 +48,8 @@ class Hold:
 
     state: str
     deadline: float | None
+    #: A drive's `{linear, angular}`, as (linear, angular).
+    twist: Twist | None = None
 
 
 @dataclass
@@ -117,20 +120,30 @@ class Operator:
     def command(
         self,
         name: str | None,
-        command: str | None,
+        command: str | dict | None,
         source: str,
         clear: Callable[[str], bool],
         now: float,
     ) -> Decision:
-        """`command` on actuator `name`, or Refused with an HTTP status.
+        """`command` on actuator `name`, or Refused with an HTTP status.  A
+        drive also takes `{linear, angular}`: a move held like any other, whose
+        new twist is a new command and whose same twist is a heartbeat.
         `clear(name)`: no guard of it stands in the way of leaving its safe state."""
         if name not in self.kinds:
             raise Refused(404, f"no actuator named {name!r}")
-        kind = self.kinds[name]
-        target = ACTUATOR_KINDS[kind].commands.get(command or "")
+        kind = ACTUATOR_KINDS[self.kinds[name]]
+        twist, target, text = None, None, command
+        if isinstance(command, dict) and kind.steered:
+            problem = twist_problem(command)
+            if problem:
+                raise Refused(400, f"{name}: the command {problem}")
+            twist = (float(command["linear"]), float(command["angular"]))
+            target, text = MOVING, f"linear {twist[0]:g} angular {twist[1]:g}"
+        elif isinstance(command, str):
+            target = kind.commands.get(command)
         if target is None:
-            commands = " | ".join(ACTUATOR_KINDS[kind].commands)
-            raise Refused(400, f"{name} is a {kind}: command must be {commands}")
+            commands = " | ".join([*kind.commands, *(["{linear, angular}"] * kind.steered)])
+            raise Refused(400, f"{name} is a {kind.name}: command must be {commands}")
         if target == self.safe[name]:  # a manual stop always wins
             self.holds[name] = Hold(target, None)
         else:
@@ -139,13 +152,13 @@ class Operator:
             if not clear(name):
                 raise Refused(409, f"{name} is guarded: a guarding sensor is not clear")
             hold = self.holds.get(name)
-            if hold is not None and hold.state == target:  # a heartbeat
+            if hold is not None and hold.state == target and hold.twist == twist:  # a heartbeat
                 hold.deadline = now + self.hold_time
                 held = {"actuator": name, "state": target, "held_for_s": self.hold_time}
                 return Decision(None, reply=lambda states: held)
-            self.holds[name] = Hold(target, now + self.hold_time)
+            self.holds[name] = Hold(target, now + self.hold_time, twist)
         return Decision(
-            events.reflex_data(COMMAND_REFLEX, f"{command} {name} from {source}", True),
+            events.reflex_data(COMMAND_REFLEX, f"{text} {name} from {source}", True),
             [(name, target)],
             lambda states: {"actuator": name, "state": states[name]},
         )

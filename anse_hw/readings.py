@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from anse_hw.kinds import SENSOR_KINDS, SensorKind
+from anse_hw.kinds import MOVING, SENSOR_KINDS, STOPPED, SensorKind
 from anse_hw.options import Option
 
-__all__ = ["ActuatorDriver", "Sample", "SensorDriver"]
+__all__ = ["ActuatorDriver", "DriveDriver", "Sample", "SensorDriver"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,3 +146,35 @@ class ActuatorDriver(ABC):
 
     def describe(self) -> str:
         return type(self).__name__
+
+
+class DriveDriver(ActuatorDriver):
+    """A differential base's two wheels, each driven at a signed duty.
+
+    The engine works out the duties (anse_hw.motion: mixing, the speed cap,
+    the ramp, the limits); a driver only puts them on its outputs.  It is
+    MOVING while either wheel has a duty.  `drive(STOPPED)`, as every other
+    actuator is made safe, is `stop()`; `drive(MOVING)` moves nothing by
+    itself, since a move needs duties (`set_wheels`).
+    """
+
+    def __init__(self, name: str, safe_state: str) -> None:
+        super().__init__(name, safe_state)
+        #: The duties last put on the outputs, (left, right) in -1..1.
+        self.wheels: tuple[float, float] = (0.0, 0.0)
+
+    @abstractmethod
+    def set_wheels(self, left: float, right: float) -> None:
+        """Drive each wheel at a signed duty in -1..1 (positive: forward)."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Both wheels stopped at once, as the H-bridge's stop_mode says."""
+
+    @property
+    def state(self) -> str:
+        return MOVING if self.wheels != (0.0, 0.0) else STOPPED
+
+    def drive(self, state: str) -> None:
+        if state != MOVING:
+            self.stop()

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from anse_hw.drivers.gpio_drive import GpioDrive
 from anse_hw.drivers.gpio_io import GpioInputSensor, GpioOutput
 from anse_hw.drivers.gpio_motor import GpioMotor
 from anse_hw.drivers.hcsr04 import HCSR04Sensor
 from anse_hw.drivers.serial_sensor import SerialSensor
-from anse_hw.drivers.sim import SimActuator, SimSensor
+from anse_hw.drivers.sim import SimActuator, SimDrive, SimSensor
 from anse_hw.drivers.sysfs_temperature import CpuTemperatureSensor, DS18B20Sensor
 from anse_hw.kinds import SENSOR_KINDS
 from anse_hw.readings import ActuatorDriver, SensorDriver
@@ -29,7 +30,13 @@ SENSOR_DRIVERS: tuple[type[SensorDriver], ...] = (
     CpuTemperatureSensor,
     GpioInputSensor,
 )
-ACTUATOR_DRIVERS: tuple[type[ActuatorDriver], ...] = (SimActuator, GpioMotor, GpioOutput)
+ACTUATOR_DRIVERS: tuple[type[ActuatorDriver], ...] = (
+    SimActuator,
+    SimDrive,
+    GpioMotor,
+    GpioOutput,
+    GpioDrive,
+)
 
 
 def find(drivers: tuple[type, ...], kind: str, driver: str) -> type | None:
