@@ -29,7 +29,8 @@ actuators:
     accel: 4.0
     stop_mode: {stop_mode}
 reflexes:
-  - {{name: slow_near, sensor: front, actuator: base, command: {{limit: {{full_at: 60, zero_at: 15}}}}}}
+  - {{name: slow_near, sensor: front, actuator: base,
+     command: {{limit: {{full_at: 60, zero_at: 15}}}}}}
   - {{name: cruise, sensor: front, above: 30, actuator: base, command: {{linear: 0.5, angular: 0}}}}
   - {{name: guard, sensor: front, below: 15, actuator: base, command: stop}}
 """
@@ -74,3 +75,102 @@ def test_a_cruise_drives_the_wheels_a_limit_slows_them_a_guard_stops_them(
     assert pin(pins, "GPIO12") == 0.0, "coast: the enable low"
     daemon.stop()
     assert daemon.proc.returncode == 0
+
+
+def session_cookie(port: int, token: str) -> str:
+    """The dashboard's session, as POST /api/login with the token gives it."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/login",
+        data=b"",
+        method="POST",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.headers["Set-Cookie"].split(";", 1)[0]
+
+
+def operator_config(device: str, pins: Path, heartbeat: float) -> str:
+    """The base with only its guard: it moves when an operator drives it."""
+    text = drive_config(device, pins).replace("port: 0}", f"port: 0, heartbeat: {heartbeat}}}")
+    return "\n".join(line for line in text.splitlines() if "cruise" not in line)
+
+
+def test_an_operator_drives_the_base_over_http_hold_to_run(start_daemon, tmp_path, device):
+    from tests.test_control import post
+
+    pins = tmp_path / "pins.json"
+    hold = 2.0  # ten times what a request takes on a busy machine
+    daemon = start_daemon(operator_config(device.path, pins, hold))
+    token = (daemon.state / "control-token").read_text().strip()
+    device.write(tfmini_frame(80))  # the guard is clear
+    turn = {"command": {"linear": 0.5, "angular": 0.25}}
+    status, body = wait_for(
+        lambda: (got := post(daemon.port, "/api/actuators/base", token, turn))[0] == 200 and got,
+        what="the base accepts a drive once the guard has read",
+    )
+    assert body == {"actuator": "base", "state": "MOVING"}
+    # a left curve: the right wheel faster, both forward (0.8 * 0.25 and 0.8 * 0.75)
+    wait_for(lambda: duty(pins, "right") == pytest.approx(0.6), what="right wheel at 0.6")
+    assert duty(pins, "left") == pytest.approx(0.2)
+    wait_for(lambda: duty(pins, "right") == 0.0, timeout=hold + 20, what="lapse: no heartbeat")
+    assert duty(pins, "left") == 0.0
+    status, body = post(daemon.port, "/api/actuators/base", token, {"command": {"linear": 2}})
+    assert status == 400 and "\n" not in body["error"]
+    status, body = post(
+        daemon.port, "/api/actuators/base", token, {"command": {"linear": 1.5, "angular": 0}}
+    )
+    assert (status, body["error"]) == (400, "command linear must be from -1 to 1, got 1.5")
+    daemon.stop()
+
+
+def test_a_guard_stops_the_base_while_an_operator_drives_forward(start_daemon, tmp_path, device):
+    import asyncio
+    import json
+
+    from websockets.asyncio.client import connect
+
+    from tests.test_control import post
+
+    pins = tmp_path / "pins.json"
+    daemon = start_daemon(operator_config(device.path, pins, 2.0))
+    token = (daemon.state / "control-token").read_text().strip()
+
+    cookie = session_cookie(daemon.port, token)
+
+    async def scenario() -> dict:
+        async with connect(
+            daemon.url,
+            origin=f"http://127.0.0.1:{daemon.port}",
+            additional_headers={"Cookie": cookie},
+        ) as ws:
+            await ws.recv()  # the snapshot
+
+            async def drive(command: object) -> dict:
+                message = {"action": "command", "actuator": "base", "command": command}
+                await ws.send(json.dumps(message))
+                while True:
+                    event = json.loads(await ws.recv())
+                    if event["type"] == "reply":
+                        return event["data"]
+
+            device.write(tfmini_frame(80))
+            forward = {"linear": 1.0, "angular": 0.0}
+            while not (await drive(forward))["ok"]:  # until the guard has read
+                await asyncio.sleep(0.05)
+            while duty(pins, "left") != pytest.approx(0.8):
+                assert (await drive(forward))["ok"], "heartbeats renew the hold"
+                await asyncio.sleep(0.05)
+            device.write(tfmini_frame(10))
+            while duty(pins, "left") != 0.0:
+                await drive(forward)  # the operator keeps pushing forward
+                await asyncio.sleep(0.05)
+            return await drive(forward)
+
+    refused = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert refused["ok"] is False and refused["status"] == 409
+    assert duty(pins, "left") == 0.0 and duty(pins, "right") == 0.0
+    status, _ = post(daemon.port, "/api/actuators/base", token, {"command": "move"})
+    assert status == 400, "a drive takes stop or {linear, angular}"
+    daemon.stop()
