@@ -83,6 +83,8 @@ class Engine:
             for a in config.actuators
             if ACTUATOR_KINDS[a.type].steered and a.name in actuators
         }
+        #: How each motor was last asked to move: (reverse, speed).
+        self.aims: dict[str, motion.Aim] = {}
         #: The limit reflexes on each sensor.
         self.limits: dict[str, list[LimitConfig]] = {}
         for limit in config.limits:
@@ -319,6 +321,8 @@ class Engine:
         for actuator in targets:
             if reflex.twist is not None:
                 self.bases[actuator].cruise = reflex.twist
+            if reflex.how is not None:
+                self.aims[actuator] = reflex.how
             self._actuator_phase(actuator, reflex.target, batch, cause=reflex.name, why=why)
 
     def _there(self, name: str, reflex: ReflexConfig) -> bool:
@@ -327,7 +331,8 @@ class Engine:
         nothing wants it to move (its wheels may stand still under a limit
         while a cruise or an operator still wants them to turn)."""
         if name not in self.bases:
-            return self.world.actuators[name] == reflex.target
+            there = self.world.actuators[name] == reflex.target
+            return there and (reflex.how is None or self.actuators[name].how == reflex.how)
         if reflex.twist is not None:
             return self.bases[name].cruise == reflex.twist
         return self._wanted(name) is None and self.world.actuators[name] == reflex.target
@@ -344,8 +349,12 @@ class Engine:
         if name in self.bases:
             self._steer(name, batch, cause, why, stop=safe)
             return
-        if actuator.state == target and self.world.actuators[name] == target:
+        how = None if safe else self.aims.get(name)
+        there = actuator.state == target and self.world.actuators[name] == target
+        if there and (how is None or actuator.how == how):
             return
+        if how is not None:
+            actuator.aim(*how)
         actuator.drive(target)
         self.changed_at[name] = self.clock()
         self._changed = True
@@ -630,6 +639,9 @@ class Engine:
             self.world.last_reflex = decision.event["reflex_name"]
         self._emit(batch, events.REFLEX, decision.event)
         for name, target in decision.drive:
+            hold = self.desk.holds.get(name)
+            if hold is not None and hold.how is not None:
+                self.aims[name] = hold.how
             self._actuator_phase(
                 name,
                 target,

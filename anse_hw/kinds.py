@@ -60,6 +60,9 @@ class ActuatorKind:
     #: It is steered: besides its commands it takes a `{linear, angular}` twist
     #: (which moves it) and reflexes may `limit` it (anse_hw.motion).
     steered: bool = False
+    #: It moves either way at a speed: its `move` and `reverse` take
+    #: `{speed: 0..1}` (anse_hw.motion.aim_of).
+    aimed: bool = False
 
     @property
     def states(self) -> tuple[str, ...]:
@@ -74,7 +77,12 @@ MOVING, STOPPED = "MOVING", "STOPPED"
 ON, OFF = "ON", "OFF"
 
 ACTUATOR_KINDS: dict[str, ActuatorKind] = {
-    "motor": ActuatorKind("motor", {"stop": STOPPED, "move": MOVING}, {"stop": STOPPED}),
+    "motor": ActuatorKind(
+        "motor",
+        {"stop": STOPPED, "move": MOVING, "reverse": MOVING},
+        {"stop": STOPPED},
+        aimed=True,
+    ),
     # Relay, LED, fan, buzzer.  A fan that must run when in doubt is `safe: on`.
     "output": ActuatorKind("output", {"off": OFF, "on": ON}, {"off": OFF, "on": ON}),
     # Two motors as one differential base: MOVING while a wheel has a duty.

@@ -324,8 +324,8 @@ class ReflexConfig:
     sensor: str | None = setting(None, "the one-line form: name of a configured sensor")
     actuator: str | None = setting(None, "name of a configured actuator (or actuators: [a, b])")
     command: str = setting(
-        help="motor: stop | move; output: on | off; drive: stop | {linear, angular} "
-        "| {limit: {full_at, zero_at}}"
+        help="motor: stop | move | reverse, or {move: {speed: 0..1}} | {reverse: {speed: 0..1}}; "
+        "output: on | off; drive: stop | {linear, angular} | {limit: {full_at, zero_at}}"
     )
     below: float | None = setting(None, "numeric sensors: fires when the reading is below this")
     above: float | None = setting(None, "numeric sensors: fires when the reading is above this")
@@ -348,6 +348,8 @@ class ReflexConfig:
     guard: bool = True
     #: A drive's cruise: the `{linear, angular}` its command moves it at.
     twist: tuple[float, float] | None = None
+    #: A motor's move: (reverse, speed), speed None for its configured one.
+    how: tuple[bool, float | None] | None = None
 
     @property
     def sensors(self) -> frozenset[str]:

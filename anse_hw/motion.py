@@ -12,11 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
+    "AIMED",
     "ZERO",
+    "Aim",
     "Base",
     "Ramp",
     "Twist",
     "Wheels",
+    "aim_of",
     "cap_forward",
     "limit_cap",
     "mix",
@@ -28,6 +31,28 @@ Twist = tuple[float, float]
 #: (left, right) signed duties, each -1..1.
 Wheels = tuple[float, float]
 ZERO: Twist = (0.0, 0.0)
+#: A motor's move: (reverse, speed): against its configured direction or
+#: not, at a speed 0..1 (None: its configured `speed`).
+Aim = tuple[bool, float | None]
+#: The commands that move a motor, and whether each reverses it.
+AIMED = {"move": False, "reverse": True}
+
+
+def aim_of(command: object) -> tuple[str, Aim] | str:
+    """A motor's move, `move` | `reverse` | `{move: {speed: S}}` |
+    `{reverse: {speed: S}}`, as (command, aim); or what is wrong with it."""
+    if isinstance(command, str) and command in AIMED:
+        return command, (AIMED[command], None)
+    if isinstance(command, dict) and len(command) == 1:
+        ((name, args),) = command.items()
+        if name in AIMED and isinstance(args, dict) and set(args) == {"speed"}:
+            speed = args["speed"]
+            if isinstance(speed, bool) or not isinstance(speed, (int, float)):
+                return f"speed must be a number from 0 to 1, got {speed!r}"
+            if not 0.0 <= speed <= 1.0:  # NaN fails this too
+                return f"speed must be from 0 to 1, got {speed!r}"
+            return name, (AIMED[name], float(speed))
+    return "must be move | reverse | {move: {speed: 0..1}} | {reverse: {speed: 0..1}}"
 
 
 def twist_problem(value: object) -> str | None:

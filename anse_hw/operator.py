@@ -25,7 +25,7 @@ from typing import Any
 from anse_hw import events
 from anse_hw.errors import Refused
 from anse_hw.kinds import ACTUATOR_KINDS, MOVING
-from anse_hw.motion import Twist, twist_problem
+from anse_hw.motion import Aim, Twist, aim_of, twist_problem
 
 __all__ = ["COMMAND_REFLEX", "ESTOP_INPUT", "ESTOP_REFLEX", "Decision", "Hold", "Operator"]
 
@@ -50,6 +50,8 @@ class Hold:
     deadline: float | None
     #: A drive's `{linear, angular}`, as (linear, angular).
     twist: Twist | None = None
+    #: A motor's move: (reverse, speed).
+    how: Aim | None = None
 
 
 @dataclass
@@ -132,13 +134,21 @@ class Operator:
         if name not in self.kinds:
             raise Refused(404, f"no actuator named {name!r}")
         kind = ACTUATOR_KINDS[self.kinds[name]]
-        twist, target, text = None, None, command
+        twist, how, target, text = None, None, None, command
         if isinstance(command, dict) and kind.steered:
             problem = twist_problem(command)
             if problem:
                 raise Refused(400, f"{name}: the command {problem}")
             twist = (float(command["linear"]), float(command["angular"]))
             target, text = MOVING, f"linear {twist[0]:g} angular {twist[1]:g}"
+        elif kind.aimed and command != "stop":
+            aimed = aim_of(command)
+            if isinstance(aimed, str):
+                raise Refused(400, f"{name} is a motor: the command {aimed}, or stop")
+            text, how = aimed
+            target = MOVING
+            if how[1] is not None:
+                text = f"{text} at {how[1]:g}"
         elif isinstance(command, str):
             target = kind.commands.get(command)
         if target is None:
@@ -152,11 +162,12 @@ class Operator:
             if not clear(name):
                 raise Refused(409, f"{name} is guarded: a guarding sensor is not clear")
             hold = self.holds.get(name)
-            if hold is not None and hold.state == target and hold.twist == twist:  # a heartbeat
+            same = hold is not None and (hold.state, hold.twist, hold.how) == (target, twist, how)
+            if same:  # a heartbeat
                 hold.deadline = now + self.hold_time
                 held = {"actuator": name, "state": target, "held_for_s": self.hold_time}
                 return Decision(None, reply=lambda states: held)
-            self.holds[name] = Hold(target, now + self.hold_time, twist)
+            self.holds[name] = Hold(target, now + self.hold_time, twist, how)
         return Decision(
             events.reflex_data(COMMAND_REFLEX, f"{text} {name} from {source}", True),
             [(name, target)],

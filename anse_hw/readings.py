@@ -130,6 +130,14 @@ class ActuatorDriver(ABC):
     def __init__(self, name: str, safe_state: str) -> None:
         self.name = name
         self.safe_state = safe_state
+        #: How a motor moves when MOVING: (reverse, speed), see `aim`.
+        self.how: tuple[bool, float | None] = (False, None)
+
+    def aim(self, reverse: bool, speed: float | None) -> None:
+        """How the next `drive(MOVING)` turns a motor: against its configured
+        direction (`reverse`), at `speed` 0..1 (None: its configured speed).
+        Only motors are aimed; a driver that has a speed applies `how`."""
+        self.how = (reverse, speed)
 
     @property
     @abstractmethod

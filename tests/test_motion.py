@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from anse_hw.motion import Ramp, cap_forward, limit_cap, mix, twist_problem
+from anse_hw.motion import Ramp, aim_of, cap_forward, limit_cap, mix, twist_problem
 
 
 @pytest.mark.parametrize(
@@ -82,3 +82,21 @@ def test_slowing_and_stopping_are_never_ramped_and_reversing_passes_through_zero
 def test_a_twist_command_is_two_numbers_in_range(command, problem):
     found = twist_problem(command)
     assert (found is None) if problem is None else (problem in found)
+
+
+@pytest.mark.parametrize(
+    ("command", "aimed"),
+    [
+        ("move", ("move", (False, None))),
+        ("reverse", ("reverse", (True, None))),
+        ({"move": {"speed": 0.5}}, ("move", (False, 0.5))),
+        ({"reverse": {"speed": 1}}, ("reverse", (True, 1.0))),
+        ({"reverse": {"speed": 1.5}}, "speed must be from 0 to 1"),
+        ({"move": {"speed": "fast"}}, "speed must be a number"),
+        ({"move": {"speed": 0.5, "x": 1}}, "must be move | reverse"),
+        ("stop", "must be move | reverse"),
+    ],
+)
+def test_a_motor_move_is_move_or_reverse_with_an_optional_speed(command, aimed):
+    found = aim_of(command)
+    assert found == aimed if not isinstance(aimed, str) else aimed in found

@@ -18,6 +18,7 @@ from anse_hw.config.schema import (
     SENSOR_COMMON,
     Checker,
     nearest,
+    shown,
 )
 from anse_hw.drivers import registry
 from anse_hw.filters import FilterChain, parse_filters
@@ -29,7 +30,7 @@ from anse_hw.model import (
     ReflexConfig,
     SensorConfig,
 )
-from anse_hw.motion import twist_problem
+from anse_hw.motion import aim_of, twist_problem
 from anse_hw.options import REQUIRED, Option
 from anse_hw.shape import SpecError
 
@@ -254,12 +255,21 @@ def reflex(
     if driven is None or built is None or values["name"] is None or command is None:
         return None
     condition, text = built
-    twist = None
-    if isinstance(command, dict):
+    twist = how = None
+    if isinstance(command, dict) and any(ACTUATOR_KINDS[a.type].steered for a in driven):
         twist = _twist(check, (*path, "command"), command, driven)
         if twist is None:
             return None
         command = f"linear {twist[0]:g} angular {twist[1]:g}"
+    elif all(ACTUATOR_KINDS[a.type].aimed for a in driven) and command != "stop":
+        aimed = aim_of(command)
+        if isinstance(aimed, str):
+            check.problem((*path, "command"), f"{shown(command)} {aimed}")
+            return None
+        command, how = aimed
+    elif not isinstance(command, str):
+        check.problem((*path, "command"), f"{shown(command)} is for a motor or a drive")
+        return None
     targets = set()
     for act in driven:
         commands = ACTUATOR_KINDS[act.type].commands
@@ -296,6 +306,7 @@ def reflex(
         target=target,
         guard=guard,
         twist=twist,
+        how=how,
     )
 
 

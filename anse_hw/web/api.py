@@ -33,7 +33,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from anse_hw.errors import Refused
-from anse_hw.motion import twist_problem
+from anse_hw.motion import aim_of, twist_problem
 from anse_hw.web.auth import SESSION_COOKIE, SESSION_SECONDS, Gate, Latch, session_from_cookie
 
 if TYPE_CHECKING:
@@ -293,10 +293,15 @@ def _name(value: Any, what: str) -> str:
 
 
 def _command_value(value: Any) -> str | dict:
-    """A command: a name ("stop"), or a drive's {"linear": x, "angular": y}
-    with both in -1..1 (whether the actuator is a drive, the engine says)."""
+    """A command: a name ("stop"), a motor's {"move"|"reverse": {"speed": s}}
+    or a drive's {"linear": x, "angular": y}, each number in range (whether
+    the actuator is a motor or a drive, the engine says)."""
     if isinstance(value, dict):
-        problem = twist_problem(value)
+        if {"linear", "angular"} & set(value):
+            problem = twist_problem(value)
+        else:
+            aimed = aim_of(value)
+            problem = aimed if isinstance(aimed, str) else None
         if problem:
             raise Refused(400, f"command {problem}")
         return value
