@@ -34,6 +34,8 @@ log = logging.getLogger("anse_hw.engine")
 Publish = Callable[[list[dict[str, Any]]], None]
 TIMEOUT_REFLEX = "sensor_timeout"
 FAULT_REFLEX = "sensor_fault"
+#: The reflex name of an actuator's own fault (a stalled wheel, lost encoders).
+ACTUATOR_FAULT_REFLEX = "actuator_fault"
 #: While a drive's wheel ramps up, the monitor steps it this often (50 Hz).
 RAMP_STEP = 0.02
 
@@ -91,6 +93,8 @@ class Engine:
             self.limits.setdefault(limit.sensor, []).append(limit)
             for name in limit.actuators:
                 self.bases[name].caps[limit.name] = 0.0  # nothing read yet: no forward
+        #: Actuators stopped by a fault of their own until a reset, and why.
+        self.faulted: dict[str, str] = {}
         self.world = WorldModel(config, clock())
         self._lock = threading.Lock()
         self._seq = 0
@@ -149,6 +153,11 @@ class Engine:
                 lambda sample, n=name: self.on_sample(n, sample),
                 lambda text, active, n=name: self.on_fault(n, text, active),
                 self.on_crash,
+            )
+        for name, actuator in self.actuators.items():
+            actuator.start(
+                lambda text, n=name: self.actuator_fault(n, text),
+                lambda data, n=name: self.actuator_measured(n, data),
             )
         self._monitor = threading.Thread(target=self._watch, name="monitor", daemon=True)
         self._monitor.start()
@@ -334,7 +343,8 @@ class Engine:
             there = self.world.actuators[name] == reflex.target
             return there and (reflex.how is None or self.actuators[name].how == reflex.how)
         if reflex.twist is not None:
-            return self.bases[name].cruise == reflex.twist
+            # A faulted drive takes no cruise: the first one after the reset moves it.
+            return name in self.faulted or self.bases[name].cruise == reflex.twist
         return self._wanted(name) is None and self.world.actuators[name] == reflex.target
 
     def _actuator_phase(
@@ -397,7 +407,7 @@ class Engine:
         base = self.bases[name]
         if stop:
             base.cruise = None
-        wanted = None if stop else self._wanted(name)
+        wanted = None if stop or name in self.faulted else self._wanted(name)
         twist = motion.ZERO
         if wanted is not None and not self.desk.latched and self.world.quiet_for(name):
             twist = motion.cap_forward(wanted, base.cap())
@@ -510,6 +520,45 @@ class Engine:
             self._send(batch)
         (log.warning if active else log.info)("%s: %s", name, text)
 
+    def actuator_fault(self, name: str, text: str) -> None:
+        """An actuator's own fault (a drive's wheel stalled, its encoders
+        lost; the driver has stopped it already): its safe state, and it
+        stays there until a reset (docs/safety.md, "Wheels")."""
+        batch: list[dict[str, Any]] = []
+        with self._lock:
+            self.faulted[name] = text
+            self.world.last_reflex = ACTUATOR_FAULT_REFLEX
+            condition = f"{name}: {text}"
+            data = events.reflex_data(ACTUATOR_FAULT_REFLEX, condition, True, actuator=name)
+            self._emit(batch, events.REFLEX, data)
+            safe = self.actuators[name].safe_state
+            self._actuator_phase(name, safe, batch, cause=ACTUATOR_FAULT_REFLEX, why=condition)
+            self._send(batch)
+        log.error("%s: %s: in its safe state until POST /api/reset", name, text)
+
+    def _clear_faults(self) -> None:
+        """A reset clears the actuators' faults, except where the cause is
+        still there (encoders still lost).  Under the lock."""
+        for name in list(self.faulted):
+            still = self.actuators[name].reset_fault()
+            if still is None:
+                del self.faulted[name]
+            else:
+                self.faulted[name] = still
+
+    def actuator_measured(self, name: str, data: dict[str, Any]) -> None:
+        """What an actuator measured (a drive's wheel speeds), on its event."""
+        batch: list[dict[str, Any]] = []
+        with self._lock:
+            twist = self.bases[name].twist if name in self.bases else None
+            extra = {"linear": twist[0], "angular": twist[1]} if twist else {}
+            kind = self.config_actuators[name].type
+            state = self.world.actuators[name]
+            self._emit(
+                batch, events.ACTUATOR, events.actuator_data(name, state, kind, **extra, **data)
+            )
+            self._send(batch)
+
     def _fault(self, name: str, reflex: str, condition: str, active: bool, batch: list) -> None:
         if active:
             self.world.last_reflex = reflex
@@ -593,7 +642,11 @@ class Engine:
                 decision = self.desk.estop(source)
             elif action == "reset":
                 decision = self.desk.reset(source)
+                self._clear_faults()
             elif action == "command":
+                if actuator in self.faulted and command != "stop":
+                    why = self.faulted[actuator]
+                    raise Refused(409, f"{actuator} is stopped by a fault ({why}): reset first")
                 decision = self.desk.command(
                     actuator, command, source, self._may_move, self.clock()
                 )

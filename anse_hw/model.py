@@ -40,6 +40,12 @@ from anse_hw.options import (
     seconds,
     topic_part_problem,
 )
+from anse_hw.wheels import (
+    DEFAULT_MAX_RPS,
+    DEFAULT_STALL_AFTER,
+    encoders_problem,
+    stall_problem,
+)
 
 __all__ = [
     "ANY_ADDRESS",
@@ -305,6 +311,22 @@ class ActuatorConfig:
         "drive: duty per second a wheel may gain (0.1 to 100; default 2: standstill to "
         "full in half a second); slowing down and stopping are never ramped",
         in_range(0.1, 100),
+        yaml_default=WORKED_OUT,
+    )
+    encoders: dict[str, Any] | None = setting(
+        None,
+        "drive: wheel encoders, for measured and closed-loop wheel speed and stall "
+        "detection: {left: {a, b, counts_per_rev}, right: {a, b, counts_per_rev}} "
+        "(quadrature on GPIO) or {port, baud, counts_per_rev} (a microcontroller printing "
+        f"E,<left>,<right>); optional max_rps, each wheel's rev/s at full duty (default "
+        f"{DEFAULT_MAX_RPS:g})",
+        encoders_problem,
+    )
+    stall: dict[str, Any] | None = setting(
+        None,
+        "drive with encoders: {after: S}, a wheel commanded but not turning for S seconds "
+        f"(0.1 to 10; default {DEFAULT_STALL_AFTER:g}) is a fault: the base stops until a reset",
+        stall_problem,
         yaml_default=WORKED_OUT,
     )
     options: dict[str, Any] = field(default_factory=dict)

@@ -155,6 +155,18 @@ class ActuatorDriver(ABC):
     def describe(self) -> str:
         return type(self).__name__
 
+    def start(
+        self, on_fault: Callable[[str], None], on_measured: Callable[[dict[str, Any]], None]
+    ) -> None:
+        """Start a thread of its own, if it has one (a drive with encoders:
+        its speed loop); `on_fault` when it has stopped itself and must stay
+        stopped until a reset, `on_measured` with what it measured."""
+        return None
+
+    def reset_fault(self) -> str | None:
+        """A reset: forget a fault of its own, or say why it still stands."""
+        return None
+
 
 class DriveDriver(ActuatorDriver):
     """A differential base's two wheels, each driven at a signed duty.

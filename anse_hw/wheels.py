@@ -12,16 +12,22 @@ and resets where a wound-up integral would otherwise overshoot.
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from simple_pid import PID
 
 __all__ = [
+    "DEFAULT_MAX_RPS",
+    "DEFAULT_STALL_AFTER",
     "INTEGRATE_WITHIN",
     "STALL_DUTY",
     "Gains",
     "SpeedLoop",
     "StallDetector",
     "WheelSpeed",
+    "counts_per_rev",
+    "encoders_problem",
+    "stall_problem",
 ]
 
 #: Below this duty a DC motor may well not turn at all (static friction,
@@ -137,3 +143,87 @@ class SpeedLoop:
 
     def reset(self) -> None:
         self.pid.reset()
+
+
+#: The stall time when a drive has encoders and no `stall:` (docs/safety.md).
+DEFAULT_STALL_AFTER = 0.5
+#: A wheel's speed at full duty when `encoders:` does not say (`max_rps`):
+#: low, so a guess too small makes the closed loop slower, never faster.
+DEFAULT_MAX_RPS = 2.0
+_GPIO_KEYS = {"a", "b", "counts_per_rev"}
+_SERIAL_KEYS = {"port", "baud", "counts_per_rev"}
+
+
+def _whole(value: Any, low: int, high: int) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and low <= value <= high
+
+
+def _wheel_problem(side: str, wheel: Any) -> str | None:
+    if not isinstance(wheel, dict) or set(wheel) != _GPIO_KEYS:
+        return f"{side}: must be {{a: PIN, b: PIN, counts_per_rev: N}}"
+    for key in ("a", "b"):
+        if not _whole(wheel[key], 0, 27):
+            return f"{side}.{key}: must be a BCM GPIO number from 0 to 27, got {wheel[key]!r}"
+    if wheel["a"] == wheel["b"]:
+        return f"{side}: a and b must be two different pins"
+    return None
+
+
+def encoders_problem(value: Any) -> str | None:
+    """What is wrong with a drive's `encoders:`, or None.  Two forms: a
+    quadrature encoder per wheel on GPIO, `{left: {a, b, counts_per_rev},
+    right: {...}}`, or a microcontroller's counts on a serial port,
+    `{port, baud, counts_per_rev}`; either may add `max_rps`."""
+    if not isinstance(value, dict):
+        return (
+            "must be {left: {a, b, counts_per_rev}, right: {...}} or {port, baud, counts_per_rev}"
+        )
+    value = dict(value)
+    max_rps = value.pop("max_rps", DEFAULT_MAX_RPS)
+    if (
+        isinstance(max_rps, bool)
+        or not isinstance(max_rps, int | float)
+        or not 0.1 <= max_rps <= 100
+    ):
+        return f"max_rps: must be a number from 0.1 to 100 (rev/s at full duty), got {max_rps!r}"
+    if set(value) == {"left", "right"}:
+        wheels = (value["left"], value["right"])
+        for side, wheel in zip(("left", "right"), wheels, strict=True):
+            problem = _wheel_problem(side, wheel)
+            if problem:
+                return problem
+        if {wheels[0]["a"], wheels[0]["b"]} & {wheels[1]["a"], wheels[1]["b"]}:
+            return "left and right must be on four different pins"
+        counts = [w["counts_per_rev"] for w in wheels]
+    elif set(value) == _SERIAL_KEYS:
+        if not isinstance(value["port"], str) or not value["port"]:
+            return f"port: must be a device path, got {value['port']!r}"
+        if not _whole(value["baud"], 50, 4_000_000):
+            return f"baud: must be a whole number from 50 to 4000000, got {value['baud']!r}"
+        counts = [value["counts_per_rev"]]
+    else:
+        return (
+            "must be {left: {a, b, counts_per_rev}, right: {a, b, counts_per_rev}} (GPIO) "
+            "or {port, baud, counts_per_rev} (serial), with an optional max_rps"
+        )
+    for count in counts:
+        if not _whole(count, 1, 1_000_000):
+            return f"counts_per_rev: must be a whole number from 1 to 1000000, got {count!r}"
+    return None
+
+
+def stall_problem(value: Any) -> str | None:
+    """`stall: {after: S}`, S from 0.1 to 10 seconds."""
+    if not isinstance(value, dict) or set(value) != {"after"}:
+        return "must be {after: SECONDS}"
+    after = value["after"]
+    if isinstance(after, bool) or not isinstance(after, int | float) or not 0.1 <= after <= 10:
+        return f"after: must be from 0.1 to 10 seconds, got {after!r}"
+    return None
+
+
+def counts_per_rev(encoders: dict[str, Any]) -> tuple[int, int]:
+    """Each wheel's counts per revolution, from a checked `encoders:`."""
+    if "left" in encoders:
+        return encoders["left"]["counts_per_rev"], encoders["right"]["counts_per_rev"]
+    return encoders["counts_per_rev"], encoders["counts_per_rev"]

@@ -19,6 +19,7 @@ from anse_hw.drivers.registry import (
     build_actuator,
     build_sensor,
     find,
+    with_encoders,
 )
 from anse_hw.model import Config
 from anse_hw.readings import ActuatorDriver, SensorDriver
@@ -46,7 +47,10 @@ def build_estop(config: Config, pin_factory: Any) -> EstopInput | None:
 
 
 def build_actuators(config: Config, pin_factory: Any) -> dict[str, ActuatorDriver]:
-    return _build_all(config.actuators, lambda a: build_actuator(a, pin_factory))
+    return _build_all(
+        config.actuators,
+        lambda a: with_encoders(a, build_actuator(a, pin_factory), pin_factory),
+    )
 
 
 def build_sensors(config: Config, pin_factory: Any) -> dict[str, SensorDriver]:

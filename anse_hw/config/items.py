@@ -138,11 +138,16 @@ def actuator(check: Checker, path: tuple, item: Any) -> ActuatorConfig | None:
         if values[key] and values["type"] != "output":
             check.problem((*path, key), f"is for outputs; a {kind.name} has no on and off")
             return None
-    steering = {k: values[k] for k in ("max_speed", "accel") if values[k] is not None}
+    steering = {
+        k: values[k] for k in ("max_speed", "accel", "encoders", "stall") if values[k] is not None
+    }
     for key in steering:
         if not kind.steered:
             check.problem((*path, key), f"is for a drive; a {kind.name} is not steered")
             return None
+    if "stall" in steering and "encoders" not in steering:
+        check.problem((*path, "stall"), "needs encoders: a stall is seen on a wheel's encoder")
+        return None
     return ActuatorConfig(
         name=values["name"],
         type=values["type"],

@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -34,11 +35,13 @@ from anse_hw.drivers.protocols import LineSplitter
 from anse_hw.drivers.serial_sensor import RECONNECT_MIN, permission_hint
 from anse_hw.drivers.threaded import Worker
 from anse_hw.errors import DriverError
+from anse_hw.plant import WheelPlant
+from anse_hw.readings import DriveDriver
 
 if TYPE_CHECKING:
     import serial
 
-__all__ = ["EncoderLines", "Encoders", "GpioEncoders", "SerialEncoders"]
+__all__ = ["EncoderLines", "Encoders", "GpioEncoders", "PlantEncoders", "SerialEncoders"]
 
 log = logging.getLogger("anse_hw.drivers")
 
@@ -88,6 +91,29 @@ class Encoders:
 
     def describe(self) -> str:
         return type(self).__name__
+
+
+class PlantEncoders(Encoders):
+    """The sim's encoders: a simulated wheel (anse_hw.plant) under each of
+    the drive's duties, stepped by the time since the last read."""
+
+    def __init__(self, drive: DriveDriver, counts_per_rev: tuple[int, int], max_rps: float) -> None:
+        self.drive = drive
+        self.plants = tuple(WheelPlant(max_rps, counts_per_rev=c) for c in counts_per_rev)
+        self._last: float | None = None
+
+    def counts(self) -> tuple[int, int]:
+        now = time.monotonic()
+        if self._last is not None:
+            for plant, duty in zip(self.plants, self.drive.wheels, strict=True):
+                plant.duty = duty
+                plant.step(now - self._last)
+        self._last = now
+        left, right = self.plants
+        return left.counts, right.counts
+
+    def describe(self) -> str:
+        return "simulated wheels with inertia and counting encoders"
 
 
 class GpioEncoders(Encoders):
