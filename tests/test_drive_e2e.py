@@ -216,3 +216,33 @@ def test_check_shows_the_drive_and_its_limit(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "base: drive via sim, safe STOPPED, max_speed 0.8, accel 4/s" in result.stdout
     assert "slow_near: front caps forward of base: full from 60, none at 15" in result.stdout
+
+
+def test_a_killed_daemon_s_base_is_stopped_by_safe_stop(start_daemon, tmp_path, device):
+    """SIGKILL leaves the wheels driven, as on a Pi; --safe-stop (systemd's
+    ExecStopPost) stops them from the config alone, as a stop_mode brake."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, daemon_env
+
+    pins = tmp_path / "pins.json"
+    daemon = start_daemon(
+        drive_config(device.path, pins, stop_mode="brake"),
+        env={"NOTIFY_SOCKET": str(tmp_path / "nobody")},  # as under systemd: no guardian
+    )
+    device.write(tfmini_frame(80))
+    wait_for(lambda: duty(pins, "left") == pytest.approx(0.4), what="cruising")
+    daemon.proc.kill()
+    daemon.proc.wait()
+    assert duty(pins, "left") == pytest.approx(0.4), "still driven"
+    result = subprocess.run(
+        [sys.executable, "-m", "anse_hw", "--config", str(tmp_path / "robot0.yaml"), "--safe-stop"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=daemon_env(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert duty(pins, "left") == 0.0 and duty(pins, "right") == 0.0
