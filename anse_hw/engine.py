@@ -177,6 +177,8 @@ class Engine:
         """Safe states even if the lock is wedged: used when the daemon is failing."""
         acquired = self._lock.acquire(timeout=1.0)
         try:
+            for base in self.bases.values():
+                base.ramp.halt(self.clock())  # no ramp step restarts a wheel
             for actuator in self.actuators.values():
                 try:
                     actuator.drive(actuator.safe_state)
@@ -419,7 +421,9 @@ class Engine:
         else:
             actuator.set_wheels(*base.ramp.aim(wheels, now))
         state = MOVING if wheels != motion.ZERO else STOPPED
-        shown = (round(twist[0], 3) + 0.0, round(twist[1], 3) + 0.0)
+        # Hundredths on the wire: a limit that follows a noisy sensor sends
+        # an event per 1 % of speed, not one per reading.
+        shown = (round(twist[0], 2) + 0.0, round(twist[1], 2) + 0.0)
         if state == self.world.actuators[name] and shown == base.twist:
             return
         base.twist = shown

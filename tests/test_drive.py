@@ -194,7 +194,7 @@ def test_a_silent_limit_sensor_stops_forward_at_once():
         ),
         (
             "{name: r, sensor: front, above: 30, actuator: fan, command: {linear: 1, angular: 0}}",
-            "is for a drive; 'fan' is a output",
+            "is for a drive; 'fan' is type output",
         ),
         ("{name: r, sensor: front, above: 30, actuator: base, command: move}", "stop | {linear"),
     ],
@@ -220,3 +220,16 @@ actuators: [{name: m, driver: sim, max_speed: 0.5}]
 """
     with pytest.raises(ConfigError, match="max_speed: is for a drive"):
         configuration.parse(text)
+
+
+def test_an_emergency_stop_mid_ramp_stays_stopped_through_the_next_ramp_steps():
+    """The failing daemon's last resort drives the pins directly: the
+    monitor's next ramp step must not turn the wheels again."""
+    engine, _published, clock = drive_engine()
+    engine.on_sample("front", Sample(80.0))
+    clock.now += 0.1
+    engine.check_silence()
+    assert wheels(engine)[0] > 0, "ramping up"
+    engine.emergency_stop()
+    settle(engine, clock, 0.2)
+    assert wheels(engine) == (0.0, 0.0)

@@ -174,3 +174,75 @@ def test_a_guard_stops_the_base_while_an_operator_drives_forward(start_daemon, t
     status, _ = post(daemon.port, "/api/actuators/base", token, {"command": "move"})
     assert status == 400, "a drive takes stop or {linear, angular}"
     daemon.stop()
+
+
+def test_a_drive_run_with_a_limit_replays_to_the_same_decisions(start_daemon, watch, tmp_path):
+    import signal
+
+    from anse_hw import recording
+    from tests.test_recording import anse, one_file
+
+    daemon = start_daemon(
+        """
+server: {host: 127.0.0.1, port: 0}
+sensors:
+  - {name: front, driver: sim, interval: 0.03}
+actuators:
+  - {name: base, type: drive, driver: sim, max_speed: 0.8}
+reflexes:
+  - {name: guard, sensor: front, below: 10, actuator: base, command: stop}
+  - {name: cruise, sensor: front, above: 15, actuator: base, command: {linear: 1, angular: 0.2}}
+  - {name: slow_near, sensor: front, actuator: base, command: {limit: {full_at: 40, zero_at: 12}}}
+""",
+        args=("--record", str(tmp_path / "rec")),
+    )
+    stream = watch(daemon.url)
+    wait_for(lambda: stream.actuator_states().count("STOPPED") >= 2, what="stops and restarts")
+    assert daemon.signal(signal.SIGTERM) == 0
+    path = one_file(tmp_path / "rec")
+    linears = {e["data"].get("linear") for e in stream.of_type("actuator")}
+    assert len(linears) > 2, "the limit shaped the speed on the way in"
+    assert {"STOPPED", "MOVING"} <= {d[2] for d in recording.decisions(path) if d[0] == "actuator"}
+    result = anse("replay", str(path), "--verify", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "replay matches the recording" in result.stderr
+
+
+def test_check_shows_the_drive_and_its_limit(tmp_path):
+    from tests.conftest import run_cli, write_config
+
+    config = write_config(tmp_path, drive_config("/dev/null", tmp_path / "pins.json"))
+    result = run_cli("--config", str(config), "--sim", "--check")
+    assert result.returncode == 0, result.stderr
+    assert "base: drive via sim, safe STOPPED, max_speed 0.8, accel 4/s" in result.stdout
+    assert "slow_near: front caps forward of base: full from 60, none at 15" in result.stdout
+
+
+def test_a_killed_daemon_s_base_is_stopped_by_safe_stop(start_daemon, tmp_path, device):
+    """SIGKILL leaves the wheels driven, as on a Pi; --safe-stop (systemd's
+    ExecStopPost) stops them from the config alone, as a stop_mode brake."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, daemon_env
+
+    pins = tmp_path / "pins.json"
+    daemon = start_daemon(
+        drive_config(device.path, pins, stop_mode="brake"),
+        env={"NOTIFY_SOCKET": str(tmp_path / "nobody")},  # as under systemd: no guardian
+    )
+    device.write(tfmini_frame(80))
+    wait_for(lambda: duty(pins, "left") == pytest.approx(0.4), what="cruising")
+    daemon.proc.kill()
+    daemon.proc.wait()
+    assert duty(pins, "left") == pytest.approx(0.4), "still driven"
+    result = subprocess.run(
+        [sys.executable, "-m", "anse_hw", "--config", str(tmp_path / "robot0.yaml"), "--safe-stop"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=daemon_env(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert duty(pins, "left") == 0.0 and duty(pins, "right") == 0.0

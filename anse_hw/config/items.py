@@ -261,7 +261,8 @@ def reflex(
         return None
     condition, text = built
     twist = how = None
-    if isinstance(command, dict) and any(ACTUATOR_KINDS[a.type].steered for a in driven):
+    steered = any(ACTUATOR_KINDS[a.type].steered for a in driven)
+    if isinstance(command, dict) and (steered or {"linear", "angular"} & set(command)):
         twist = _twist(check, (*path, "command"), command, driven)
         if twist is None:
             return None
@@ -319,7 +320,7 @@ def _steered_only(check: Checker, path: tuple, driven: list[ActuatorConfig], wha
     """Only a drive takes `what`; says which actuator does not."""
     for act in driven:
         if not ACTUATOR_KINDS[act.type].steered:
-            check.problem(path, f"{what} is for a drive; '{act.name}' is a {act.type}")
+            check.problem(path, f"{what} is for a drive; '{act.name}' is type {act.type}")
             return False
     return True
 

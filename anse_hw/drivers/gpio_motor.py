@@ -99,8 +99,8 @@ class GpioMotor(ActuatorDriver):
         self.options = options
         self.speed = float(options["speed"])
         self.reverse = options["direction"] == "backward"
-        self.stop_mode = options["stop_mode"]
-        self.pwm = options["pwm"]
+        self.stop_mode = options.get("stop_mode")
+        self.pwm = options.get("pwm", True)
         from gpiozero import Motor, PhaseEnableMotor
         from gpiozero.exc import GPIOZeroError
 

@@ -518,6 +518,10 @@ class ActuatorPanel {
   // hold-to-run button that sends heartbeats while pressed (the daemon puts
   // the actuator back in its safe state when they stop).
   addControls(safe, send) {
+    if (this.kind === 'drive') { // a two-wheel base: the drive pad (drivepad.js)
+      this.controls.replaceChildren(DrivePad.mount(this.name, send, SETTINGS.heartbeatMs));
+      return;
+    }
     const { safe: safeCommand, active } = commandsFor(this.kind, safe);
     const stop = el('button', { type: 'button', class: 'manual-safe', text: safeCommand });
     const hold = el('button', { type: 'button', class: 'manual-hold', text: `hold to ${active}` });
