@@ -164,8 +164,6 @@ def _wheel_problem(side: str, wheel: Any) -> str | None:
     for key in ("a", "b"):
         if not _whole(wheel[key], 0, 27):
             return f"{side}.{key}: must be a BCM GPIO number from 0 to 27, got {wheel[key]!r}"
-    if wheel["a"] == wheel["b"]:
-        return f"{side}: a and b must be two different pins"
     return None
 
 
@@ -192,8 +190,6 @@ def encoders_problem(value: Any) -> str | None:
             problem = _wheel_problem(side, wheel)
             if problem:
                 return problem
-        if {wheels[0]["a"], wheels[0]["b"]} & {wheels[1]["a"], wheels[1]["b"]}:
-            return "left and right must be on four different pins"
         counts = [w["counts_per_rev"] for w in wheels]
     elif set(value) == _SERIAL_KEYS:
         if not isinstance(value["port"], str) or not value["port"]:

@@ -190,3 +190,29 @@ def test_a_lost_encoder_port_stops_the_base_until_a_reset(robot, watch, tmp_path
     assert post(daemon.port, "/api/reset", token(daemon))[0] == 200
     wait_for(lambda: moving(pins), what="cruising again after the reset")
     counter.device.close()
+
+
+def test_sim_base_wheels_turn_and_their_encoders_count(start_daemon, watch, tmp_path):
+    """--sim: the configured GPIO encoders become simulated wheels with
+    inertia whose counts close the loop: cruise 0.5 at max_speed 0.8 is a
+    duty of 0.4, 0.4 x max_rps 3 = 1.2 rev/s measured."""
+    text = config(tmp_path / "pins.json", "/dev/ttyUNUSED").replace(
+        f"encoders: {{port: /dev/ttyUNUSED, baud: 115200, counts_per_rev: {COUNTS_PER_REV}, "
+        f"max_rps: {MAX_RPS}}}",
+        "encoders: {left: {a: 5, b: 6, counts_per_rev: 20}, "
+        "right: {a: 19, b: 26, counts_per_rev: 20}, max_rps: 3}",
+    )
+    daemon = start_daemon(text, args=("--sim",))
+    stream = watch(daemon.url)
+
+    def speeds():
+        return [
+            e["data"]["wheel_speeds"]
+            for e in stream.of_type("actuator")
+            if "wheel_speeds" in e["data"]
+        ]
+
+    wait_for(
+        lambda: speeds() and all(abs(v - 1.2) <= 0.06 for v in speeds()[-1].values()),
+        what="both simulated wheels at 1.2 rev/s",
+    )

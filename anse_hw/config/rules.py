@@ -115,9 +115,21 @@ def _pins_used_once(check: Checker, placed: Placed, estop: EstopConfig | None) -
             for part, pin in nested:
                 key = option.key if part is None else f"{option.key}.{part}"
                 where = (*at, option.key) if part is None else (*at, option.key, part)
-                if not option.pin or pin is None or bcm_pin(pin):
-                    continue
-                if pin in owners:
-                    check.problem(where, f"GPIO{pin} is already used by {owners[pin]}")
-                else:
-                    owners[pin] = f"{device.name}.{key}"
+                if option.pin:
+                    _claim(check, owners, where, f"{device.name}.{key}", pin)
+        encoders = getattr(device, "encoders", None) or {}
+        for side in ("left", "right") if "left" in encoders else ():
+            for part in ("a", "b"):
+                where = (*at, "encoders", side, part)
+                label = f"{device.name}.encoders.{side}.{part}"
+                _claim(check, owners, where, label, encoders[side][part])
+
+
+def _claim(check: Checker, owners: dict[int, str], where: tuple, label: str, pin: Any) -> None:
+    """`label` takes GPIO `pin`, unless another owns it already."""
+    if pin is None or bcm_pin(pin):
+        return
+    if pin in owners:
+        check.problem(where, f"GPIO{pin} is already used by {owners[pin]}")
+    else:
+        owners[pin] = label
