@@ -527,7 +527,7 @@ class Engine:
     def actuator_fault(self, name: str, text: str) -> None:
         """An actuator's own fault (a drive's wheel stalled, its encoders
         lost; the driver has stopped it already): its safe state, and it
-        stays there until a reset (docs/safety.md, "Wheels")."""
+        stays there until a reset (docs/safety.md, W1)."""
         batch: list[dict[str, Any]] = []
         with self._lock:
             self.faulted[name] = text

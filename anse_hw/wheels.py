@@ -1,5 +1,5 @@
 """Wheel feedback on numbers alone: speed from encoder counts, a speed loop
-per wheel, and stall detection (docs/safety.md, "Wheels").
+per wheel, and stall detection (docs/safety.md, W1).
 
 No pins, no ports, no clock: the caller hands in the time and the counts
 (the drive's control thread, or a test stepping a simulated plant).  The PID

@@ -1,6 +1,6 @@
 """The wheel maths on a simulated wheel: speed from counts, the speed
 loop's hold under load and its anti-windup, and stall detection
-(docs/safety.md, "Wheels")."""
+(docs/safety.md, W1)."""
 
 from __future__ import annotations
 

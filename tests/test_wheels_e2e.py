@@ -1,7 +1,7 @@
 """A base with serial wheel encoders, the daemon as a process: the test is
 the microcontroller, counting each wheel as far as the duty on its mock
 pins turns it and printing `E,<left>,<right>` into a pty; it jams a wheel,
-pulls the port, and resets over HTTP (docs/safety.md, "Wheels")."""
+pulls the port, and resets over HTTP (docs/safety.md, W1)."""
 
 from __future__ import annotations
 

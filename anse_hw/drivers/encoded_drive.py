@@ -1,5 +1,5 @@
 """A drive with wheel encoders: measured wheel speed, closed-loop speed and
-stall detection (docs/safety.md, "Wheels").
+stall detection (docs/safety.md, W1).
 
 It wraps the drive that owns the H-bridge (GPIO, or the sim's) and looks
 like any drive to the engine.  A commanded duty goes onto the wheels at once
