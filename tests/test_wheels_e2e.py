@@ -6,6 +6,9 @@ pulls the port, and resets over HTTP (docs/safety.md, W1)."""
 from __future__ import annotations
 
 import contextlib
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime
@@ -13,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import ROOT, daemon_env, wait_for
 from tests.serialdev import PtyDevice
 from tests.test_control import post
 from tests.test_drive_e2e import duty
@@ -216,3 +219,27 @@ def test_sim_base_wheels_turn_and_their_encoders_count(start_daemon, watch, tmp_
         lambda: speeds() and all(abs(v - 1.2) <= 0.06 for v in speeds()[-1].values()),
         what="both simulated wheels at 1.2 rev/s",
     )
+
+
+def test_a_recorded_run_with_encoders_replays_to_the_same_decisions(start_daemon, watch, tmp_path):
+    """The measured wheel speeds on the stream are the world's, not the
+    reflexes': replay --verify runs the base without encoders and matches."""
+    text = config(tmp_path / "pins.json", "/dev/ttyUNUSED")
+    daemon = start_daemon(text, args=("--sim", "--record", str(tmp_path / "rec")))
+    stream = watch(daemon.url)
+    wait_for(
+        lambda: any("wheel_speeds" in e["data"] for e in stream.of_type("actuator")),
+        what="measured wheel speeds",
+    )
+    assert daemon.signal(signal.SIGTERM) == 0
+    (path,) = (tmp_path / "rec").glob("*.mcap")
+    result = subprocess.run(
+        [sys.executable, "-m", "anse_hw", "replay", str(path), "--verify"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=daemon_env(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "replay matches the recording" in result.stderr
