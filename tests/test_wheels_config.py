@@ -7,6 +7,7 @@ import pytest
 
 from anse_hw import config as configuration
 from anse_hw.errors import ConfigError
+from tests.conftest import run_cli, write_config
 
 
 def drive(extra: str, motor: str = "") -> str:
@@ -86,3 +87,17 @@ def test_encoders_are_only_for_a_drive():
     )
     with pytest.raises(ConfigError, match="encoders: is for a drive"):
         configuration.parse(drive("", motor))
+
+
+def test_check_names_a_missing_encoder_port_and_the_daemon_will_not_start(tmp_path):
+    serial = (
+        "    encoders: {port: " + str(tmp_path / "ttyACM9") + ", baud: 115200, counts_per_rev: 20}"
+    )
+    path = write_config(tmp_path, "gpio: {pin_factory: mock}\n" + drive(serial))
+    check = run_cli("--config", str(path), "--check")
+    assert check.returncode == 2
+    assert f"encoders.port: serial port {tmp_path / 'ttyACM9'} does not exist" in check.stderr
+    run = run_cli("--config", str(path), "--port", "0")
+    assert run.returncode == 1
+    assert f"cannot open encoder port {tmp_path / 'ttyACM9'}" in run.stderr
+    assert "Traceback" not in run.stderr
