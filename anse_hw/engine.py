@@ -387,7 +387,7 @@ class Engine:
             events.actuator_data(name, actuator.state, self.config_actuators[name].type),
         )
 
-    # -- drives (docs/safety.md, "Motion") -----------------------------------
+    # -- drives (docs/safety.md M1) -------------------------------------------
 
     def _wanted(self, name: str) -> motion.Twist | None:
         """The twist drive `name` is asked for: the operator's held one, else
@@ -398,13 +398,14 @@ class Engine:
         return self.bases[name].cruise
 
     def _steer(self, name: str, batch: list, cause: str, why: str, stop: bool = False) -> None:
-        """THE rule for a drive, the one place its wheels are decided.  Nothing
-        moves it after a stop (`stop`: a guard, an E-stop, a lapse, a manual
-        stop, shutdown), while the E-stop is latched or while a guard of it
-        calls for a stop or is in doubt; else the operator's held twist, else its cruise's, with
-        forward capped by the lowest of its limits (reverse and turning
-        free), mixed to wheel duties at most max_speed.  A slower duty and a
-        stop are applied at once; only speeding up ramps (`_step_ramps`)."""
+        """THE rule for a drive, the one place its wheels are decided
+        (docs/safety.md M1).  Nothing moves it after a stop (`stop`: a guard,
+        an E-stop, a lapse, a manual stop, shutdown), while the E-stop is
+        latched, or while a guard of it calls for a stop or is in doubt;
+        else the operator's held twist, else its cruise's, with forward
+        capped by the lowest of its limits (reverse and turning free), mixed
+        to wheel duties of at most max_speed.  A slower duty and a stop are
+        applied at once; only speeding up ramps (`_step_ramps`)."""
         actuator = self.actuators[name]
         base = self.bases[name]
         if stop:
@@ -458,11 +459,10 @@ class Engine:
         has none: no forward).  `lower_only`: an old reading, which may slow
         a drive but never speed it up."""
         for limit in self.limits.get(sensor, ()):
-            cap = motion.limit_cap(value, limit.full_at, limit.zero_at)
+            allowed = motion.limit_cap(value, limit.full_at, limit.zero_at)
             for name in limit.actuators:
                 base = self.bases[name]
-                if lower_only:
-                    cap = min(cap, base.caps[limit.name])
+                cap = min(allowed, base.caps[limit.name]) if lower_only else allowed
                 if cap == base.caps[limit.name]:
                     continue
                 base.caps[limit.name] = cap
@@ -566,8 +566,9 @@ class Engine:
     def _fault(self, name: str, reflex: str, condition: str, active: bool, batch: list) -> None:
         if active:
             self.world.last_reflex = reflex
-            self._limit(name, None, batch)
         self._emit(batch, events.REFLEX, events.reflex_data(reflex, condition, active, sensor=name))
+        if active:
+            self._limit(name, None, batch)  # no reading: no forward
         if active and name in self.world.watched:
             for guard in self.world.guards:
                 if name in guard.sensors:

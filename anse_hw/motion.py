@@ -1,5 +1,6 @@
 """A differential base on numbers alone: mixing, the speed cap, the
-acceleration ramp and the forward limit (docs/safety.md, "Motion").
+acceleration ramp and the forward limit (docs/safety.md M1); and a motor's
+move with its direction and speed.
 
 A base is commanded as a twist, `(linear, angular)` each in -1..1: linear
 forward positive, angular counter-clockwise (to the left) positive, as ROS

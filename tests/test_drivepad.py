@@ -62,22 +62,28 @@ def test_hold_drives_release_stops_and_a_closed_tab_stops_within_the_hold_time(
     wait_for(lambda: duty(pins, "right") > duty(pins, "left"), what="the right wheel faster")
     page.mouse.up()
     wait_for(lambda: duty(pins, "left") == 0 and duty(pins, "right") == 0, what="stopped")
+    wait_for(lambda: operator_stops(stream), what="the release's stop on the stream")
     assert page.errors == []
 
     hold_pad(page, up=1.0, left=0.0)
     wait_for(lambda: duty(pins, "left") > 0, what="wheels turn again")
+    before = len(operator_stops(stream))
     closed = time.monotonic()
-    page.context.close()  # the tab goes; nothing says stop but the missing heartbeats
-    wait_for(lambda: duty(pins, "left") == 0 and duty(pins, "right") == 0, what="lapse")
+    page.context.close()  # the tab goes: its last word, if any, or the missing heartbeats
+    wait_for(lambda: duty(pins, "left") == 0 and duty(pins, "right") == 0, what="stopped")
     # The issue's own demand: stopped within the hold time (plus the monitor's
     # tick and the mock state file's write, well under a second).
     assert time.monotonic() - closed < HOLD + 1.0
-    lapsed = wait_for(
-        lambda: [
-            e["data"]["condition"]
-            for e in stream.of_type("reflex")
-            if e["data"]["reflex_name"] == "operator_command" and not e["data"]["triggered"]
-        ],
-        what="the lapse on the stream",
-    )
-    assert "no heartbeat" in lapsed[-1], "the heartbeats' absence stopped it"
+    # Chromium may get the pad's `stop` out as the page goes; if not, the
+    # heartbeats' lapse stops it.  Either way the operator's command, not a guard.
+    wait_for(lambda: len(operator_stops(stream)) > before, what="the stop on the stream")
+
+
+def operator_stops(stream) -> list[str]:
+    """The operator's stops: the pad's own, or a lapse for want of heartbeats."""
+    return [
+        e["data"]["condition"]
+        for e in stream.of_type("reflex")
+        if e["data"]["reflex_name"] == "operator_command"
+        and (e["data"]["condition"].startswith("stop") or "no heartbeat" in e["data"]["condition"])
+    ]

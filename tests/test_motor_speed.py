@@ -108,3 +108,24 @@ def test_a_motor_command_or_stop_mode_that_cannot_be_obeyed_is_a_config_error(
     with pytest.raises(ConfigError) as error:
         configuration.parse(text)
     assert message in str(error.value)
+
+
+def test_a_dashboard_command_with_a_speed_or_a_twist_is_checked_at_the_door():
+    import json
+
+    from anse_hw.web.api import parse_ws_command
+
+    def parsed(command: object):
+        message = {"action": "command", "actuator": "winch", "command": command}
+        return parse_ws_command(json.dumps(message))
+
+    assert parsed({"reverse": {"speed": 0.3}}).command == {"reverse": {"speed": 0.3}}
+    assert parsed({"linear": 0.5, "angular": -1}).command == {"linear": 0.5, "angular": -1}
+    for bad, says in (
+        ({"move": {"speed": 2}}, "command speed must be from 0 to 1, got 2"),
+        ({"linear": 0.5}, "command must be {linear: -1..1, angular: -1..1}"),
+        ({"spin": 1}, "command must be move | reverse"),
+    ):
+        with pytest.raises(Refused) as refused:
+            parsed(bad)
+        assert (refused.value.status, str(refused.value).startswith(says)) == (400, True)

@@ -282,11 +282,11 @@ def reflex(
         if twist is not None:
             commands = {command: MOVING}
         if command not in commands:
-            steered = " | {linear, angular} | {limit: {full_at, zero_at}}"
+            more = " | {linear, angular} | {limit: {full_at, zero_at}}"
             check.problem(
                 (*path, "command"),
                 f"'{command}' is not a command for {act.type} '{act.name}'; it takes "
-                f"{' | '.join(commands)}{steered if ACTUATOR_KINDS[act.type].steered else ''}",
+                f"{' | '.join(commands)}{more if ACTUATOR_KINDS[act.type].steered else ''}",
             )
             return None
         targets.add((commands[command], commands[command] == act.safe_state))

@@ -9,7 +9,7 @@ state file shows each wheel's duty on its `enable` pin.  (gpiozero's own
 held high.)
 
 `stop_mode` is what a stop leaves on the bridge (README, "Driving a
-two-wheel base"; docs/safety.md, "Motion"):
+two-wheel base"; docs/safety.md M1):
 
 - `brake`: both direction pins high and enable high.  An L298N reads IN1 =
   IN2 with EN high as "fast motor stop", a TB6612FNG reads IN1 = IN2 = high
