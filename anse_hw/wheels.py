@@ -6,7 +6,8 @@ No pins, no ports, no clock: the caller hands in the time and the counts
 itself is simple-pid's, a small pure-Python controller with clamped output
 and integral; this module adds what simple-pid leaves to its user: a
 feed-forward so the loop only trims, limits that keep duty within -1..1,
-and resets where a wound-up integral would otherwise overshoot.
+and an integral that gathers only near the target, so a wheel held still
+does not wind it up and overshoot when let go.
 """
 
 from __future__ import annotations
@@ -125,10 +126,12 @@ class SpeedLoop:
         """The duty to put on the wheel now, for a commanded `duty` and the
         wheel's encoder `count`, `dt` seconds after the last step."""
         speed = self.meter.update(now, count)
-        if duty == 0.0 or dt <= 0:
+        if duty == 0.0:
             self.reset()
-            return duty
+            return 0.0
         feed = max(-1.0, min(1.0, duty))
+        if dt <= 0:  # no time has passed: nothing to correct yet
+            return feed
         target = feed * self.gains.max_rps
         near = abs(target - speed) <= INTEGRATE_WITHIN * abs(target)
         self.pid.Ki = self.gains.ki if near else 0.0

@@ -60,6 +60,8 @@ class EncodedDrive(DriveDriver):
         self.fault: str | None = None
         #: Why the encoders cannot be read now (a lost serial port), or None.
         self.lost: str | None = None
+        #: Why the speed loop is dead (an exception on its thread), or None.
+        self.crashed: str | None = None
         #: When each control step began (monotonic s), the last few: the benchmark's.
         self.steps: deque[float] = deque(maxlen=1000)
         self._lock = threading.Lock()
@@ -93,7 +95,7 @@ class EncodedDrive(DriveDriver):
 
     def reset_fault(self) -> str | None:
         with self._lock:
-            self.fault = self.lost
+            self.fault = self.lost or self.crashed
             return self.fault
 
     def close(self) -> None:
@@ -110,6 +112,18 @@ class EncodedDrive(DriveDriver):
             loop.reset()
 
     def _run(self) -> None:
+        """The loop; if it dies, the base stops for good: a drive whose
+        stalls nobody watches must not move."""
+        try:
+            self._loop()
+        except Exception as exc:
+            log.exception("%s: the speed loop failed", self.name)
+            with self._lock:
+                self.crashed = self.fault = f"the speed loop failed ({exc!r}); restart anse-hw"
+                self._halt()
+            self._on_fault(self.crashed)
+
+    def _loop(self) -> None:
         last = due = time.monotonic()
         while not self._worker.stopping.wait(max(0.0, due - time.monotonic())):
             now = time.monotonic()
