@@ -81,6 +81,15 @@ def test_a_wrong_encoders_or_stall_is_a_config_error(extra, message):
     assert "\n" not in str(error.value).strip(), "one problem, one line"
 
 
+def test_a_sim_jam_needs_encoders():
+    text = """
+sensors: [{name: front, driver: sim}]
+actuators: [{name: base, type: drive, driver: sim, jam_after: 2}]
+"""
+    with pytest.raises(ConfigError, match="jam_after: needs encoders"):
+        configuration.parse(text)
+
+
 def test_encoders_are_only_for_a_drive():
     motor = (
         "  - {name: m, driver: sim, encoders: {port: /dev/ttyACM0, baud: 9600, counts_per_rev: 1}}"

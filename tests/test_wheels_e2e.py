@@ -243,3 +243,20 @@ def test_a_recorded_run_with_encoders_replays_to_the_same_decisions(start_daemon
     )
     assert result.returncode == 0, result.stderr
     assert "replay matches the recording" in result.stderr
+
+
+def test_a_jammed_sim_wheel_stalls_the_base_on_a_laptop(start_daemon, watch, tmp_path):
+    """`driver: sim` with `jam_after`: the simulated left wheel stops turning
+    and counting after 1 s of driving; the stall stop follows, through the
+    same speed loop and engine as on a robot."""
+    text = config(tmp_path / "pins.json", "/dev/ttyUNUSED").replace(
+        "driver: gpio\n    left:  {forward: 17, backward: 27, enable: 12}\n"
+        "    right: {forward: 22, backward: 23, enable: 13}",
+        "driver: sim\n    jam_after: 1",
+    )
+    daemon = start_daemon(text)
+    stream = watch(daemon.url)
+    fault = wait_for(lambda: faults(stream), what="the stall fault")[0]
+    assert "left wheel stalled" in fault["data"]["condition"]
+    stream.wait_state("STOPPED", after=stream.events.index(fault))
+    assert "left wheel stalled" in daemon.log()

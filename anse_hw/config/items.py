@@ -145,9 +145,11 @@ def actuator(check: Checker, path: tuple, item: Any) -> ActuatorConfig | None:
         if not kind.steered:
             check.problem((*path, key), f"is for a drive; a {kind.name} is not steered")
             return None
-    if "stall" in steering and "encoders" not in steering:
-        check.problem((*path, "stall"), "needs encoders: a stall is seen on a wheel's encoder")
-        return None
+    stalling = {"stall": values["stall"], "jam_after": options.get("jam_after")}
+    for key, value in stalling.items():
+        if value is not None and "encoders" not in steering:
+            check.problem((*path, key), "needs encoders: a stall is seen on a wheel's encoder")
+            return None
     return ActuatorConfig(
         name=values["name"],
         type=values["type"],

@@ -97,17 +97,31 @@ class PlantEncoders(Encoders):
     """The sim's encoders: a simulated wheel (anse_hw.plant) under each of
     the drive's duties, stepped by the time since the last read."""
 
-    def __init__(self, drive: DriveDriver, counts_per_rev: tuple[int, int], max_rps: float) -> None:
+    def __init__(
+        self,
+        drive: DriveDriver,
+        counts_per_rev: tuple[int, int],
+        max_rps: float,
+        jam_after: float | None = None,
+    ) -> None:
         self.drive = drive
         self.plants = tuple(WheelPlant(max_rps, counts_per_rev=c) for c in counts_per_rev)
+        #: The sim drive's `jam_after`: seconds of driving before the left wheel jams.
+        self.jam_after = jam_after
+        self.driven = 0.0
         self._last: float | None = None
 
     def counts(self) -> tuple[int, int]:
         now = time.monotonic()
         if self._last is not None:
+            elapsed = now - self._last
+            if self.drive.wheels[0]:
+                self.driven += elapsed
+            left = self.plants[0]
+            left.jammed = self.jam_after is not None and self.driven >= self.jam_after
             for plant, duty in zip(self.plants, self.drive.wheels, strict=True):
                 plant.duty = duty
-                plant.step(now - self._last)
+                plant.step(elapsed)
         self._last = now
         left, right = self.plants
         return left.counts, right.counts

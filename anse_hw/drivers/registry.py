@@ -109,7 +109,8 @@ def with_encoders(spec: Any, actuator: ActuatorDriver, pin_factory: Any = None) 
     max_rps = encoders.get("max_rps", wheels.DEFAULT_MAX_RPS)
     try:
         if spec.driver == "sim":
-            source: Encoders = PlantEncoders(actuator, counts, max_rps)
+            jam_after = getattr(actuator, "jam_after", None)
+            source: Encoders = PlantEncoders(actuator, counts, max_rps, jam_after)
         elif "left" in encoders:
             source = GpioEncoders(encoders["left"], encoders["right"], pin_factory=pin_factory)
         else:

@@ -264,6 +264,21 @@ class SimDrive(DriveDriver):
 
     DRIVER = "sim"
     KINDS = tuple(name for name, kind in ACTUATOR_KINDS.items() if kind.steered)
+    OPTIONS: ClassVar[tuple[Option, ...]] = (
+        Option(
+            "jam_after",
+            (int, float),
+            None,
+            "fault injection, with encoders: the left wheel jams (stops turning and "
+            "counting) after this many seconds of driving, to see the stall stop",
+            _non_negative,
+        ),
+    )
+
+    def __init__(self, name: str, safe_state: str, **options: Any) -> None:
+        super().__init__(name, safe_state)
+        #: Seconds of driving before the left wheel jams (None: never).
+        self.jam_after: float | None = options.get("jam_after")
 
     def set_wheels(self, left: float, right: float) -> None:
         self.wheels = (left, right)
