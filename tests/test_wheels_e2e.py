@@ -6,6 +6,7 @@ pulls the port, and resets over HTTP (docs/safety.md, W1)."""
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, daemon_env, wait_for
+from tests.conftest import ROOT, daemon_env, open_page, wait_for
 from tests.serialdev import PtyDevice
 from tests.test_control import post
 from tests.test_drive_e2e import duty
@@ -260,3 +261,41 @@ def test_a_jammed_sim_wheel_stalls_the_base_on_a_laptop(start_daemon, watch, tmp
     assert "left wheel stalled" in fault["data"]["condition"]
     stream.wait_state("STOPPED", after=stream.events.index(fault))
     assert "left wheel stalled" in daemon.log()
+
+
+def test_the_dashboard_shows_measured_wheel_speeds_and_does_not_count_them_as_commands(
+    start_daemon, watch, browser, tmp_path
+):
+    text = config(tmp_path / "pins.json", "/dev/ttyUNUSED").replace(
+        "driver: gpio\n    left:  {forward: 17, backward: 27, enable: 12}\n"
+        "    right: {forward: 22, backward: 23, enable: 13}",
+        "driver: sim",
+    )
+    daemon = start_daemon(text)
+    stream = watch(daemon.url)
+    page = open_page(browser)
+    page.goto(daemon.url.replace("ws://", "http://"))
+    card = "[data-panel='actuator:base']"
+
+    def shown() -> list[float]:
+        found = re.fullmatch(
+            r"L (\S+) · R (\S+) rev/s", page.locator(f"{card} .wheels").inner_text()
+        )
+        return [float(v) for v in found.groups()] if found else []
+
+    # 0.4 of duty x max_rps 2 = 0.8 rev/s on each simulated wheel.
+    wait_for(
+        lambda: shown() and all(abs(v - 0.8) <= 0.15 for v in shown()), what="wheel speeds shown"
+    )
+
+    def commands() -> str:
+        return str(sum("wheel_speeds" not in e["data"] for e in stream.of_type("actuator")))
+
+    wait_for(
+        lambda: sum("wheel_speeds" in e["data"] for e in stream.of_type("actuator")) >= 3,
+        what="three measurements",
+    )
+    wait_for(
+        lambda: page.locator(f"{card} .commands").inner_text() == commands(),
+        what="the card counting commands only",
+    )

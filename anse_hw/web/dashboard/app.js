@@ -512,6 +512,15 @@ class ActuatorPanel {
         el('dt', { text: 'commands' }), this.countNode = el('dd', { class: 'commands', text: '0' })),
       el('h3', { text: 'State history' }),
       this.list = el('ol', { class: 'history' }));
+    if (kind === 'drive') { // measured wheel speeds, with encoders (docs/protocol.md)
+      this.node.querySelector('dl.figures').append(el('dt', { text: 'wheels' }),
+        this.wheelsNode = el('dd', { class: 'wheels', text: '—' }));
+    }
+  }
+
+  // A drive's measured wheel speeds, rev/s: a measurement, not a command.
+  measured(speeds) {
+    this.wheels = speeds;
   }
 
   // Manual control for a logged-in operator: a safe-state button, and a
@@ -558,6 +567,9 @@ class ActuatorPanel {
     this.badgeNode.textContent = this.state || '—';
     this.badgeNode.dataset.state = this.state || 'UNKNOWN';
     this.countNode.textContent = String(this.commands);
+    if (this.wheels) {
+      this.wheelsNode.textContent = `L ${this.wheels.left.toFixed(2)} · R ${this.wheels.right.toFixed(2)} rev/s`;
+    }
     this.list.replaceChildren(...this.history.map((h) =>
       el('li', { 'data-state': h.state }, el('span', { class: 'time', text: h.time }), ` ${h.state}`)));
   }
@@ -903,7 +915,8 @@ class Dashboard {
         }
         break;
       case 'actuator':
-        this.actuator(d.actuator_name, d.actuator_type).setState(d.state, event.timestamp, true);
+        if (d.wheel_speeds) this.actuator(d.actuator_name, d.actuator_type).measured(d.wheel_speeds);
+        else this.actuator(d.actuator_name, d.actuator_type).setState(d.state, event.timestamp, true);
         break;
       case 'reflex':
         this.reflexPanel().triggered(d, event.timestamp);
