@@ -20,12 +20,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from anse_hw import events, views
+from anse_hw import events, motion, views
 from anse_hw.conditions import Evaluator
 from anse_hw.errors import Refused
 from anse_hw.history import History
+from anse_hw.kinds import ACTUATOR_KINDS, MOVING, STOPPED
 from anse_hw.metrics import EngineStats
-from anse_hw.model import LATCH, Config, ReflexConfig
+from anse_hw.model import LATCH, Config, LimitConfig, ReflexConfig
 from anse_hw.operator import ESTOP_INPUT, Decision, Hold, Operator
 from anse_hw.readings import ActuatorDriver, Sample, SensorDriver
 from anse_hw.worldmodel import WorldModel
@@ -35,6 +36,10 @@ log = logging.getLogger("anse_hw.engine")
 Publish = Callable[[list[dict[str, Any]]], None]
 TIMEOUT_REFLEX = "sensor_timeout"
 FAULT_REFLEX = "sensor_fault"
+#: The reflex name of an actuator's own fault (a stalled wheel, lost encoders).
+ACTUATOR_FAULT_REFLEX = "actuator_fault"
+#: While a drive's wheel ramps up, the monitor steps it this often (50 Hz).
+RAMP_STEP = 0.02
 
 
 class Engine:
@@ -84,6 +89,22 @@ class Engine:
         self.by_name = {r.name: r for r in config.reflexes}
         #: When each actuator last changed state (for min_on/min_off).
         self.changed_at: dict[str, float] = {}
+        #: Each drive's ramp, cruise and limits (`_steer`), by name.
+        self.bases = {
+            a.name: motion.Base(a.max_speed, motion.Ramp(a.accel))
+            for a in config.actuators
+            if ACTUATOR_KINDS[a.type].steered and a.name in actuators
+        }
+        #: How each motor was last asked to move: (reverse, speed).
+        self.aims: dict[str, motion.Aim] = {}
+        #: The limit reflexes on each sensor.
+        self.limits: dict[str, list[LimitConfig]] = {}
+        for limit in config.limits:
+            self.limits.setdefault(limit.sensor, []).append(limit)
+            for name in limit.actuators:
+                self.bases[name].caps[limit.name] = 0.0  # nothing read yet: no forward
+        #: Actuators stopped by a fault of their own until a reset, and why.
+        self.faulted: dict[str, str] = {}
         self.world = WorldModel(config, clock())
         #: The last minutes of every sensor, for the connect snapshot.
         self.history = History(self.kinds)
@@ -151,6 +172,11 @@ class Engine:
                 lambda text, active, n=name: self.on_fault(n, text, active),
                 self.on_crash,
             )
+        for name, actuator in self.actuators.items():
+            actuator.start(
+                lambda text, n=name: self.actuator_fault(n, text),
+                lambda data, n=name: self.actuator_measured(n, data),
+            )
         self._monitor = threading.Thread(target=self._watch, name="monitor", daemon=True)
         self._monitor.start()
 
@@ -169,6 +195,8 @@ class Engine:
         """Safe states even if the lock is wedged: used when the daemon is failing."""
         acquired = self._lock.acquire(timeout=1.0)
         try:
+            for base in self.bases.values():
+                base.ramp.halt(self.clock())  # no ramp step restarts a wheel
             for actuator in self.actuators.values():
                 try:
                     actuator.drive(actuator.safe_state)
@@ -223,6 +251,7 @@ class Engine:
                 self.stats.readings[name] += 1
                 self._sensor_phase(name, filtered, taken, batch)
                 self._decide(name, filtered, taken, batch, guards_only=False)
+                self._limit(name, filtered, batch)
             if self._made_safe:
                 self.stats.stop_latency(self.clock() - received)
             # Under the lock so batches keep seq order; publish only queues.
@@ -247,6 +276,7 @@ class Engine:
     def _old_reading(self, name: str, value: float, batch: list) -> None:
         # Judged as of now: it is the latest word from its sensor, however late.
         self._decide(name, value, self.clock(), batch, guards_only=True)
+        self._limit(name, value, batch, lower_only=True)
         state = self.world.sensors[name]
         if not state.old:
             state.old = True
@@ -300,7 +330,7 @@ class Engine:
         if reflex.latch:
             self._latching_reflex(reflex, batch, reading)
             return
-        targets = [a for a in reflex.actuators if self.world.actuators[a] != reflex.target]
+        targets = [a for a in reflex.actuators if not self._there(a, reflex)]
         if not reflex.guard:
             # E-stop latched, an operator holds it, a guard is not clear, or
             # it has not rested its min_on/min_off
@@ -318,6 +348,10 @@ class Engine:
             unit = self.kinds[reading["sensor"]].unit
             why += f"; {reading['sensor']} read {reading['value']:g}{unit}"
         for actuator in targets:
+            if reflex.twist is not None:
+                self.bases[actuator].cruise = reflex.twist
+            if reflex.how is not None:
+                self.aims[actuator] = reflex.how
             self._actuator_phase(actuator, reflex.target, batch, cause=reflex.name, why=why)
 
     def _fired(self, reflex: ReflexConfig, batch: list, reading: dict[str, Any]) -> None:
@@ -348,6 +382,19 @@ class Engine:
             self._holding += 1
             self.on_latch(by)
 
+    def _there(self, name: str, reflex: ReflexConfig) -> bool:
+        """`name` is already where `reflex` would drive it.  A drive is there
+        for a cruise that cruises it at the same twist, and for a stop when
+        nothing wants it to move (its wheels may stand still under a limit
+        while a cruise or an operator still wants them to turn)."""
+        if name not in self.bases:
+            there = self.world.actuators[name] == reflex.target
+            return there and (reflex.how is None or self.actuators[name].how == reflex.how)
+        if reflex.twist is not None:
+            # A faulted drive takes no cruise: the first one after the reset moves it.
+            return name in self.faulted or self.bases[name].cruise == reflex.twist
+        return self._wanted(name) is None and self.world.actuators[name] == reflex.target
+
     def _actuator_phase(
         self, name: str, target: str, batch: list, cause: str = "", why: str = ""
     ) -> None:
@@ -357,8 +404,15 @@ class Engine:
         safe = target == actuator.safe_state
         if safe:
             self.desk.made_safe(name, target)  # a guard beats a manual move
-        if actuator.state == target and self.world.actuators[name] == target:
+        if name in self.bases:
+            self._steer(name, batch, cause, why, stop=safe)
             return
+        how = None if safe else self.aims.get(name)
+        there = actuator.state == target and self.world.actuators[name] == target
+        if there and (how is None or actuator.how == how):
+            return
+        if how is not None:
+            actuator.aim(*how)
         actuator.drive(target)
         self.changed_at[name] = self.clock()
         self._changed = True
@@ -378,6 +432,96 @@ class Engine:
             events.ACTUATOR,
             events.actuator_data(name, actuator.state, self.config_actuators[name].type),
         )
+
+    # -- drives (docs/safety.md M1) -------------------------------------------
+
+    def _wanted(self, name: str) -> motion.Twist | None:
+        """The twist drive `name` is asked for: the operator's held one, else
+        its cruise's (None: nothing asks it to move)."""
+        hold = self.desk.holds.get(name)
+        if hold is not None and hold.twist is not None:
+            return hold.twist
+        return self.bases[name].cruise
+
+    def _steer(self, name: str, batch: list, cause: str, why: str, stop: bool = False) -> None:
+        """THE rule for a drive, the one place its wheels are decided
+        (docs/safety.md M1).  Nothing moves it after a stop (`stop`: a guard,
+        an E-stop, a lapse, a manual stop, shutdown), while the E-stop is
+        latched, or while a guard of it calls for a stop or is in doubt;
+        else the operator's held twist, else its cruise's, with forward
+        capped by the lowest of its limits (reverse and turning free), mixed
+        to wheel duties of at most max_speed.  A slower duty and a stop are
+        applied at once; only speeding up ramps (`_step_ramps`)."""
+        actuator = self.actuators[name]
+        base = self.bases[name]
+        if stop:
+            base.cruise = None
+        wanted = None if stop or name in self.faulted else self._wanted(name)
+        twist = motion.ZERO
+        if wanted is not None and not self.desk.latched and self.world.quiet_for(name):
+            twist = motion.cap_forward(wanted, base.cap())
+        wheels = motion.mix(twist, base.max_speed)
+        now = self.clock()
+        if wheels == motion.ZERO:
+            base.ramp.halt(now)
+            actuator.drive(STOPPED)
+        else:
+            actuator.set_wheels(*base.ramp.aim(wheels, now))
+        state = MOVING if wheels != motion.ZERO else STOPPED
+        # Hundredths on the wire: a limit that follows a noisy sensor sends
+        # an event per 1 % of speed, not one per reading.
+        shown = (round(twist[0], 2) + 0.0, round(twist[1], 2) + 0.0)
+        if state == self.world.actuators[name] and shown == base.twist:
+            return
+        base.twist = shown
+        self._changed = True
+        if state != self.world.actuators[name]:
+            self.changed_at[name] = now
+            log.info("%s %s by %s (%s)", name, state, cause or "shutdown", why)
+            self.stats.changes[(name, state)] += 1
+        else:
+            log.debug("%s at %s by %s (%s)", name, shown, cause, why)
+        if state == actuator.safe_state and state != self.world.actuators[name]:
+            self._made_safe = True
+            self.last_stop = {
+                "actuator": name,
+                "state": state,
+                "cause": cause or "shutdown",
+                "timestamp": events.timestamp(),
+            }
+        self.world.actuators[name] = state
+        self._emit(
+            batch,
+            events.ACTUATOR,
+            events.actuator_data(
+                name, state, self.config_actuators[name].type, linear=shown[0], angular=shown[1]
+            ),
+        )
+
+    def _limit(
+        self, sensor: str, value: float | None, batch: list, lower_only: bool = False
+    ) -> None:
+        """The limits on `sensor` cap their drives by its reading (None: it
+        has none: no forward).  `lower_only`: an old reading, which may slow
+        a drive but never speed it up."""
+        for limit in self.limits.get(sensor, ()):
+            allowed = motion.limit_cap(value, limit.full_at, limit.zero_at)
+            for name in limit.actuators:
+                base = self.bases[name]
+                cap = min(allowed, base.caps[limit.name]) if lower_only else allowed
+                if cap == base.caps[limit.name]:
+                    continue
+                base.caps[limit.name] = cap
+                if self._wanted(name) is not None:
+                    read = "no reading" if value is None else f"{value:g}"
+                    why = f"{sensor} {read}: forward capped at {cap:.2f}"
+                    self._steer(name, batch, limit.name, why)
+
+    def _step_ramps(self, now: float) -> None:
+        """One step of every drive whose wheels are still speeding up."""
+        for name, base in self.bases.items():
+            if base.ramp.ramping:
+                self.actuators[name].set_wheels(*base.ramp.step(now))
 
     def _send(self, batch: list[dict[str, Any]]) -> None:
         """Publish a batch, or keep it behind a latch write in progress.  Under the lock."""
@@ -426,11 +570,52 @@ class Engine:
             self._send(batch)
         (log.warning if active else log.info)("%s: %s", name, text)
 
+    def actuator_fault(self, name: str, text: str) -> None:
+        """An actuator's own fault (a drive's wheel stalled, its encoders
+        lost; the driver has stopped it already): its safe state, and it
+        stays there until a reset (docs/safety.md, W1)."""
+        batch: list[dict[str, Any]] = []
+        with self._lock:
+            self.faulted[name] = text
+            self.world.last_reflex = ACTUATOR_FAULT_REFLEX
+            condition = f"{name}: {text}"
+            data = events.reflex_data(ACTUATOR_FAULT_REFLEX, condition, True, actuator=name)
+            self._emit(batch, events.REFLEX, data)
+            safe = self.actuators[name].safe_state
+            self._actuator_phase(name, safe, batch, cause=ACTUATOR_FAULT_REFLEX, why=condition)
+            self._send(batch)
+        log.error("%s: %s: in its safe state until POST /api/reset", name, text)
+
+    def _clear_faults(self) -> None:
+        """A reset clears the actuators' faults, except where the cause is
+        still there (encoders still lost).  Under the lock."""
+        for name in list(self.faulted):
+            still = self.actuators[name].reset_fault()
+            if still is None:
+                del self.faulted[name]
+            else:
+                self.faulted[name] = still
+
+    def actuator_measured(self, name: str, data: dict[str, Any]) -> None:
+        """What an actuator measured (a drive's wheel speeds), on its event."""
+        batch: list[dict[str, Any]] = []
+        with self._lock:
+            twist = self.bases[name].twist if name in self.bases else None
+            extra = {"linear": twist[0], "angular": twist[1]} if twist else {}
+            kind = self.config_actuators[name].type
+            state = self.world.actuators[name]
+            self._emit(
+                batch, events.ACTUATOR, events.actuator_data(name, state, kind, **extra, **data)
+            )
+            self._send(batch)
+
     def _fault(self, name: str, reflex: str, condition: str, active: bool, batch: list) -> None:
         if active:
             self.world.last_reflex = reflex
             self.history.gap(name, time.time())
         self._emit(batch, events.REFLEX, events.reflex_data(reflex, condition, active, sensor=name))
+        if active:
+            self._limit(name, None, batch)  # no reading: no forward
         if active and name in self.world.watched:
             for guard in self.world.guards:
                 if name in guard.sensors:
@@ -459,7 +644,10 @@ class Engine:
         """Until the next tick, or the next for: that runs out if sooner."""
         with self._lock:
             due = self.next_due()
-        return self.tick if due is None else min(self.tick, max(0.0, due - self.clock()))
+            tick = self.tick
+            if any(base.ramp.ramping for base in self.bases.values()):
+                tick = min(tick, RAMP_STEP)
+        return tick if due is None else min(tick, max(0.0, due - self.clock()))
 
     def check_silence(self) -> None:
         """One monitor tick (replay calls it on its own clock)."""
@@ -477,6 +665,7 @@ class Engine:
                 log.warning("%s", condition)
             for decision in self.desk.lapse(now):
                 self._carry_out(decision, batch)
+            self._step_ramps(now)
             if batch:
                 self._send(batch)
             self.heartbeat = now
@@ -488,7 +677,7 @@ class Engine:
         action: str,
         source: str,
         actuator: str | None = None,
-        command: str | None = None,
+        command: str | dict | None = None,
         hold: bool = False,
     ) -> dict[str, Any]:
         """Every command from the HTTP API, the dashboard and MQTT comes here, and
@@ -505,9 +694,13 @@ class Engine:
                 decision = self.desk.estop(source)
             elif action == "reset":
                 decision = self.desk.reset(source)
+                self._clear_faults()
             elif action == "command":
+                if actuator in self.faulted and command != "stop":
+                    why = self.faulted[actuator]
+                    raise Refused(409, f"{actuator} is stopped by a fault ({why}): reset first")
                 decision = self.desk.command(
-                    actuator, command, source, self.world.clear_for, self.clock()
+                    actuator, command, source, self._may_move, self.clock()
                 )
             else:
                 raise Refused(400, f"unknown action {action!r}")
@@ -536,6 +729,12 @@ class Engine:
             if batch:
                 self._send(batch)
 
+    def _may_move(self, name: str) -> bool:
+        """An operator may move `name`: its guards are clear, or, for a drive,
+        quiet (a driver must be able to steer, and back away, inside a
+        guard's hysteresis band; a guard that holds still refuses)."""
+        return self.world.quiet_for(name) if name in self.bases else self.world.clear_for(name)
+
     def _carry_out(self, decision: Decision, batch: list) -> None:
         """An operator decision, on the reflexes' path: its event, then its drives."""
         if decision.event is None:
@@ -544,6 +743,9 @@ class Engine:
             self.world.last_reflex = decision.event["reflex_name"]
         self._emit(batch, events.REFLEX, decision.event)
         for name, target in decision.drive:
+            hold = self.desk.holds.get(name)
+            if hold is not None and hold.how is not None:
+                self.aims[name] = hold.how
             self._actuator_phase(
                 name,
                 target,

@@ -44,8 +44,9 @@ def reflex_data(name: str, condition: str, triggered: bool = True, **extra: Any)
     return {"reflex_name": name, "condition": condition, "triggered": triggered, **extra}
 
 
-def actuator_data(name: str, state: str, actuator_type: str) -> dict[str, Any]:
-    return {"actuator_name": name, "actuator_type": actuator_type, "state": state}
+def actuator_data(name: str, state: str, actuator_type: str, **extra: Any) -> dict[str, Any]:
+    """`extra`: a drive's `linear` and `angular` (docs/protocol.md)."""
+    return {"actuator_name": name, "actuator_type": actuator_type, "state": state, **extra}
 
 
 def is_telemetry(event: dict[str, Any]) -> bool:

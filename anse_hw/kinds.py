@@ -84,17 +84,24 @@ class ActuatorKind:
     #: the key of the command's mapping form (`{angle: 45}`).  Such a kind
     #: names no commands, and its `safe:` is such a number, with no default.
     value: str | None = None
+    #: It is steered: besides its commands it takes a `{linear, angular}` twist
+    #: (which moves it) and reflexes may `limit` it (anse_hw.motion).
+    steered: bool = False
+    #: It moves either way at a speed: its `move` and `reverse` take
+    #: `{speed: 0..1}` (anse_hw.motion.aim_of).
+    aimed: bool = False
 
     @property
     def states(self) -> tuple[str, ...]:
-        return tuple(self.commands.values())
+        """Every state it can be in: its commands', and MOVING for a steered one."""
+        return tuple(dict.fromkeys([*self.commands.values(), *[MOVING] * self.steered]))
 
     @property
     def accepts(self) -> str:
         """What its commands look like, for a refusal."""
         if self.value is not None:
             return f"a number or {{{self.value}: N}}"
-        return " | ".join(self.commands)
+        return " | ".join([*self.commands, *(["{linear, angular}"] * self.steered)])
 
     def target(self, command: Any) -> str | None:
         """The state `command` drives to, or None when it is not one of
@@ -140,9 +147,16 @@ MOVING, STOPPED = "MOVING", "STOPPED"
 ON, OFF = "ON", "OFF"
 
 ACTUATOR_KINDS: dict[str, ActuatorKind] = {
-    "motor": ActuatorKind("motor", {"stop": STOPPED, "move": MOVING}, {"stop": STOPPED}),
+    "motor": ActuatorKind(
+        "motor",
+        {"stop": STOPPED, "move": MOVING, "reverse": MOVING},
+        {"stop": STOPPED},
+        aimed=True,
+    ),
     # Relay, LED, fan, buzzer.  A fan that must run when in doubt is `safe: on`.
     "output": ActuatorKind("output", {"off": OFF, "on": ON}, {"off": OFF, "on": ON}),
     # A hobby servo: the state is its angle; `safe:` is the angle it goes to.
     "servo": ActuatorKind("servo", {}, value="angle"),
+    # Two motors as one differential base: MOVING while a wheel has a duty.
+    "drive": ActuatorKind("drive", {"stop": STOPPED}, {"stop": STOPPED}, steered=True),
 }

@@ -40,6 +40,12 @@ from anse_hw.options import (
     seconds,
     topic_part_problem,
 )
+from anse_hw.wheels import (
+    DEFAULT_MAX_RPS,
+    DEFAULT_STALL_AFTER,
+    encoders_problem,
+    stall_problem,
+)
 
 __all__ = [
     "ANY_ADDRESS",
@@ -51,6 +57,7 @@ __all__ = [
     "EstopConfig",
     "GpioConfig",
     "I2cConfig",
+    "LimitConfig",
     "MqttConfig",
     "RecordingConfig",
     "ReflexConfig",
@@ -329,6 +336,36 @@ class ActuatorConfig:
         "drives the output)",
         one_of(HOLD, LATCH),
     )
+    max_speed: float = setting(
+        1.0,
+        "drive: the duty of each wheel at full speed (0.05 to 1; default 1), the cap on "
+        "every command",
+        in_range(0.05, 1),
+        yaml_default=WORKED_OUT,
+    )
+    accel: float = setting(
+        2.0,
+        "drive: duty per second a wheel may gain (0.1 to 100; default 2: standstill to "
+        "full in half a second); slowing down and stopping are never ramped",
+        in_range(0.1, 100),
+        yaml_default=WORKED_OUT,
+    )
+    encoders: dict[str, Any] | None = setting(
+        None,
+        "drive: wheel encoders, for measured and closed-loop wheel speed and stall "
+        "detection: {left: {a, b, counts_per_rev}, right: {a, b, counts_per_rev}} "
+        "(quadrature on GPIO) or {port, baud, counts_per_rev} (a microcontroller printing "
+        f"E,<left>,<right>); optional max_rps, each wheel's rev/s at full duty (default "
+        f"{DEFAULT_MAX_RPS:g})",
+        encoders_problem,
+    )
+    stall: dict[str, Any] | None = setting(
+        None,
+        "drive with encoders: {after: S}, a wheel commanded but not turning for S seconds "
+        f"(0.1 to 10; default {DEFAULT_STALL_AFTER:g}) is a fault: the base stops until a reset",
+        stall_problem,
+        yaml_default=WORKED_OUT,
+    )
     options: dict[str, Any] = field(default_factory=dict)
 
     def rest(self, state: str) -> float:
@@ -346,8 +383,10 @@ class ReflexConfig:
     sensor: str | None = setting(None, "the one-line form: name of a configured sensor")
     actuator: str | None = setting(None, "name of a configured actuator (or actuators: [a, b])")
     command: str = setting(
-        help="motor: stop | move; output: on | off; servo: an angle or {angle: A}; "
-        "any actuator: estop (stop it and latch the E-stop until an operator resets it)",
+        help="motor: stop | move | reverse, or {move: {speed: 0..1}} | {reverse: {speed: 0..1}}; "
+        "output: on | off; drive: stop | {linear, angular} | {limit: {full_at, zero_at}}; "
+        "servo: an angle or {angle: A}; any actuator: estop (stop it and latch the E-stop "
+        "until an operator resets it)",
         yaml_kind=(str, int, float, dict),
     )
     below: float | None = setting(None, "numeric sensors: fires when the reading is below this")
@@ -371,6 +410,10 @@ class ReflexConfig:
     guard: bool = True
     #: `command: estop`: firing latches the E-stop (every actuator safe until a reset).
     latch: bool = False
+    #: A drive's cruise: the `{linear, angular}` its command moves it at.
+    twist: tuple[float, float] | None = None
+    #: A motor's move: (reverse, speed), speed None for its configured one.
+    how: tuple[bool, float | None] | None = None
 
     @property
     def sensors(self) -> frozenset[str]:
@@ -388,6 +431,19 @@ class ReflexConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LimitConfig:
+    """A reflex whose command is `{limit: {full_at, zero_at}}`: it caps a
+    drive's forward speed by one sensor's reading, all the time (it has no
+    condition that fires), so it is kept apart from the reflexes that fire."""
+
+    name: str
+    sensor: str
+    actuators: tuple[str, ...]
+    full_at: float
+    zero_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     source: str
     robot_id: str | None = setting(
@@ -402,6 +458,8 @@ class Config:
     sensors: tuple[SensorConfig, ...] = setting(help="a list of at least one sensor")
     actuators: tuple[ActuatorConfig, ...] = setting((), "a list of actuators")
     reflexes: tuple[ReflexConfig, ...] = setting((), "a list of reflexes")
+    #: The reflexes whose command is a `limit` (listed under `reflexes:`).
+    limits: tuple[LimitConfig, ...] = ()
     state_dir: str | None = setting(
         None,
         "where the daemon keeps what outlives a run (default: $STATE_DIRECTORY, "

@@ -26,7 +26,8 @@ from typing import Any
 
 from anse_hw import events
 from anse_hw.errors import Refused
-from anse_hw.kinds import ACTUATOR_KINDS
+from anse_hw.kinds import ACTUATOR_KINDS, MOVING
+from anse_hw.motion import Aim, Twist, aim_of, twist_problem
 
 __all__ = [
     "COMMAND_REFLEX",
@@ -60,6 +61,10 @@ class Hold:
 
     state: str
     deadline: float | None
+    #: A drive's `{linear, angular}`, as (linear, angular).
+    twist: Twist | None = None
+    #: A motor's move: (reverse, speed).
+    how: Aim | None = None
 
 
 @dataclass
@@ -148,21 +153,37 @@ class Operator:
     def command(
         self,
         name: str | None,
-        command: str | None,
+        command: str | dict | None,
         source: str,
         clear: Callable[[str], bool],
         now: float,
     ) -> Decision:
-        """`command` on actuator `name`, or Refused with an HTTP status.
+        """`command` on actuator `name`, or Refused with an HTTP status.  A
+        drive also takes `{linear, angular}`: a move held like any other, whose
+        new twist is a new command and whose same twist is a heartbeat.
         `clear(name)`: no guard of it stands in the way of leaving its safe state."""
         if name not in self.kinds:
             raise Refused(404, f"no actuator named {name!r}")
-        kind = self.kinds[name]
-        target = ACTUATOR_KINDS[kind].target(command)
+        kind = ACTUATOR_KINDS[self.kinds[name]]
+        twist, how, target, text = None, None, None, command
+        if isinstance(command, dict) and kind.steered:
+            problem = twist_problem(command)
+            if problem:
+                raise Refused(400, f"{name}: the command {problem}")
+            twist = (float(command["linear"]), float(command["angular"]))
+            target, text = MOVING, f"linear {twist[0]:g} angular {twist[1]:g}"
+        elif kind.aimed and command != "stop":
+            aimed = aim_of(command)
+            if isinstance(aimed, str):
+                raise Refused(400, f"{name} is a motor: the command {aimed}, or stop")
+            text, how = aimed
+            target = MOVING
+            if how[1] is not None:
+                text = f"{text} at {how[1]:g}"
+        else:
+            target = kind.target(command)
         if target is None:
-            raise Refused(
-                400, f"{name} is a {kind}: command must be {ACTUATOR_KINDS[kind].accepts}"
-            )
+            raise Refused(400, f"{name} is a {kind.name}: command must be {kind.accepts}")
         problem = self.refuse(name, target)
         if problem:
             raise Refused(400, f"{name}: {problem}")
@@ -175,15 +196,16 @@ class Operator:
                 raise Refused(409, f"{name} is guarded: a guarding sensor is not clear")
             hold = self.holds.get(name)
             deadline = None if name in self.stays_on else now + self.hold_time
-            if hold is not None and hold.state == target:  # a heartbeat, or again
+            same = hold is not None and (hold.state, hold.twist, hold.how) == (target, twist, how)
+            if same:  # a heartbeat, or again
                 hold.deadline = deadline
                 held = {"actuator": name, "state": target, "held_for_s": self.hold_time}
                 if deadline is None:
                     held = {"actuator": name, "state": target, "stays": True}
                 return Decision(None, reply=lambda states: held)
-            self.holds[name] = Hold(target, deadline)
+            self.holds[name] = Hold(target, deadline, twist, how)
         return Decision(
-            events.reflex_data(COMMAND_REFLEX, f"{command} {name} from {source}", True),
+            events.reflex_data(COMMAND_REFLEX, f"{text} {name} from {source}", True),
             [(name, target)],
             lambda states: {"actuator": name, "state": states[name]},
         )

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from anse_hw.kinds import SENSOR_KINDS, SensorKind
+from anse_hw.kinds import MOVING, SENSOR_KINDS, STOPPED, SensorKind
 from anse_hw.options import Option
 
-__all__ = ["ActuatorDriver", "Sample", "SensorDriver"]
+__all__ = ["ActuatorDriver", "DriveDriver", "Sample", "SensorDriver"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +142,14 @@ class ActuatorDriver(ABC):
     def __init__(self, name: str, safe_state: str) -> None:
         self.name = name
         self.safe_state = safe_state
+        #: How a motor moves when MOVING: (reverse, speed), see `aim`.
+        self.how: tuple[bool, float | None] = (False, None)
+
+    def aim(self, reverse: bool, speed: float | None) -> None:
+        """How the next `drive(MOVING)` turns a motor: against its configured
+        direction (`reverse`), at `speed` 0..1 (None: its configured speed).
+        Only motors are aimed; a driver that has a speed applies `how`."""
+        self.how = (reverse, speed)
 
     @property
     @abstractmethod
@@ -158,3 +166,47 @@ class ActuatorDriver(ABC):
 
     def describe(self) -> str:
         return type(self).__name__
+
+    def start(
+        self, on_fault: Callable[[str], None], on_measured: Callable[[dict[str, Any]], None]
+    ) -> None:
+        """Start a thread of its own, if it has one (a drive with encoders:
+        its speed loop); `on_fault` when it has stopped itself and must stay
+        stopped until a reset, `on_measured` with what it measured."""
+        return None
+
+    def reset_fault(self) -> str | None:
+        """A reset: forget a fault of its own, or say why it still stands."""
+        return None
+
+
+class DriveDriver(ActuatorDriver):
+    """A differential base's two wheels, each driven at a signed duty.
+
+    The engine works out the duties (anse_hw.motion: mixing, the speed cap,
+    the ramp, the limits); a driver only puts them on its outputs.  It is
+    MOVING while either wheel has a duty.  `drive(STOPPED)`, as every other
+    actuator is made safe, is `stop()`; `drive(MOVING)` moves nothing by
+    itself, since a move needs duties (`set_wheels`).
+    """
+
+    def __init__(self, name: str, safe_state: str) -> None:
+        super().__init__(name, safe_state)
+        #: The duties last put on the outputs, (left, right) in -1..1.
+        self.wheels: tuple[float, float] = (0.0, 0.0)
+
+    @abstractmethod
+    def set_wheels(self, left: float, right: float) -> None:
+        """Drive each wheel at a signed duty in -1..1 (positive: forward)."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Both wheels stopped at once, as the H-bridge's stop_mode says."""
+
+    @property
+    def state(self) -> str:
+        return MOVING if self.wheels != (0.0, 0.0) else STOPPED
+
+    def drive(self, state: str) -> None:
+        if state != MOVING:
+            self.stop()

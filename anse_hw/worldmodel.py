@@ -94,6 +94,12 @@ class WorldModel:
         """True when every guard of `actuator` is clear: it may leave its safe state."""
         return all(self._clear(g) for g in self.guards if actuator in g.actuators)
 
+    def quiet_for(self, actuator: str) -> bool:
+        """True when no guard of `actuator` calls for its safe state or is in
+        doubt: what an operator's drive needs (it may drive in a guard's
+        hysteresis band, which only keeps the reflexes from flapping)."""
+        return all(self._quiet(g) for g in self.guards if actuator in g.actuators)
+
     def safe(self) -> bool:
         """Every guard is quiet: no guarding sensor is silent or calling for the safe state."""
         return all(self._quiet(g) for g in self.guards)

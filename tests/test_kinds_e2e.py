@@ -180,9 +180,8 @@ def test_pi_robot_yaml_runs_in_sim_with_every_kind(start_daemon, watch):
     # No buzzer: the front's median 3 takes the seed sweep's one reading
     # below 10 cm for the spike it is (tests/test_reflexes.py has the buzzer's kind).
     wanted = {
-        "left_motor:MOVING",
-        "left_motor:STOPPED",
-        "right_motor:MOVING",
+        "base:MOVING",
+        "base:STOPPED",
         "fan:ON",
     }
     wait_for(lambda: wanted <= seen(), timeout=30, what=f"{wanted - seen()}")
@@ -199,5 +198,5 @@ def test_pi_robot_yaml_runs_in_sim_with_every_kind(start_daemon, watch):
     types = {
         e["data"]["actuator_name"]: e["data"]["actuator_type"] for e in stream.of_type("actuator")
     }
-    assert types["fan"] == "output" and types["left_motor"] == "motor"
+    assert types["fan"] == "output" and types["base"] == "drive"
     assert daemon.proc.poll() is None and "Traceback" not in daemon.log()

@@ -338,6 +338,7 @@ def check_devices(config: Config) -> list[str]:
     devices that do not answer at their address or are another chip."""
     from anse_hw.app.devices import i2c_problems, open_pin_factory
     from anse_hw.drivers.registry import SENSOR_DRIVERS, find
+    from anse_hw.drivers.serial_sensor import port_problem
 
     problems = [
         config.problem(("sensors", index, key), problem)
@@ -345,6 +346,13 @@ def check_devices(config: Config) -> list[str]:
         for key, problem in find(SENSOR_DRIVERS, sensor.type, sensor.driver).device_problems(
             sensor.options
         )
+    ]
+    problems += [
+        config.problem(("actuators", index, "encoders", "port"), problem)
+        for index, actuator in enumerate(config.actuators)
+        if actuator.encoders and "port" in actuator.encoders and actuator.driver != "sim"
+        for problem in [port_problem(actuator.encoders["port"])]
+        if problem
     ]
     try:
         factory = open_pin_factory(config)

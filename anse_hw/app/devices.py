@@ -23,6 +23,7 @@ from anse_hw.drivers.registry import (
     build_actuator,
     build_sensor,
     find,
+    with_encoders,
 )
 from anse_hw.errors import DriverError
 from anse_hw.model import Config, I2cConfig
@@ -125,10 +126,14 @@ def build_estop(config: Config, pin_factory: Any) -> EstopInput | None:
 def build_actuators(
     config: Config, pin_factory: Any, i2c: SharedBus | None = None
 ) -> dict[str, ActuatorDriver]:
-    """Every actuator, in its safe state; `i2c` as for `build_sensors`."""
+    """Every actuator, in its safe state (a drive with its encoders); `i2c`
+    as for `build_sensors`."""
     if i2c is None:
         i2c = _own_bus(config, "actuators")
-    return _build_all(config.actuators, lambda a: build_actuator(a, pin_factory, i2c))
+    return _build_all(
+        config.actuators,
+        lambda a: with_encoders(a, build_actuator(a, pin_factory, i2c), pin_factory),
+    )
 
 
 def build_sensors(

@@ -202,7 +202,10 @@ def replay_config(text: str, source: str) -> Config:
                 k: v for k, v in data["server"].items() if k not in NOT_REPLAYED_SERVER
             }
     cfg = configuration.build(data if data is not None else {}, source, lines, sim=True)
-    plain = tuple(dataclasses.replace(a, options={}) for a in cfg.actuators)
+    # Nor encoders: the wheels' speeds and stalls were the world's, not the reflexes'.
+    plain = tuple(
+        dataclasses.replace(a, options={}, encoders=None, stall=None) for a in cfg.actuators
+    )
     return dataclasses.replace(cfg, actuators=plain)
 
 

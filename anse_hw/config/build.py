@@ -36,8 +36,10 @@ from anse_hw.model import (
     FoxgloveConfig,
     GpioConfig,
     I2cConfig,
+    LimitConfig,
     MqttConfig,
     RecordingConfig,
+    ReflexConfig,
     ServerConfig,
 )
 from anse_hw.options import a_path, credential_problem, robot_id_problem
@@ -151,7 +153,7 @@ def build(
     gpio = _gpio(check, data)
     i2c = I2cConfig(**(check.section(data, "i2c", I2C_OPTIONS) or {}))
     estop = _estop(check, data)
-    sensors, actuators, reflexes = _items(check, data, estop)
+    sensors, actuators, reflexes, limits = _items(check, data, estop)
     found_state_dir = state_dir(check, data)
     found_robot_id = robot_id(check, data)
     mqtt = _mqtt(check, data, found_robot_id)
@@ -171,6 +173,7 @@ def build(
         sensors=tuple(sensors),
         actuators=tuple(actuators),
         reflexes=tuple(reflexes),
+        limits=tuple(limits),
         estop=estop,
         state_dir=found_state_dir,
         mqtt=mqtt,
@@ -202,9 +205,9 @@ def _estop(check: Checker, data: dict) -> EstopConfig | None:
     return EstopConfig(**values) if values and values["pin"] is not None else None
 
 
-def _items(check: Checker, data: dict, estop: EstopConfig | None) -> tuple[list, list, list]:
-    """The sensors, actuators and reflexes that are valid on their own, after
-    the rules between them have been checked."""
+def _items(check: Checker, data: dict, estop: EstopConfig | None) -> tuple[list, list, list, list]:
+    """The sensors, actuators, reflexes and limits that are valid on their
+    own, after the rules between them have been checked."""
     sensor_items = check.items(data, "sensors")
     if "sensors" not in data:
         check.problem((), "missing required key 'sensors' (a list of at least one sensor)")
@@ -220,13 +223,15 @@ def _items(check: Checker, data: dict, estop: EstopConfig | None) -> tuple[list,
     ]
     sensors = [s for _, s in sensors_at]
     actuators = [a for _, a in actuators_at]
-    reflexes_at = [
+    built_at = [
         (at, r)
         for at, item in check.items(data, "reflexes")
         if (r := items.reflex(check, at, item, sensors, actuators))
     ]
-    rules.check_across(check, sensors_at, actuators_at, reflexes_at, estop)
-    return sensors, actuators, [r for _, r in reflexes_at]
+    reflexes_at = [(at, r) for at, r in built_at if isinstance(r, ReflexConfig)]
+    limits = [r for _, r in built_at if isinstance(r, LimitConfig)]
+    rules.check_across(check, sensors_at, actuators_at, reflexes_at, estop, built_at)
+    return sensors, actuators, [r for _, r in reflexes_at], limits
 
 
 def _recording(check: Checker, data: dict) -> RecordingConfig | None:

@@ -5,6 +5,7 @@ will do before it drives anything."""
 from __future__ import annotations
 
 from anse_hw.config.rules import budget
+from anse_hw.kinds import ACTUATOR_KINDS
 from anse_hw.model import Config, MqttConfig
 
 __all__ = ["describe"]
@@ -38,6 +39,8 @@ def describe(config: Config) -> str:
             for key, value in (("min_on", act.min_on), ("min_off", act.min_off))
             if value
         )
+        if ACTUATOR_KINDS[act.type].steered:
+            rests += f", max_speed {act.max_speed:g}, accel {act.accel:g}/s"
         out.append(
             f"  {act.name}: {act.type} via {act.driver}, safe {act.safe_state}{rests} "
             f"({_options(act.options)})"
@@ -48,6 +51,11 @@ def describe(config: Config) -> str:
         # The one-line form's text names the kind ("distance < 10cm"): say which sensor.
         said = r.condition if r.sensor is None else f"{r.sensor} {r.condition}"
         out.append(f"  {r.name}: {said} -> {r.command} {', '.join(r.actuators)} ({role})")
+    for limit in config.limits:
+        out.append(
+            f"  {limit.name}: {limit.sensor} caps forward of {', '.join(limit.actuators)}: "
+            f"full from {limit.full_at:g}, none at {limit.zero_at:g} and nearer (limit)"
+        )
     out.append("stop-delay budget (what filters and for: add to a guard's stop):")
     for r in config.reflexes:
         if r.guard:

@@ -18,11 +18,20 @@ from anse_hw.config.schema import (
     SENSOR_COMMON,
     Checker,
     nearest,
+    shown,
 )
 from anse_hw.drivers import registry
 from anse_hw.filters import FilterChain, parse_filters
-from anse_hw.kinds import ACTUATOR_KINDS, ESTOP, SENSOR_KINDS, SensorKind
-from anse_hw.model import DEFAULT_MAX_AGE, HOLD, ActuatorConfig, ReflexConfig, SensorConfig
+from anse_hw.kinds import ACTUATOR_KINDS, ESTOP, MOVING, SENSOR_KINDS, SensorKind
+from anse_hw.model import (
+    DEFAULT_MAX_AGE,
+    HOLD,
+    ActuatorConfig,
+    LimitConfig,
+    ReflexConfig,
+    SensorConfig,
+)
+from anse_hw.motion import aim_of, twist_problem
 from anse_hw.options import REQUIRED, Option
 from anse_hw.shape import SpecError
 
@@ -139,6 +148,18 @@ def actuator(check: Checker, path: tuple, item: Any) -> ActuatorConfig | None:
         if values[key] and values[key] != HOLD and values["type"] != "output":
             check.problem((*path, key), f"is for outputs; a {kind.name} has no on and off")
             return None
+    steering = {
+        k: values[k] for k in ("max_speed", "accel", "encoders", "stall") if values[k] is not None
+    }
+    for key in steering:
+        if not kind.steered:
+            check.problem((*path, key), f"is for a drive; a {kind.name} is not steered")
+            return None
+    stalling = {"stall": values["stall"], "jam_after": options.get("jam_after")}
+    for key, value in stalling.items():
+        if value is not None and "encoders" not in steering:
+            check.problem((*path, key), "needs encoders: a stall is seen on a wheel's encoder")
+            return None
     return ActuatorConfig(
         name=values["name"],
         type=values["type"],
@@ -148,6 +169,7 @@ def actuator(check: Checker, path: tuple, item: Any) -> ActuatorConfig | None:
         min_off=values["min_off"],
         manual=values["manual"],
         options=options,
+        **steering,
     )
 
 
@@ -256,25 +278,46 @@ def reflex(
     item: Any,
     sensors: list[SensorConfig],
     actuators: list[ActuatorConfig],
-) -> ReflexConfig | None:
+) -> ReflexConfig | LimitConfig | None:
+    """A reflex, or a LimitConfig for a reflex whose command is a `limit`."""
     values = check.mapping(item, path, REFLEX_OPTIONS)
     if values is None:
         return None
     driven = _known_actuators(check, path, values, actuators)
+    command = values["command"]
+    if driven is not None and isinstance(command, dict) and "limit" in command:
+        return _limit(check, path, values, sensors, driven)
     built = _condition(check, path, values, sensors)
-    if driven is None or built is None or values["name"] is None or values["command"] is None:
+    if driven is None or built is None or values["name"] is None or command is None:
         return None
     condition, text = built
+    twist = how = None
+    steered = any(ACTUATOR_KINDS[a.type].steered for a in driven)
+    if isinstance(command, dict) and (steered or {"linear", "angular"} & set(command)):
+        twist = _twist(check, (*path, "command"), command, driven)
+        if twist is None:
+            return None
+        command = f"linear {twist[0]:g} angular {twist[1]:g}"
+    elif all(ACTUATOR_KINDS[a.type].aimed for a in driven) and command not in ("stop", ESTOP):
+        aimed = aim_of(command)
+        if isinstance(aimed, str):
+            check.problem((*path, "command"), f"{shown(command)} {aimed}")
+            return None
+        command, how = aimed
+    elif not isinstance(command, str) and not all(ACTUATOR_KINDS[a.type].value for a in driven):
+        check.problem((*path, "command"), f"{shown(command)} is for a motor, a drive or a servo")
+        return None
     targets = set()
     for act in driven:
-        target = _target(check, path, values["command"], act)
+        # A cruise's twist moves a drive; every other command is the kind's own.
+        target = MOVING if twist is not None else _target(check, path, command, act)
         if target is None:
             return None
         targets.add((target, target == act.safe_state))
     if len({safe for _, safe in targets}) > 1:
         check.problem(
             (*path, "command"),
-            f"'{values['command']}' puts some of {', '.join(a.name for a in driven)} in "
+            f"'{command}' puts some of {', '.join(a.name for a in driven)} in "
             "their safe state and others out of it: split it into a guard and another reflex",
         )
         return None
@@ -284,7 +327,7 @@ def reflex(
         sensor=values["sensor"],
         actuator=values["actuator"],
         # A servo's `{angle: 45}` is shown as the angle it drives to.
-        command=values["command"] if isinstance(values["command"], str) else target,
+        command=command if isinstance(command, str) else target,
         below=values["below"],
         above=values["above"],
         max_delay=values["max_delay"],
@@ -294,6 +337,92 @@ def reflex(
         target=target,
         guard=guard,
         latch=values["command"] == ESTOP,
+        twist=twist,
+        how=how,
+    )
+
+
+def _steered_only(check: Checker, path: tuple, driven: list[ActuatorConfig], what: str) -> bool:
+    """Only a drive takes `what`; says which actuator does not."""
+    for act in driven:
+        if not ACTUATOR_KINDS[act.type].steered:
+            check.problem(path, f"{what} is for a drive; '{act.name}' is type {act.type}")
+            return False
+    return True
+
+
+def _twist(
+    check: Checker, path: tuple, command: dict, driven: list[ActuatorConfig]
+) -> tuple[float, float] | None:
+    """A cruise command, `{linear, angular}`, as numbers."""
+    if not _steered_only(check, path, driven, "{linear, angular}"):
+        return None
+    problem = twist_problem(command)
+    if problem:
+        check.problem(path, problem)
+        return None
+    return float(command["linear"]), float(command["angular"])
+
+
+def _limit(
+    check: Checker,
+    path: tuple,
+    values: dict,
+    sensors: list[SensorConfig],
+    driven: list[ActuatorConfig],
+) -> LimitConfig | None:
+    """`command: {limit: {full_at, zero_at}}` on one numeric sensor: no
+    condition (it caps all the time), full speed at full_at and beyond,
+    none at zero_at and nearer."""
+    at = (*path, "command")
+    if not _steered_only(check, at, driven, "limit"):
+        return None
+    extra = [k for k in ("below", "above", "active", "when", "for") if values[k] is not None]
+    if extra:
+        check.problem((*path, extra[0]), "a limit has no condition: it caps all the time")
+        return None
+    kinds = {s.name: s.kind for s in sensors}
+    sensor = values["sensor"]
+    if sensor not in kinds or kinds[sensor].binary:
+        check.problem(
+            (*path, "sensor"),
+            f"a limit needs sensor: one of the numeric sensors "
+            f"({', '.join(n for n, k in kinds.items() if not k.binary) or 'none'})",
+        )
+        return None
+    limit = values["command"]
+    spec = limit["limit"]
+    if set(limit) != {"limit"} or not isinstance(spec, dict) or set(spec) != {"full_at", "zero_at"}:
+        check.problem(at, "must be {limit: {full_at: N, zero_at: M}} (both keys, nothing else)")
+        return None
+    kind = kinds[sensor]
+    for key in ("full_at", "zero_at"):
+        number = spec[key]
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            check.problem((*at, "limit", key), f"expected a number, got {number!r}")
+            return None
+        if not kind.plausible(number):
+            check.problem(
+                (*at, "limit", key),
+                f"{number:g} is outside what a {kind.name} sensor can read "
+                f"({kind.low:g} to {kind.high:g} {kind.unit})",
+            )
+            return None
+    if not spec["full_at"] > spec["zero_at"]:
+        check.problem(
+            (*at, "limit"),
+            f"full_at ({spec['full_at']:g}) must be beyond zero_at ({spec['zero_at']:g}): "
+            "full speed far away, none near",
+        )
+        return None
+    if values["name"] is None:
+        return None
+    return LimitConfig(
+        name=values["name"],
+        sensor=sensor,
+        actuators=tuple(a.name for a in driven),
+        full_at=float(spec["full_at"]),
+        zero_at=float(spec["zero_at"]),
     )
 
 

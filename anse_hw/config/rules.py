@@ -27,9 +27,11 @@ def check_across(
     actuators: list[tuple[tuple, ActuatorConfig]],
     reflexes: list[tuple[tuple, ReflexConfig]],
     estop: EstopConfig | None = None,
+    every_reflex: Placed | None = None,
 ) -> None:
-    """Every cross-item rule, each problem reported through `check`."""
-    for placed in (sensors, actuators, reflexes):
+    """Every cross-item rule, each problem reported through `check`.
+    `every_reflex`: the reflexes with the limits among them, for their names."""
+    for placed in (sensors, actuators, every_reflex or reflexes):
         _unique(check, placed)
     _pins_used_once(check, [*sensors, *actuators], estop)
     _i2c_addresses_once(check, [*sensors, *actuators])
@@ -167,10 +169,27 @@ def _pins_used_once(check: Checker, placed: Placed, estop: EstopConfig | None) -
         sensor = isinstance(device, SensorConfig)
         drivers = registry.SENSOR_DRIVERS if sensor else registry.ACTUATOR_DRIVERS
         for option in registry.find(drivers, device.type, device.driver).OPTIONS:
-            pin = device.options.get(option.key)
-            if not option.pin or pin is None or bcm_pin(pin):
-                continue
-            if pin in owners:
-                check.problem((*at, option.key), f"GPIO{pin} is already used by {owners[pin]}")
-            else:
-                owners[pin] = f"{device.name}.{option.key}"
+            value = device.options.get(option.key)
+            # A drive's wheel is a mapping of pins: {forward: 17, ...}.
+            nested = value.items() if isinstance(value, dict) else [(None, value)]
+            for part, pin in nested:
+                key = option.key if part is None else f"{option.key}.{part}"
+                where = (*at, option.key) if part is None else (*at, option.key, part)
+                if option.pin:
+                    _claim(check, owners, where, f"{device.name}.{key}", pin)
+        encoders = getattr(device, "encoders", None) or {}
+        for side in ("left", "right") if "left" in encoders else ():
+            for part in ("a", "b"):
+                where = (*at, "encoders", side, part)
+                label = f"{device.name}.encoders.{side}.{part}"
+                _claim(check, owners, where, label, encoders[side][part])
+
+
+def _claim(check: Checker, owners: dict[int, str], where: tuple, label: str, pin: Any) -> None:
+    """`label` takes GPIO `pin`, unless another owns it already."""
+    if pin is None or bcm_pin(pin):
+        return
+    if pin in owners:
+        check.problem(where, f"GPIO{pin} is already used by {owners[pin]}")
+    else:
+        owners[pin] = label

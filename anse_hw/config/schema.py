@@ -118,7 +118,18 @@ WHEN = Option(
 )
 HOLD = Option("for", (int, float), None, "seconds the condition must hold before it fires")
 ACTUATORS = Option("actuators", list, None, "instead of actuator: several, one command for all")
-REFLEX_OPTIONS = (*options_of(ReflexConfig), ACTIVE, WHEN, HOLD, ACTUATORS)
+#: A drive's reflex command may be a mapping ({linear, angular}, {limit: ...}),
+#: which items.reflex reads into the config's twist or limit.
+REFLEX_OPTIONS = (
+    *(
+        dataclasses.replace(o, kind=(str, dict)) if o.key == "command" else o
+        for o in options_of(ReflexConfig)
+    ),
+    ACTIVE,
+    WHEN,
+    HOLD,
+    ACTUATORS,
+)
 TOP_LEVEL = tuple(o.key for o in options_of(Config))
 
 _TYPE_NAMES = {

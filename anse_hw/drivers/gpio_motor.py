@@ -5,6 +5,17 @@ for an L298N or a DRV8833 (gpiozero.Motor, PWM on the direction pins), or
 `phase`/`enable` for boards with a direction and a speed input
 (gpiozero.PhaseEnableMotor).  The state we report is read back from the
 device, so it is always what the pins were driven to.
+
+A reflex or an operator may `reverse` it and give a `speed`; `direction` and
+`speed` here are what a plain `move` does.  `stop_mode` (forward/backward
+wiring; README, "Driving a two-wheel base") is what a stop leaves on the
+bridge:
+
+- unset: gpiozero's `Motor.stop()`, both direction pins low with `enable`
+  (if wired) still high: an L298N brakes, a DRV8833 coasts.
+- `brake`: both direction pins high, `enable` high: every common bridge
+  (L298N, DRV8833, TB6612FNG) shorts the motor and it stops at once.
+- `coast`: every pin low, `enable` too: the motor rolls out.
 """
 
 from __future__ import annotations
@@ -44,6 +55,14 @@ class GpioMotor(ActuatorDriver):
             "forward | backward: which way MOVING turns",
             one_of("forward", "backward"),
         ),
+        Option(
+            "stop_mode",
+            str,
+            None,
+            "brake | coast: what a stop leaves on the bridge (brake: both direction pins "
+            "high; coast: every pin low; unset: gpiozero's, direction pins low, enable high)",
+            one_of("brake", "coast"),
+        ),
     )
 
     @classmethod
@@ -55,6 +74,14 @@ class GpioMotor(ActuatorDriver):
                 found.append(("phase", "use either phase + enable or forward + backward, not both"))
             if options["enable"] is None:
                 found.append(("enable", "required with phase (the speed input)"))
+            if options["stop_mode"] is not None:
+                found.append(
+                    (
+                        "stop_mode",
+                        "is for forward + backward wiring (a phase/enable "
+                        "board stops with its enable low)",
+                    )
+                )
         else:
             found += [
                 (k, "required (or use phase + enable)")
@@ -72,6 +99,8 @@ class GpioMotor(ActuatorDriver):
         self.options = options
         self.speed = float(options["speed"])
         self.reverse = options["direction"] == "backward"
+        self.stop_mode = options.get("stop_mode")
+        self.pwm = options.get("pwm", True)
         from gpiozero import Motor, PhaseEnableMotor
         from gpiozero.exc import GPIOZeroError
 
@@ -93,7 +122,7 @@ class GpioMotor(ActuatorDriver):
                 )
         except (GPIOZeroError, OSError, RuntimeError) as exc:
             raise DriverError(f"{name}: cannot drive the motor pins: {exc}") from exc
-        self._device.stop()
+        self._stop()
 
     def describe(self) -> str:
         o = self.options
@@ -108,13 +137,34 @@ class GpioMotor(ActuatorDriver):
 
     def drive(self, state: str) -> None:
         if state != MOVING:
-            self._device.stop()
-        elif self.reverse:
-            self._device.backward(self.speed)
+            self._stop()
+            return
+        reverse, speed = self.how
+        speed = self.speed if speed is None else speed
+        if not self.pwm:
+            speed = 1.0 if speed > 0 else 0.0  # an on/off motor: on or off
+        enable = getattr(self._device, "enable_device", None)
+        if enable is not None and not enable.value:
+            enable.on()  # after a coast
+        if reverse != self.reverse:
+            self._device.backward(speed)
         else:
-            self._device.forward(self.speed)
+            self._device.forward(speed)
+
+    def _stop(self) -> None:
+        """Stopped, as `stop_mode` says (the module's docstring)."""
+        device = self._device
+        device.stop()
+        if self.stop_mode is None or self.options.get("phase") is not None:
+            return
+        enable = getattr(device, "enable_device", None)
+        if self.stop_mode == "brake":
+            device.forward_device.on()
+            device.backward_device.on()
+        elif enable is not None:
+            enable.off()
 
     def close(self) -> None:
         if not self._device.closed:
-            self._device.stop()
+            self._stop()
             self._device.close()

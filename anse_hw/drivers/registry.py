@@ -12,16 +12,20 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from anse_hw import wheels
+from anse_hw.drivers.encoded_drive import EncodedDrive
+from anse_hw.drivers.encoders import Encoders, GpioEncoders, PlantEncoders, SerialEncoders
+from anse_hw.drivers.gpio_drive import GpioDrive
 from anse_hw.drivers.gpio_io import GpioInputSensor, GpioOutput
 from anse_hw.drivers.gpio_motor import GpioMotor
 from anse_hw.drivers.hcsr04 import HCSR04Sensor
 from anse_hw.drivers.i2c.sensors import BME280Sensor, INA219Sensor, VL53L1XSensor
 from anse_hw.drivers.serial_sensor import SerialSensor
 from anse_hw.drivers.servo import GpioServo, PCA9685Servo
-from anse_hw.drivers.sim import SimActuator, SimSensor
+from anse_hw.drivers.sim import SimActuator, SimDrive, SimSensor
 from anse_hw.drivers.sysfs_temperature import CpuTemperatureSensor, DS18B20Sensor
 from anse_hw.kinds import SENSOR_KINDS
-from anse_hw.readings import ActuatorDriver, SensorDriver
+from anse_hw.readings import ActuatorDriver, DriveDriver, SensorDriver
 
 SENSOR_DRIVERS: tuple[type[SensorDriver], ...] = (
     SimSensor,
@@ -36,8 +40,10 @@ SENSOR_DRIVERS: tuple[type[SensorDriver], ...] = (
 )
 ACTUATOR_DRIVERS: tuple[type[ActuatorDriver], ...] = (
     SimActuator,
+    SimDrive,
     GpioMotor,
     GpioOutput,
+    GpioDrive,
     GpioServo,
     PCA9685Servo,
 )
@@ -105,3 +111,28 @@ def build_actuator(spec: ActuatorSpec, pin_factory: Any = None, i2c: Any = None)
     if cls.USES_I2C:
         extra["i2c"] = i2c
     return cls(spec.name, spec.safe_state, **extra, **spec.options)
+
+
+def with_encoders(spec: Any, actuator: ActuatorDriver, pin_factory: Any = None) -> ActuatorDriver:
+    """A drive whose spec has `encoders` (anse_hw.model.ActuatorConfig),
+    wrapped to measure its wheels, close their speed loops and stop it on a
+    stall; any other actuator as it is.  The sim's drive gets simulated
+    wheels whose encoders count (so --sim runs the whole loop)."""
+    encoders = getattr(spec, "encoders", None)
+    if encoders is None or not isinstance(actuator, DriveDriver):
+        return actuator
+    counts = wheels.counts_per_rev(encoders)
+    max_rps = encoders.get("max_rps", wheels.DEFAULT_MAX_RPS)
+    try:
+        if spec.driver == "sim":
+            jam_after = getattr(actuator, "jam_after", None)
+            source: Encoders = PlantEncoders(actuator, counts, max_rps, jam_after)
+        elif "left" in encoders:
+            source = GpioEncoders(encoders["left"], encoders["right"], pin_factory=pin_factory)
+        else:
+            source = SerialEncoders(encoders["port"], encoders["baud"])
+    except Exception:
+        actuator.close()
+        raise
+    after = (spec.stall or {}).get("after", wheels.DEFAULT_STALL_AFTER)
+    return EncodedDrive(actuator, source, counts, max_rps, after)

@@ -20,7 +20,7 @@ from anse_hw.drivers.threaded import ThreadedSensor
 from anse_hw.errors import DriverError
 from anse_hw.kinds import ACTUATOR_KINDS, SENSOR_KINDS
 from anse_hw.options import Option, a_path, in_range, one_of, unit_interval
-from anse_hw.readings import ActuatorDriver, Sample
+from anse_hw.readings import ActuatorDriver, DriveDriver, Sample
 
 #: A trace with this suffix is an anse-hw recording, which the daemon loads
 #: and hands over as `recorded` values (the sim never reads that format).
@@ -224,7 +224,7 @@ class SimActuator(ActuatorDriver):
     """A motor or an output with no pins: it is whatever it was last driven to."""
 
     DRIVER = "sim"
-    KINDS = tuple(ACTUATOR_KINDS)
+    KINDS = tuple(name for name, kind in ACTUATOR_KINDS.items() if not kind.steered)
     OPTIONS: ClassVar[tuple[Option, ...]] = (
         Option(
             "stall_after",
@@ -257,3 +257,37 @@ class SimActuator(ActuatorDriver):
 
     def describe(self) -> str:
         return "simulated"
+
+
+class SimDrive(DriveDriver):
+    """A differential base with no pins: its wheels are the duties last set."""
+
+    DRIVER = "sim"
+    KINDS = tuple(name for name, kind in ACTUATOR_KINDS.items() if kind.steered)
+    OPTIONS: ClassVar[tuple[Option, ...]] = (
+        Option(
+            "jam_after",
+            (int, float),
+            None,
+            "fault injection, with encoders: the left wheel jams (stops turning and "
+            "counting) after this many seconds of driving, to see the stall stop",
+            _non_negative,
+        ),
+    )
+
+    def __init__(self, name: str, safe_state: str, **options: Any) -> None:
+        super().__init__(name, safe_state)
+        #: Seconds of driving before the left wheel jams (None: never).
+        self.jam_after: float | None = options.get("jam_after")
+
+    def set_wheels(self, left: float, right: float) -> None:
+        self.wheels = (left, right)
+
+    def stop(self) -> None:
+        self.wheels = (0.0, 0.0)
+
+    def close(self) -> None:
+        self.stop()
+
+    def describe(self) -> str:
+        return "simulated drive"

@@ -388,7 +388,8 @@ class MqttBridge:
 
     async def _state_of(self, client: aiomqtt.Client, event: dict[str, Any]) -> None:
         data, stamp = event["data"], event["timestamp"]
-        if event["type"] == events.ACTUATOR:
+        if event["type"] == events.ACTUATOR and "wheel_speeds" not in data:
+            # A drive's measured wheel speeds (5 a second) change no state.
             await self._retain_actuator(
                 client, data["actuator_name"], data["state"], data["actuator_type"], stamp
             )

@@ -115,7 +115,8 @@ def decision(event: dict[str, Any]) -> Decision | None:
     d = event["data"]
     if event["type"] == events.REFLEX:
         return ("reflex", d["reflex_name"], d["condition"], d["triggered"])
-    if event["type"] == events.ACTUATOR:
+    if event["type"] == events.ACTUATOR and "wheel_speeds" not in d:
+        # Measured wheel speeds are the world's, not a decision replay can make.
         return ("actuator", d["actuator_name"], d["state"])
     return None
 

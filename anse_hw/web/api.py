@@ -3,6 +3,7 @@
     POST /api/estop                  latched emergency stop
     POST /api/reset                  release the latch (moves nothing)
     POST /api/actuators/<name>       {"command": "stop"|"move"|"on"|"off"}
+                                     or, to a drive, {"command": {"linear": x, "angular": y}}
     POST /api/login                  token → HttpOnly, SameSite=Strict session cookie
     POST /api/logout
     GET  /api/session                {"operator": bool, "estop_latched": bool}
@@ -32,6 +33,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from anse_hw.errors import Refused
+from anse_hw.motion import aim_of, twist_problem
 from anse_hw.web.auth import SESSION_COOKIE, SESSION_SECONDS, Gate, Latch, session_from_cookie
 
 if TYPE_CHECKING:
@@ -223,10 +225,10 @@ def _settle(future: asyncio.Future, problem: str | None) -> None:
 class WsCommand:
     action: str
     actuator: str | None = None
-    command: str | None = None
+    command: str | dict | None = None
 
     @property
-    def target(self) -> dict[str, str | None]:
+    def target(self) -> dict[str, Any]:
         """What `ControlApi.run` takes besides the action."""
         if self.action != "command":
             return {}
@@ -239,7 +241,8 @@ WS_EXAMPLE = '{"action": "command", "actuator": "movement", "command": "stop"}'
 def parse_ws_command(message: str | bytes) -> WsCommand:
     """The schema of a dashboard's command, checked before anything uses it:
     a JSON object (no key twice), `action` one of WS_ACTIONS, and for
-    "command" an `actuator` and a `command` that are short strings; no other
+    "command" an `actuator` that is a short string and a `command` that is
+    one too, or a drive's `{"linear", "angular"}` (anse_hw.motion); no other
     keys.  Anything else is Refused(400) saying what is wrong."""
     try:
         data = json.loads(message, object_pairs_hook=_unique_keys)
@@ -259,7 +262,7 @@ def parse_ws_command(message: str | bytes) -> WsCommand:
     if action != "command":
         return WsCommand(action)
     return WsCommand(
-        action, _name(data.get("actuator"), "actuator"), _name(data.get("command"), "command")
+        action, _name(data.get("actuator"), "actuator"), _command_value(data.get("command"))
     )
 
 
@@ -284,6 +287,22 @@ def _name(value: Any, what: str) -> str:
     if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME:
         raise Refused(400, f"{what} must be a string of 1 to {MAX_NAME} characters")
     return value
+
+
+def _command_value(value: Any) -> str | dict:
+    """A command: a name ("stop"), a motor's {"move"|"reverse": {"speed": s}}
+    or a drive's {"linear": x, "angular": y}, each number in range (whether
+    the actuator is a motor or a drive, the engine says)."""
+    if isinstance(value, dict):
+        if {"linear", "angular"} & set(value):
+            problem = twist_problem(value)
+        else:
+            aimed = aim_of(value)
+            problem = aimed if isinstance(aimed, str) else None
+        if problem:
+            raise Refused(400, f"command {problem}")
+        return value
+    return _name(value, "command")
 
 
 def printable(text: str) -> str:
@@ -343,14 +362,14 @@ def _session(request: Request) -> str | None:
     return session_from_cookie(request.headers.get("Cookie"))
 
 
-def _command(body: bytes) -> str:
+def _command(body: bytes) -> str | dict:
     try:
         data = json.loads(body or b"null")
     except (ValueError, RecursionError):
         raise Refused(400, 'the body must be JSON: {"command": "stop"}') from None
     if not isinstance(data, dict) or "command" not in data:
         raise Refused(400, 'the body must be JSON: {"command": "stop"}')
-    return _name(data["command"], "command")
+    return _command_value(data["command"])
 
 
 def reply(status: int, body: dict[str, Any], cookie: str | None = None) -> Response:

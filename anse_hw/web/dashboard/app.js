@@ -706,13 +706,27 @@ class ActuatorPanel {
       el('h3', { text: 'State history' }),
       this.list = el('ol', { class: 'history' }));
     this.node.id = panelId('actuator', name); // the overview links here
+    if (kind === 'drive') { // measured wheel speeds, with encoders (docs/protocol.md)
+      this.node.querySelector('dl.figures').append(el('dt', { text: 'wheels' }),
+        this.wheelsNode = el('dd', { class: 'wheels', text: '—' }));
+    }
+  }
+
+  // A drive's measured wheel speeds, rev/s: a measurement, not a command.
+  measured(speeds) {
+    this.wheels = speeds;
   }
 
   // Manual control for a logged-in operator: a safe-state button, and a
   // hold-to-run button that sends heartbeats while pressed (the daemon puts
   // the actuator back in its safe state when they stop) — or, for an output
-  // configured `manual: latch`, a plain button that switches it on to stay.
+  // configured `manual: latch`, a plain button that switches it on to stay;
+  // for a drive, the drive pad (drivepad.js).
   addControls(safe, send, manual = 'hold') {
+    if (this.kind === 'drive') {
+      this.controls.replaceChildren(DrivePad.mount(this.name, send, SETTINGS.heartbeatMs));
+      return;
+    }
     const { safe: safeCommand, active } = commandsFor(this.kind, safe);
     const command = (c) => send({ action: 'command', actuator: this.name, command: c });
     const stop = el('button', { type: 'button', class: 'manual-safe command', text: safeCommand,
@@ -776,6 +790,9 @@ class ActuatorPanel {
     this.badgeNode.textContent = this.state || '—';
     this.badgeNode.dataset.state = this.state || 'UNKNOWN';
     this.countNode.textContent = String(this.commands);
+    if (this.wheels) {
+      this.wheelsNode.textContent = `L ${this.wheels.left.toFixed(2)} · R ${this.wheels.right.toFixed(2)} rev/s`;
+    }
     this.list.replaceChildren(...this.history.map((h) =>
       el('li', { 'data-state': h.state }, el('span', { class: 'time', text: h.time }), ` ${h.state}`)));
   }
@@ -1155,6 +1172,9 @@ class Dashboard {
       if (offline) button.setAttribute('aria-description', 'not connected');
       else button.removeAttribute('aria-description');
     }
+    for (const pad of document.querySelectorAll('.drivepad')) {
+      pad.setAttribute('aria-disabled', String(offline));
+    }
     document.getElementById('command-state').hidden = !offline;
     for (const note of document.querySelectorAll('.manual .command-state')) note.hidden = !offline;
   }
@@ -1322,7 +1342,8 @@ class Dashboard {
         }
         break;
       case 'actuator':
-        this.actuator(d.actuator_name, d.actuator_type).setState(d.state, event.timestamp, true);
+        if (d.wheel_speeds) this.actuator(d.actuator_name, d.actuator_type).measured(d.wheel_speeds);
+        else this.actuator(d.actuator_name, d.actuator_type).setState(d.state, event.timestamp, true);
         break;
       case 'reflex':
         this.reflexPanel().triggered(d, event.timestamp);
