@@ -121,10 +121,7 @@ ACTUATORS = Option("actuators", list, None, "instead of actuator: several, one c
 #: A drive's reflex command may be a mapping ({linear, angular}, {limit: ...}),
 #: which items.reflex reads into the config's twist or limit.
 REFLEX_OPTIONS = (
-    *(
-        dataclasses.replace(o, kind=(str, dict)) if o.key == "command" else o
-        for o in options_of(ReflexConfig)
-    ),
+    *options_of(ReflexConfig),
     ACTIVE,
     WHEN,
     HOLD,
