@@ -49,10 +49,24 @@ def test_the_overview_lists_every_part_of_pi_robot_and_shows_a_guard_blocking(
     page.goto(f"http://127.0.0.1:{port}/")
     keys = [
         "latch",
-        *(f"actuator:{a}" for a in ("left_motor", "right_motor", "fan", "buzzer")),
+        *(f"actuator:{a}" for a in ("base", "fan", "buzzer")),
         # the reflexes that drive their actuators to the safe state
-        *(f"guard:{g}" for g in ("guard", "fan_off", "buzz_clear")),
-        *(f"sensor:{s}" for s in ("front", "bumper", "driver_temp", "cpu_temp")),
+        *(
+            f"guard:{g}"
+            for g in ("guard", "fan_off", "buzz_clear", "battery_low", "battery_critical")
+        ),
+        *(
+            f"sensor:{s}"
+            for s in (
+                "front",
+                "bumper",
+                "driver_temp",
+                "cpu_temp",
+                "battery",
+                "motor_current",
+                "tof",
+            )
+        ),
     ]
     for key in keys:
         line(page, key).wait_for()
@@ -80,7 +94,7 @@ def test_the_overview_lists_every_part_of_pi_robot_and_shows_a_guard_blocking(
     page.wait_for_function(
         """() => { const r = document.querySelector("[data-panel='sensor:cpu_temp']")
                      .getBoundingClientRect();
-                   return r.top >= 0 && r.top < window.innerHeight; }"""
+                   return r.top > -2 && r.top < window.innerHeight; }"""
     )
     if os.environ.get("ANSE_HW_UPDATE_SCREENSHOT"):
         page.evaluate("window.scrollTo(0, 0)")
@@ -102,11 +116,9 @@ def test_a_shared_threshold_has_one_label_naming_every_reflex_and_units_are_kept
     found = page.eval_on_selector_all(
         labels, "ls => ls.map(l => [l.dataset.reflexes, l.textContent])"
     )
-    # front < 10 cm: the guard (both motors) and buzz_near (the buzzer), one label.
+    # front < 10 cm: the guard (the base) and buzz_near (the buzzer), one label.
     at_ten = [(r, t) for r, t in found if "< 10 cm" in t]
-    assert at_ten == [
-        ("guard buzz_near", "stop left_motor, right_motor · on buzzer < 10 cm (guard, buzz_near)")
-    ]
+    assert at_ten == [("guard buzz_near", "stop base · on buzzer < 10 cm (guard, buzz_near)")]
     assert len(found) == len({t for _, t in found}) == 3  # < 10, > 12, > 15
 
     # °F and inches, kept in this browser across a reload.

@@ -652,7 +652,7 @@ class BinaryPanel {
         el('dt', { text: 'activations' }), this.countNode = el('dd', { class: 'activations', text: '0' }),
         el('dt', { text: 'kind' }), el('dd', { class: 'kind', text: 'binary' })),
       el('h3', { text: 'Changes' }),
-      this.list = el('ol', { class: 'history' }));
+      this.list = el('ol', { class: 'history', tabindex: '0', 'aria-label': `${name} history, newest first` }));
   }
 
   reading(value, now) {
@@ -704,7 +704,7 @@ class ActuatorPanel {
       el('dl', { class: 'figures' },
         el('dt', { text: 'commands' }), this.countNode = el('dd', { class: 'commands', text: '0' })),
       el('h3', { text: 'State history' }),
-      this.list = el('ol', { class: 'history' }));
+      this.list = el('ol', { class: 'history', tabindex: '0', 'aria-label': `${name} state history, newest first` }));
     this.node.id = panelId('actuator', name); // the overview links here
     if (kind === 'drive') { // measured wheel speeds, with encoders (docs/protocol.md)
       this.node.querySelector('dl.figures').append(el('dt', { text: 'wheels' }),
@@ -870,7 +870,7 @@ class ReflexPanel {
       el('h3', { text: 'Active reflexes' }),
       this.activeList = el('ul', { class: 'active-reflexes' }),
       el('h3', { text: 'Recent triggers' }),
-      this.recentList = el('ol', { class: 'recent' }));
+      this.recentList = el('ol', { class: 'recent', tabindex: '0', 'aria-label': 'recent firings, newest first' }));
   }
 
   configure(reflexes) {
