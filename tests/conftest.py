@@ -559,6 +559,14 @@ def watch():
 # -- real headless Chromium (Debian's), driven by Playwright ------------------
 # (docs/architecture.md, "Testing")
 
+#: A two-wheel base on mock pins, as a config's actuators list item: left
+#: wheel forward GPIO17 / backward 27 / enable (PWM) 12, right 22 / 23 / 13.
+GPIO_BASE = """  - name: base
+    type: drive
+    driver: gpio
+    left:  {forward: 17, backward: 27, enable: 12}
+    right: {forward: 22, backward: 23, enable: 13}"""
+
 CHROMIUM = os.environ.get("ANSE_HW_CHROMIUM", "/usr/bin/chromium")
 
 

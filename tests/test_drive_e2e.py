@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from anse_hw.drivers.protocols import tfmini_frame
-from tests.conftest import pin, wait_for
+from tests.conftest import GPIO_BASE, pin, wait_for
 from tests.serialdev import PtyDevice
 
 
@@ -20,11 +20,7 @@ gpio: {{pin_factory: mock, mock_state_file: {pins}}}
 sensors:
   - {{name: front, driver: serial, port: {device}, protocol: tfmini, max_age: 5}}
 actuators:
-  - name: base
-    type: drive
-    driver: gpio
-    left:  {{forward: 17, backward: 27, enable: 12}}
-    right: {{forward: 22, backward: 23, enable: 13}}
+{GPIO_BASE}
     max_speed: 0.8
     accel: 4.0
     stop_mode: {stop_mode}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from tests.conftest import open_page, operator_url, wait_for
+from tests.conftest import GPIO_BASE, open_page, operator_url, wait_for
 from tests.test_drive_e2e import duty
 
 HOLD = 2.0  # server.heartbeat: the most a lost tab may keep the base moving
@@ -19,11 +19,7 @@ gpio: {{pin_factory: mock, mock_state_file: {pins}}}
 sensors:
   - {{name: front, driver: sim, interval: 0.1, profile: constant, value: 80}}
 actuators:
-  - name: base
-    type: drive
-    driver: gpio
-    left:  {{forward: 17, backward: 27, enable: 12}}
-    right: {{forward: 22, backward: 23, enable: 13}}
+{GPIO_BASE}
     stop_mode: coast
 reflexes:
   - {{name: guard, sensor: front, below: 15, actuator: base, command: stop}}

@@ -7,18 +7,14 @@ import pytest
 
 from anse_hw import config as configuration
 from anse_hw.errors import ConfigError
-from tests.conftest import run_cli, write_config
+from tests.conftest import GPIO_BASE, run_cli, write_config
 
 
 def drive(extra: str, motor: str = "") -> str:
     return f"""
 sensors: [{{name: front, driver: sim}}]
 actuators:
-  - name: base
-    type: drive
-    driver: gpio
-    left:  {{forward: 17, backward: 27, enable: 12}}
-    right: {{forward: 22, backward: 23, enable: 13}}
+{GPIO_BASE}
 {extra}
 {motor}
 """

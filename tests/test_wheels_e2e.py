@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, daemon_env, open_page, wait_for
+from tests.conftest import GPIO_BASE, ROOT, daemon_env, open_page, wait_for
 from tests.serialdev import PtyDevice
 from tests.test_control import post
 from tests.test_drive_e2e import duty
@@ -35,11 +35,7 @@ gpio: {{pin_factory: mock, mock_state_file: {pins}}}
 sensors:
   - {{name: front, driver: sim, interval: 0.05, profile: constant, value: 80}}
 actuators:
-  - name: base
-    type: drive
-    driver: gpio
-    left:  {{forward: 17, backward: 27, enable: 12}}
-    right: {{forward: 22, backward: 23, enable: 13}}
+{GPIO_BASE}
     max_speed: 0.8
     accel: 4.0
     encoders: {{port: {port}, baud: 115200, counts_per_rev: {COUNTS_PER_REV}, max_rps: {MAX_RPS}}}

@@ -21,7 +21,6 @@ turns them into speeds.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
@@ -32,7 +31,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from anse_hw.drivers.protocols import LineSplitter
-from anse_hw.drivers.serial_sensor import RECONNECT_MIN, permission_hint
+from anse_hw.drivers.serial_sensor import close_quietly, permission_hint, reopen
 from anse_hw.drivers.threaded import Worker
 from anse_hw.errors import DriverError
 from anse_hw.plant import WheelPlant
@@ -245,21 +244,11 @@ class SerialEncoders(Encoders):
         return ""
 
     def _reopen(self) -> serial.Serial | None:
-        delay = RECONNECT_MIN
-        while not self._worker.stopping.wait(delay):
-            try:
-                port = self._open()
-            except DriverError:
-                delay = min(delay * 2, RECONNECT_MAX)
-                continue
+        port = reopen(self._open, self._worker.stopping, RECONNECT_MAX)
+        if port is not None:
             self._on_fault(f"encoder port {self.path} reopened", False)
-            return port
-        return None
+        return port
 
     def _close_port(self) -> None:
-        import serial
-
         port, self._serial = self._serial, None
-        if port is not None:
-            with contextlib.suppress(serial.SerialException, OSError):
-                port.close()
+        close_quietly(port)

@@ -174,6 +174,31 @@ class SerialSensor(SensorDriver):
         self.port.release(self)
 
 
+def reopen(
+    attempt: Callable[[], serial.Serial], stopping: threading.Event, most: float
+) -> serial.Serial | None:
+    """A port that went away, opened again by `attempt` (which raises
+    DriverError while the device is still gone), waiting RECONNECT_MIN and
+    doubling up to `most` seconds between tries; None once `stopping` is set.
+    A reader thread blocks here, so nothing else waits for the device."""
+    delay = RECONNECT_MIN
+    while not stopping.wait(delay):
+        try:
+            return attempt()
+        except DriverError:
+            delay = min(delay * 2, most)
+    return None
+
+
+def close_quietly(port: serial.Serial | None) -> None:
+    """Close a port that may already be gone (unplugged: EIO on close)."""
+    import serial
+
+    if port is not None:
+        with contextlib.suppress(serial.SerialException, OSError):
+            port.close()
+
+
 def device_of(path: Any) -> Any:
     """The device a port name stands for: /dev/serial0 and /dev/ttyAMA0 (a
     symlink) are one port, which must be opened once."""
@@ -357,22 +382,15 @@ class SharedPort:
             subscriber.on_sample(Sample.none(text))
 
     def _reopen(self) -> serial.Serial | None:
-        delay = RECONNECT_MIN
-        while not self._worker.stopping.wait(delay):
+        def attempt() -> serial.Serial:
             self.reopen_attempts += 1
-            try:
-                port = self._open_port()
-            except DriverError:
-                delay = min(delay * 2, self.reconnect_max)
-                continue
+            return self._open_port()
+
+        port = reopen(attempt, self._worker.stopping, self.reconnect_max)
+        if port is not None:
             self._fault(f"serial port {self.path} reopened", False)
-            return port
-        return None
+        return port
 
     def _close_port(self) -> None:
-        import serial
-
         port, self._serial = self._serial, None
-        if port is not None:
-            with contextlib.suppress(serial.SerialException, OSError):
-                port.close()
+        close_quietly(port)
