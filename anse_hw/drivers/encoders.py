@@ -21,7 +21,6 @@ turns them into speeds.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
@@ -31,7 +30,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from anse_hw.drivers.protocols import LineSplitter
-from anse_hw.drivers.serial_sensor import close_quietly, permission_hint, reopen
+from anse_hw.drivers.serial_sensor import close_quietly, open_serial, reopen
 from anse_hw.drivers.threaded import Worker
 from anse_hw.errors import DriverError
 from anse_hw.plant import WheelPlant
@@ -199,22 +198,7 @@ class SerialEncoders(Encoders):
         return f"serial encoders on {self.path} at {self.baudrate} baud"
 
     def _open(self) -> serial.Serial:
-        import serial
-
-        try:
-            port = serial.Serial(
-                self.path, self.baudrate, timeout=self.READ_TIMEOUT, exclusive=True
-            )
-        except (serial.SerialException, OSError) as exc:
-            if exc.errno == errno.EACCES:
-                reason = f"permission denied; {permission_hint(self.path)}"
-            elif isinstance(exc.errno, int):
-                reason = os.strerror(exc.errno)
-            else:
-                reason = str(exc)
-            raise DriverError(f"cannot open encoder port {self.path}: {reason}") from exc
-        port.reset_input_buffer()
-        return port
+        return open_serial(self.path, self.baudrate, self.READ_TIMEOUT, "encoder port")
 
     def _run(self) -> None:
         while not self._worker.stopping.is_set():

@@ -174,6 +174,23 @@ class SerialSensor(SensorDriver):
         self.port.release(self)
 
 
+def open_serial(path: str, baudrate: int, timeout: float, what: str) -> serial.Serial:
+    """`path` opened for this process alone, its stale input dropped; a
+    DriverError naming `what` and the reason a user can act on otherwise."""
+    import serial
+
+    try:
+        port = serial.Serial(path, baudrate, timeout=timeout, exclusive=True)
+    except (serial.SerialException, OSError) as exc:
+        if exc.errno == errno.EACCES:
+            reason = f"permission denied; {permission_hint(path)}"
+        else:  # pyserial repeats the errno in its text: say it once
+            reason = os.strerror(exc.errno) if isinstance(exc.errno, int) else str(exc)
+        raise DriverError(f"cannot open {what} {path}: {reason}") from exc
+    port.reset_input_buffer()
+    return port
+
+
 def reopen(
     attempt: Callable[[], serial.Serial], stopping: threading.Event, most: float
 ) -> serial.Serial | None:
@@ -295,22 +312,11 @@ class SharedPort:
         self._close_port()
 
     def _open_port(self) -> serial.Serial:
-        import serial
-
         if not os.path.exists(self.path):
             raise DriverError(f"serial port {self.path} does not exist")
-        try:
-            # An idle read returns well within max_age, so a longer gap is a stall.
-            timeout = min(self.READ_TIMEOUT, self.max_age / 4)
-            port = serial.Serial(self.path, self.baudrate, timeout=timeout, exclusive=True)
-        except (serial.SerialException, OSError) as exc:
-            if exc.errno == errno.EACCES:
-                reason = f"permission denied; {permission_hint(self.path)}"
-            else:  # pyserial repeats the errno in its text: say it once
-                reason = os.strerror(exc.errno) if isinstance(exc.errno, int) else str(exc)
-            raise DriverError(f"cannot open serial port {self.path}: {reason}") from exc
-        port.reset_input_buffer()
-        return port
+        # An idle read returns well within max_age, so a longer gap is a stall.
+        timeout = min(self.READ_TIMEOUT, self.max_age / 4)
+        return open_serial(self.path, self.baudrate, timeout, "serial port")
 
     def _fault(self, text: str, active: bool) -> None:
         for subscriber in self._subscribers:
