@@ -82,6 +82,11 @@ def test_the_overview_lists_every_part_of_pi_robot_and_shows_a_guard_blocking(
     }"""
     page.wait_for_function(seen, arg=["ok", "clear"], timeout=60_000)
     page.wait_for_function(seen, arg=["danger", "BLOCKING"], timeout=60_000)
+    # A guard that holds an output at its safe level is not shown as a danger:
+    # the sim's CPU starts below 40 °C, so fan_off keeps the fan off.
+    fan_off = "[data-overview='guard:fan_off']"
+    page.wait_for_selector(f"{fan_off}[data-state=safe]", timeout=60_000)
+    assert text(page, f"{fan_off} .ov-state") == "● holds off"
     assert text(page, "[data-overview='sensor:front'] .ov-state").endswith("cm")
 
     # The whole overview is on the first screen, before any scrolling.

@@ -1059,10 +1059,13 @@ class Overview {
     }
     for (const r of board.reflexConfig.filter((x) => x.guard)) {
       const clear = d.guards?.[r.name]?.clear ?? d.safe;
+      // A guard that stops motion blocks the robot; one that holds an output
+      // at its safe level (a fan off below 40 °C) is just doing its job.
+      const stops = r.command === 'stop' || r.command === 'estop';
       this.set(`guard:${r.name}`, panelId('reflex', r.name), {
         name: r.name,
-        state: clear ? '✓ clear' : '✗ BLOCKING',
-        mark: clear ? 'ok' : 'danger',
+        state: clear ? '✓ clear' : (stops ? '✗ BLOCKING' : `● holds ${r.command}`),
+        mark: clear ? 'ok' : (stops ? 'danger' : 'safe'),
         detail: clear ? `${r.command} ${r.actuators.join(', ')} when ${r.condition}`
           : this.blocking(r, d, board.reflexConfig),
       });
