@@ -154,7 +154,7 @@ def test_connection_cap_answers_503(start_daemon):
             await again.recv()
 
     asyncio.run(scenario())
-    assert "3 clients is the limit" in daemon.log()
+    wait_for(lambda: "3 clients is the limit" in daemon.log(), what="the refusal logged")
 
 
 def test_inbound_message_limit(start_daemon):

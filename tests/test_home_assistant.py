@@ -116,11 +116,16 @@ def test_a_renamed_sensor_is_removed_and_its_retained_state_cleared(
         lambda: b"" in watcher.on("anse/robot1/sensor/distance_sensor"),
         what="the old state cleared",
     )
+    # The new device config may reach the broker just after the clearing.
+    wait_for(lambda: "robot1_range" in announced(watcher)["cmps"], what="the new config")
     config = announced(watcher)
     jsonschema.validate(config, SCHEMA)
     assert config["cmps"]["robot1_distance_sensor"] == {"p": "sensor"}
     assert config["cmps"]["robot1_range"]["state_topic"] == "anse/robot1/sensor/range"
-    assert "removed from Home Assistant: robot1_distance_sensor" in second.log()
+    wait_for(
+        lambda: "removed from Home Assistant: robot1_distance_sensor" in second.log(),
+        what="the removal logged",
+    )
     # ...so what Home Assistant gets at its next start has no ghost.
     later = subscribers(broker, "anse/robot1/sensor/#")
     wait_for(lambda: later.on("anse/robot1/sensor/range"), what="the new sensor's state")
