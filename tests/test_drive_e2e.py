@@ -55,8 +55,9 @@ def test_a_cruise_drives_the_wheels_a_limit_slows_them_a_guard_stops_them(
     daemon = start_daemon(drive_config(device.path, pins))
     stream = watch(daemon.url)
     device.write(tfmini_frame(80))
-    wait_for(lambda: duty(pins, "left") == pytest.approx(0.4), what="left wheel at cruise")
-    assert duty(pins, "right") == pytest.approx(0.4)
+    # Each ramp step sets the left wheel, then the right: wait for both.
+    both = pytest.approx((0.4, 0.4))
+    wait_for(lambda: (duty(pins, "left"), duty(pins, "right")) == both, what="both at cruise")
     moving = wait_for(
         lambda: [e for e in stream.events if e["type"] == "actuator"], what="actuator event"
     )[-1]["data"]
