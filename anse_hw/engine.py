@@ -414,23 +414,32 @@ class Engine:
         if how is not None:
             actuator.aim(*how)
         actuator.drive(target)
+        self._changed_to(name, actuator.state, batch, cause, why)
+
+    def _changed_to(
+        self, name: str, state: str, batch: list, cause: str, why: str, **extra: Any
+    ) -> None:
+        """`name` is now in `state`, a new one: when (for min_on/min_off),
+        counted, logged naming its `cause` and `why`, the last stop noted if
+        it went safe, and its event (with `extra`: a drive's twist) on the
+        stream.  Every actuator change, a drive's too, goes through here."""
         self.changed_at[name] = self.clock()
         self._changed = True
-        log.info("%s %s by %s (%s)", name, actuator.state, cause or "shutdown", why)
-        self.stats.changes[(name, actuator.state)] += 1
-        self._made_safe = self._made_safe or safe
-        if safe:
+        log.info("%s %s by %s (%s)", name, state, cause or "shutdown", why)
+        self.stats.changes[(name, state)] += 1
+        if state == self.actuators[name].safe_state:
+            self._made_safe = True
             self.last_stop = {
                 "actuator": name,
-                "state": target,
+                "state": state,
                 "cause": cause or "shutdown",
                 "timestamp": events.timestamp(),
             }
-        self.world.actuators[name] = actuator.state
+        self.world.actuators[name] = state
         self._emit(
             batch,
             events.ACTUATOR,
-            events.actuator_data(name, actuator.state, self.config_actuators[name].type),
+            events.actuator_data(name, state, self.config_actuators[name].type, **extra),
         )
 
     # -- drives (docs/safety.md M1) -------------------------------------------
@@ -474,29 +483,15 @@ class Engine:
         if state == self.world.actuators[name] and shown == base.twist:
             return
         base.twist = shown
-        self._changed = True
+        twist_data = {"linear": shown[0], "angular": shown[1]}
         if state != self.world.actuators[name]:
-            self.changed_at[name] = now
-            log.info("%s %s by %s (%s)", name, state, cause or "shutdown", why)
-            self.stats.changes[(name, state)] += 1
-        else:
-            log.debug("%s at %s by %s (%s)", name, shown, cause, why)
-        if state == actuator.safe_state and state != self.world.actuators[name]:
-            self._made_safe = True
-            self.last_stop = {
-                "actuator": name,
-                "state": state,
-                "cause": cause or "shutdown",
-                "timestamp": events.timestamp(),
-            }
-        self.world.actuators[name] = state
-        self._emit(
-            batch,
-            events.ACTUATOR,
-            events.actuator_data(
-                name, state, self.config_actuators[name].type, linear=shown[0], angular=shown[1]
-            ),
-        )
+            self._changed_to(name, state, batch, cause, why, **twist_data)
+            return
+        # Still moving, at another speed: on the stream, not a change of state.
+        self._changed = True
+        log.debug("%s at %s by %s (%s)", name, shown, cause, why)
+        kind = self.config_actuators[name].type
+        self._emit(batch, events.ACTUATOR, events.actuator_data(name, state, kind, **twist_data))
 
     def _limit(
         self, sensor: str, value: float | None, batch: list, lower_only: bool = False
